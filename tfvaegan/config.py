@@ -1,0 +1,238 @@
+"""The run configuration: one frozen dataclass under the official option names.
+
+Keys keep the names of the official scripts' command-line options (`--nepoch`, `--ngh`,
+`--gammaD`, ...) so that an official run script carries over one to one into a YAML file.
+Sizes that the data determines (resSize, attSize, nclass_all) may be given — the official
+scripts pass them — but are checked against the data rather than trusted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration a user wrote is invalid; the message names the file, key, expected and found."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # ---------------------------------------------------------------- data
+    dataset: str = "CUB"  # folder under the data root holding <class_embedding>_splits.mat
+    image_embedding: str = "res101"  # stem of the feature file: <image_embedding>.mat
+    class_embedding: str = "att"  # stem of the split file: <class_embedding>_splits.mat
+    image_embedding_path: str | None = None  # action layout: features live in this folder, not in `dataset`
+    manual_att: bool = False  # action layout: replace `att` by the manual attribute file (UCF101)
+    manual_att_file: str = "ucf101_manual_att.npy"  # classes x attributes, next to the feature file
+    bce_att: bool = False  # action code: decoder regresses min-max scaled attributes with a sigmoid + BCE
+    preprocessing: bool = True  # MinMax-scale features on the training split, then divide by its max
+    standardization: bool = False  # StandardScaler instead of MinMaxScaler (with preprocessing)
+    resSize: int | None = None  # feature width; from the data (checked if given)
+    attSize: int | None = None  # class-embedding width; from the data (checked if given)
+    nclass_all: int | None = None  # number of classes; from the data (checked if given)
+
+    # ---------------------------------------------------------------- model widths
+    nz: int | None = None  # noise width; = attSize when unset, as in every official script
+    latent_size: int | None = None  # VAE latent width; = attSize when unset
+    encoder_hidden: int = 4096  # official encoder_layer_sizes[-1]
+    generator_hidden: int = 4096  # official decoder_layer_sizes[0]; must equal ngh (feedback is added to it)
+    ngh: int = 4096  # semantic decoder and feedback module width
+    ndh: int = 1024  # critic hidden width
+
+    # ---------------------------------------------------------------- generative training
+    nepoch: int = 2000
+    batch_size: int = 64
+    critic_iter: int = 5
+    lambda1: float = 10.0  # initial gradient-penalty weight, adapted during training
+    adaptive_lambda: bool = True  # official: x1.1 if mean penalty > 1.05, /1.1 if < 1.001
+    lr: float = 0.001
+    feed_lr: float = 0.0001
+    dec_lr: float = 0.0001
+    beta1: float = 0.5
+    gammaD: float = 1000.0
+    gammaG: float = 1000.0
+    a1: float = 1.0  # feedback weight during training
+    a2: float = 1.0  # feedback weight at synthesis
+    recons_weight: float = 1.0  # weight of the semantic decoder's reconstruction loss
+    feedback_loop: int = 2  # passes per epoch; pass 2 applies feedback (1 = no feedback)
+    freeze_dec: bool = False  # decoder not updated by the generator step
+    encoded_noise: bool = False  # critic/generator fed with the encoder's z instead of N(0, I)
+    manualSeed: int | None = None  # None: drawn at random and recorded
+
+    # ---------------------------------------------------------------- synthesis and classification
+    syn_num: int = 100  # synthetic features per unseen class
+    gzsl: bool = True
+    gzsl_od: bool = False  # action code: out-of-distribution detector based GZSL
+    classifier_lr: float = 0.001
+    classifier_beta1: float = 0.5
+    classifier_nepoch: int = 25  # hard-coded in the official code
+    classifier_batch_size: int | None = None  # None: syn_num, as the official code passes it
+    disc_features: bool = True  # classify [x, decoder hidden, decoder output] rather than x
+    od_entropy_threshold: float | None = None  # OD-GZSL: None = chosen as the official code does
+
+    # ---------------------------------------------------------------- evaluation protocol
+    protocol: str = "paper"  # paper: select epochs on the test set (official); val: on a validation split
+    eval_every: int = 1  # paper protocol: evaluate every N generator epochs (official: 1)
+    val_seen_fraction: float = 0.2  # val protocol: share of training images held out as validation-seen
+    val_unseen_fraction: float | None = None  # val protocol without val_loc: share of training classes
+
+    # ---------------------------------------------------------------- execution
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the training step on CUDA
+    checkpoint_every: int = 10  # epochs between resumable checkpoints (0: only at the end)
+
+    # ------------------------------------------------------------------ derived
+    def resolved(self, res_size: int, att_size: int, n_classes: int, source: str = "data") -> "Config":
+        """Fill the data-determined sizes, refusing values that disagree with the data."""
+        for key, found in (("resSize", res_size), ("attSize", att_size), ("nclass_all", n_classes)):
+            given = getattr(self, key)
+            if given is not None and given != found:
+                raise ConfigError(
+                    f"config key '{key}': expected {found} (from {source}), found {given}"
+                )
+        return dataclasses.replace(
+            self,
+            resSize=res_size,
+            attSize=att_size,
+            nclass_all=n_classes,
+            nz=self.nz if self.nz is not None else att_size,
+            latent_size=self.latent_size if self.latent_size is not None else att_size,
+        )
+
+    @property
+    def cls_batch_size(self) -> int:
+        return self.classifier_batch_size or self.syn_num
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_POSITIVE_INTS = (
+    "nepoch", "batch_size", "critic_iter", "syn_num", "feedback_loop", "classifier_nepoch",
+    "encoder_hidden", "generator_hidden", "ngh", "ndh", "eval_every",
+)
+_CHOICES = {"protocol": ("paper", "val")}
+
+
+def validate(cfg: Config, source: str = "config") -> Config:
+    """Refuse values that cannot run; every message names the key, the expected and the found value."""
+    for key in _POSITIVE_INTS:
+        value = getattr(cfg, key)
+        if value <= 0:
+            raise ConfigError(f"{source}: key '{key}': expected a positive integer, found {value}")
+    for key, allowed in _CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"{source}: key '{key}': expected one of {allowed}, found {getattr(cfg, key)!r}")
+    for key in ("nz", "latent_size", "classifier_batch_size", "resSize", "attSize", "nclass_all"):
+        value = getattr(cfg, key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{source}: key '{key}': expected a positive integer or null, found {value}")
+    for key in ("lr", "feed_lr", "dec_lr", "classifier_lr", "lambda1"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"{source}: key '{key}': expected a positive number, found {getattr(cfg, key)}")
+    if cfg.checkpoint_every < 0:
+        raise ConfigError(f"{source}: key 'checkpoint_every': expected >= 0, found {cfg.checkpoint_every}")
+    if not 0 < cfg.val_seen_fraction < 1:
+        raise ConfigError(f"{source}: key 'val_seen_fraction': expected in (0, 1), found {cfg.val_seen_fraction}")
+    if cfg.val_unseen_fraction is not None and not 0 < cfg.val_unseen_fraction < 1:
+        raise ConfigError(
+            f"{source}: key 'val_unseen_fraction': expected in (0, 1) or null, found {cfg.val_unseen_fraction}"
+        )
+    if cfg.feedback_loop > 1 and cfg.generator_hidden != cfg.ngh:
+        raise ConfigError(
+            f"{source}: keys 'generator_hidden' and 'ngh': the feedback module's output (ngh wide) is added "
+            f"to the generator's hidden layer (generator_hidden wide), so they must agree; "
+            f"found generator_hidden={cfg.generator_hidden}, ngh={cfg.ngh}"
+        )
+    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise ConfigError(f"{source}: key 'device': expected auto, cpu, cuda or cuda:N, found {cfg.device!r}")
+    return cfg
+
+
+_FIELD_TYPES = typing.get_type_hints(Config)
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Check `value` against the field's annotation; ints are accepted where floats are expected."""
+    hint = _FIELD_TYPES[key]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: key '{key}': expected {base.__name__}, found null")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif base is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(
+        f"{source}: key '{key}': expected {base.__name__}{' or null' if optional else ''}, "
+        f"found {type(value).__name__} {value!r}"
+    )
+
+
+def from_mapping(values: Mapping[str, Any], source: str = "config", base: Config | None = None) -> Config:
+    """Build a Config from a mapping, refusing unknown keys and wrongly typed values."""
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {unknown}; known keys are listed in config/README.md"
+        )
+    coerced = {key: _coerce(key, value, source) for key, value in values.items()}
+    cfg = dataclasses.replace(base or Config(), **coerced)
+    return validate(cfg, source)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` with the value read as YAML (so 1e-4, true, null and 3 get their types)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+         extra: Mapping[str, Any] | None = None) -> Config:
+    """Load a YAML config file (a flat mapping of keys), then `extra`, then `--set key=value` overrides."""
+    values: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys, found {type(loaded).__name__}")
+        values.update(loaded)
+    if extra:
+        values.update(extra)
+    for item in overrides:
+        key, value = parse_override(item)
+        values[key] = value
+    return from_mapping(values, source + (" (with --set overrides)" if overrides else ""))
