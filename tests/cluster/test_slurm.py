@@ -1,0 +1,224 @@
+"""The workflow on a real SLURM cluster, through workflow/profiles/slurm (issue 6).
+
+Needs the single-node cluster of .ci/slurm/start.sh and TFVAEGAN_SLURM=1; skipped otherwise.
+With the variable set and no cluster answering, the tests fail rather than skip.
+
+One module-scoped run submits the demo DAG (tiny config) through the slurm profile while the
+same DAG runs locally with the same seed; the tests then check, with sacct, that every rule ran
+as its own SLURM job, that a job made to fail once was retried, that the tables are identical
+to the local run's, and that no job is left behind.
+
+The profile is used as shipped except for what this one-node, GPU-less cluster needs:
+- TFVAEGAN_SLURM_GPUS=0 and TFVAEGAN_SLURM_PARTITION=debug, the documented overrides;
+- cpus_per_task and mem_mb capped at the node's size (sbatch rejects larger requests);
+- status checks from 2 s on instead of 20 s, so the test takes minutes, not tens of minutes;
+- fault injection: FAIL_ONCE_RULE's first attempt asks for 20 MB, so SLURM kills it for
+  exceeding its memory (slurm.conf sets OverMemoryKill) and the retry, with its normal request,
+  completes. That is the failure the profile's `retries` and `mem_mb * attempt` exist for.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
+TINY_CONFIG = REPO / "tests" / "cluster" / "tiny_demo.yaml"
+FAIL_ONCE_RULE = "synthesize"
+PARTITION = "debug"  # the partition .ci/slurm/slurm.conf.in defines
+RUN_TIMEOUT_S = 600
+FAILED_STATES = {"FAILED", "OUT_OF_MEMORY", "CANCELLED", "TIMEOUT", "NODE_FAIL"}
+
+if os.environ.get("TFVAEGAN_SLURM") != "1":
+    pytest.skip(
+        "SLURM cluster test: start the cluster with .ci/slurm/start.sh and set TFVAEGAN_SLURM=1",
+        allow_module_level=True,
+    )
+
+
+def _slurm(*args: str) -> str:
+    """Output of a SLURM client command; fails the test with its stderr when it fails."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.fail(f"TFVAEGAN_SLURM=1 but `{' '.join(args)}` could not run: {error}")
+    if done.returncode != 0:
+        pytest.fail(f"TFVAEGAN_SLURM=1 but `{' '.join(args)}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def node() -> dict:
+    """CPUs and memory (MB) of the idle node; fails when the cluster does not answer."""
+    line = _slurm("sinfo", "-h", "-N", "-p", PARTITION, "-o", "%T %c %m").split("\n")[0].split()
+    if not line or line[0] not in {"idle", "mixed"}:
+        pytest.fail(f"TFVAEGAN_SLURM=1 but partition {PARTITION!r} has no idle node (sinfo: {line})")
+    return {"cpus": int(line[1]), "mem_mb": int(line[2])}
+
+
+def fit_profile_to_node(profile: dict, node: dict) -> dict:
+    """The shipped profile with requests capped at the node's size, fast status checks and
+    FAIL_ONCE_RULE's first attempt starved of memory (see the module docstring)."""
+    blocks = [profile["default-resources"], *profile["set-resources"].values()]
+    for block in blocks:
+        if "cpus_per_task" in block:
+            # Half the node, so two jobs (e.g. two seeds) can run side by side.
+            block["cpus_per_task"] = max(1, min(int(block["cpus_per_task"]), node["cpus"] // 2))
+        if "mem_mb" in block:
+            block["mem_mb"] = f"min({block['mem_mb']}, {node['mem_mb']})"
+    rule = profile["set-resources"].setdefault(FAIL_ONCE_RULE, {})
+    normal_mem = rule.get("mem_mb", profile["default-resources"]["mem_mb"])
+    rule["mem_mb"] = f"20 if attempt == 1 else {normal_mem}"
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    return profile
+
+
+def _snakemake(workdir: Path, *args: str) -> list[str]:
+    """The command running the repo's workflow in WORKDIR, killed if it outlives the limit."""
+    return [
+        "timeout", "-k", "15", str(RUN_TIMEOUT_S),
+        sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+        "--directory", str(workdir), "--configfile", str(TINY_CONFIG), "--nocolor", *args,
+    ]  # fmt: skip
+
+
+def _jobs_announced(log: str, kind: str = "rule") -> Counter:
+    """Rule -> number of jobs that a Snakemake log announces as `rule X:` (or `localrule X:`)."""
+    return Counter(re.findall(rf"^{kind} (\S+):$", log, flags=re.MULTILINE))
+
+
+def _jobs_of(workdir: Path, since: str) -> list[dict]:
+    """sacct records (allocations only) of the jobs that ran in WORKDIR since SINCE."""
+    fields = ["JobID", "JobName", "State", "ExitCode", "Comment", "WorkDir"]
+    out = _slurm("sacct", "-X", "-P", "-n", "-S", since, "-o", ",".join(fields))
+    rows = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
+    return [row for row in rows if Path(row["WorkDir"]) == workdir]
+
+
+def _rule_of(comment: str) -> str:
+    """Rule name from the executor plugin's --comment (rule_<name>[_wildcards_<values>])."""
+    match = re.fullmatch(r"rule_(.+?)(?:_wildcards_.*)?", comment)
+    assert match, f"unexpected job comment {comment!r}; is AccountingStoreFlags=job_comment set?"
+    return match.group(1)
+
+
+def _cancel_jobs_in(workdir: Path) -> None:
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True).stdout
+    stray = [job for job, wd in (line.split("|", 1) for line in out.splitlines()) if Path(wd) == workdir]
+    if stray:
+        subprocess.run(["scancel", *stray], check=False)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def runs(node, tmp_path_factory):
+    """The tiny demo run on SLURM and, at the same time, locally; logs and sacct records."""
+    if not SNAKEFILE.exists():
+        pytest.fail(f"{SNAKEFILE} is missing: the cluster test runs the repository's workflow")
+    base = tmp_path_factory.mktemp("slurm-run")
+    local_dir, slurm_dir, profile_dir = base / "local", base / "slurm", base / "profile"
+    for folder in (local_dir, slurm_dir, profile_dir):
+        folder.mkdir()
+    profile = fit_profile_to_node(yaml.safe_load(SLURM_PROFILE.read_text()), node)
+    (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+
+    env = dict(os.environ, TFVAEGAN_SLURM_GPUS="0", TFVAEGAN_SLURM_PARTITION=PARTITION)
+    # Jobs run `python -m tfvaegan` from the run directory; sbatch --export=ALL passes this on.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    slurm_args = ["--workflow-profile", str(profile_dir)]
+
+    dry = subprocess.run(
+        _snakemake(slurm_dir, *slurm_args, "--dry-run"), env=env, capture_output=True, text=True
+    )
+    assert dry.returncode == 0, f"dry run failed:\n{dry.stdout[-3000:]}\n{dry.stderr[-3000:]}"
+    planned = _jobs_announced(dry.stdout + dry.stderr)
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    local_log, slurm_log = base / "local.log", base / "slurm.log"
+    with local_log.open("w") as local_out, slurm_log.open("w") as slurm_out:
+        # The local run competes for the same 2 cores, but the SLURM run mostly waits on
+        # status checks, so running both at once saves minutes.
+        local = subprocess.Popen(
+            _snakemake(local_dir, "--cores", str(node["cpus"])),
+            env=env, stdout=local_out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            slurm_rc = subprocess.run(
+                _snakemake(slurm_dir, *slurm_args), env=env, stdout=slurm_out, stderr=subprocess.STDOUT
+            ).returncode
+            local_rc = local.wait(timeout=RUN_TIMEOUT_S + 30)
+        finally:
+            if local.poll() is None:
+                local.kill()
+            _cancel_jobs_in(slurm_dir)
+    assert local_rc == 0, f"local run failed (rc {local_rc}):\n{_tail(local_log)}"
+    assert slurm_rc == 0, f"SLURM run failed (rc {slurm_rc}):\n{_tail(slurm_log)}"
+    # A dry run announces every job as `rule X:`; the real run says `localrule X:` for the
+    # jobs it ran on the submit host instead of submitting them.
+    ran_locally = set(_jobs_announced(slurm_log.read_text(), kind="localrule"))
+    assert ran_locally <= {"all"}, f"rules run on the submit host, not as SLURM jobs: {ran_locally}"
+    return {
+        "local_dir": local_dir,
+        "slurm_dir": slurm_dir,
+        "slurm_log": slurm_log,
+        "planned": planned - Counter({rule: planned[rule] for rule in ran_locally}),
+        "jobs": _jobs_of(slurm_dir, since),
+    }
+
+
+def test_every_rule_ran_as_its_own_slurm_job(runs):
+    planned = runs["planned"]
+    assert planned, "the dry run planned no cluster jobs; did the log format change?"
+    assert FAIL_ONCE_RULE in planned, f"the DAG has no {FAIL_ONCE_RULE!r} rule: {sorted(planned)}"
+    completed = Counter(_rule_of(job["Comment"]) for job in runs["jobs"] if job["State"] == "COMPLETED")
+    # One COMPLETED SLURM job per planned job: no grouping, nothing run on the submit host.
+    assert completed == planned
+    ids = [job["JobID"] for job in runs["jobs"]]
+    assert len(ids) == len(set(ids))
+    assert len({job["JobName"] for job in runs["jobs"]}) == 1, "jobs from more than one run"
+
+
+def test_job_failing_once_is_retried_and_run_completes(runs):
+    records = [job for job in runs["jobs"] if _rule_of(job["Comment"]) == FAIL_ONCE_RULE]
+    states = [job["State"].split()[0] for job in sorted(records, key=lambda job: int(job["JobID"]))]
+    assert states[0] in FAILED_STATES and states[1:] == ["COMPLETED"] * (len(states) - 1), states
+    assert len(states) == 2 * runs["planned"][FAIL_ONCE_RULE]
+    others = [job for job in runs["jobs"] if _rule_of(job["Comment"]) != FAIL_ONCE_RULE]
+    assert all(job["State"] == "COMPLETED" for job in others), others
+    assert "SLURM-job" in runs["slurm_log"].read_text(), "snakemake did not report the failure"
+
+
+def test_tables_identical_to_local_run(runs):
+    local_tables = runs["local_dir"] / "results" / "tables"
+    slurm_tables = runs["slurm_dir"] / "results" / "tables"
+    names = sorted(path.name for path in local_tables.glob("*.csv"))
+    assert "zsl.csv" in names and "gzsl.csv" in names, names
+    assert sorted(path.name for path in slurm_tables.glob("*.csv")) == names
+    for name in names:
+        local_rows = list(csv.reader(io.StringIO((local_tables / name).read_text())))
+        slurm_rows = list(csv.reader(io.StringIO((slurm_tables / name).read_text())))
+        assert len(local_rows) > 1, f"{name} has no data rows"
+        assert slurm_rows == local_rows, name
+
+
+def test_no_job_left_in_the_queue(runs):
+    out = _slurm("squeue", "-h", "-o", "%i|%Z")
+    left = [line for line in out.splitlines() if Path(line.split("|", 1)[1]) == runs["slurm_dir"]]
+    assert left == []

@@ -1,0 +1,215 @@
+"""Core method: shapes, losses against hand-computed values, the adaptive λ, metrics, faithfulness of
+one training step to a literal transcription of the official loop, determinism and resuming."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tfvaegan import data as data_module
+from tfvaegan.classify import ClassifierSettings, EvalSet, gzsl, zsl
+from tfvaegan.config import Config, ConfigError, from_mapping
+from tfvaegan.metrics import harmonic_mean, per_class_accuracy
+from tfvaegan.models import TFVAEGAN
+from tfvaegan.reference import official_generator_step, official_optimizers
+from tfvaegan.train import (Trainer, adapt_lambda, decoder_loss, gradient_penalty, resolve_device, train,
+                            vae_loss, weighted_l1)
+from toy_data import TINY, make_toy
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    make_toy(root)
+    cfg = from_mapping({**TINY, "dataset": "TOY"})
+    zdata = data_module.load(root, cfg)
+    cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
+    return root, cfg, zdata
+
+
+# ------------------------------------------------------------------ models
+def test_shapes_and_widths(toy):
+    _, cfg, zdata = toy
+    cfg = dataclasses.replace(cfg, ngh=48, generator_hidden=48, encoder_hidden=40, ndh=24, nz=10)
+    model = TFVAEGAN(cfg)
+    x = zdata.train_feature[:5]
+    att = zdata.attribute[zdata.train_label[:5]]
+    mean, log_var = model.encoder(x, att)
+    assert mean.shape == log_var.shape == (5, cfg.latent_size)
+    assert model.encoder.fc1.out_features == 40
+    fake = model.generator(torch.randn(5, 10), att)
+    assert fake.shape == x.shape and bool(((fake > 0) & (fake < 1)).all())
+    assert model.critic(x, att).shape == (5, 1) and model.critic.fc1.out_features == 24
+    hidden, out = model.decoder(x)
+    assert hidden.shape == (5, 48)
+    assert torch.allclose(out.norm(dim=1), torch.ones(5), atol=1e-5)
+    assert model.feedback(hidden).shape == (5, 48)
+    assert model.discriminative_features(x).shape == (5, x.shape[1] + 48 + cfg.attSize)
+    assert model.synthesize(torch.randn(5, 10), att).shape == x.shape
+
+
+def test_initialisation_is_official():
+    model = TFVAEGAN(Config(resSize=300, attSize=20, nclass_all=5, nz=20, latent_size=20, ngh=256,
+                            generator_hidden=256, encoder_hidden=256, ndh=256))
+    weight = model.critic.fc1.weight
+    assert abs(weight.std().item() - 0.02) < 0.002 and abs(weight.mean().item()) < 0.002
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def test_feedback_and_generator_widths_must_agree():
+    with pytest.raises(ConfigError, match="generator_hidden.*ngh"):
+        from_mapping({"ngh": 1024, "generator_hidden": 4096})
+    from_mapping({"ngh": 1024, "generator_hidden": 4096, "feedback_loop": 1})  # no feedback: fine
+
+
+def test_sigmoid_decoder_for_bce_attributes():
+    model = TFVAEGAN(Config(resSize=8, attSize=4, nclass_all=3, nz=4, latent_size=4, ngh=16,
+                            generator_hidden=16, encoder_hidden=16, ndh=16, bce_att=True))
+    _, out = model.decoder(torch.rand(3, 8))
+    assert bool(((out > 0) & (out < 1)).all())
+
+
+# ------------------------------------------------------------------ losses, by hand
+def test_weighted_l1_by_hand():
+    pred, target = torch.tensor([[1.0, 2.0]]), torch.zeros(1, 2)
+    # error (1, 2); weights (1, 4)/sqrt(5); loss (1*1 + 4*2)/sqrt(5)
+    assert weighted_l1(pred, target).item() == pytest.approx(9 / math.sqrt(5), rel=1e-6)
+
+
+def test_decoder_bce_by_hand():
+    pred, target = torch.tensor([[0.5, 0.25]]), torch.tensor([[1.0, 0.0]])
+    assert decoder_loss(pred, target, bce=True).item() == pytest.approx(-math.log(0.5) - math.log(0.75), rel=1e-5)
+
+
+def test_vae_loss_by_hand():
+    recon, x = torch.tensor([[0.5, 0.8]]), torch.tensor([[1.0, 0.0]])
+    mean, log_var = torch.tensor([[1.0]]), torch.tensor([[0.0]])
+    bce = -math.log(0.5) - math.log(0.2)
+    kld = -0.5 * (1 + 0 - 1 - 1)
+    assert vae_loss(recon, x, mean, log_var).item() == pytest.approx(bce + kld, rel=1e-5)
+
+
+def test_gradient_penalty_by_hand():
+    assert gradient_penalty(torch.tensor([[3.0, 4.0], [0.0, 1.0]])).item() == pytest.approx((16 + 0) / 2)
+
+
+@pytest.mark.parametrize("penalty, factor", [(1.2, 1.1), (1.05, 1.0), (1.03, 1.0), (1.001, 1.0), (0.5, 1 / 1.1)])
+def test_adaptive_lambda_rule(penalty, factor):
+    out = adapt_lambda(torch.tensor(10.0), torch.tensor(penalty))
+    assert out.item() == pytest.approx(10.0 * factor, rel=1e-6)
+
+
+# ------------------------------------------------------------------ metrics
+def test_per_class_accuracy_by_hand():
+    label = torch.tensor([0, 0, 0, 0, 1, 2, 2])
+    pred = torch.tensor([0, 0, 1, 1, 1, 0, 2])
+    # class 0: 2/4, class 1: 1/1, class 2: 1/2 -> mean 2/3 ; over classes {0, 2}: 1/2
+    assert per_class_accuracy(pred, label, torch.tensor([0, 1, 2])) == pytest.approx(2 / 3)
+    assert per_class_accuracy(pred, label, torch.tensor([0, 2])) == pytest.approx(0.5)
+    # a class without samples is left out of the mean, not counted as 0
+    assert per_class_accuracy(pred, label, torch.tensor([0, 2, 5])) == pytest.approx(0.5)
+
+
+def test_harmonic_mean():
+    assert harmonic_mean(0.5, 0.25) == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+    assert harmonic_mean(0.0, 0.0) == 0.0
+
+
+def test_softmax_classifier_learns_separable_data():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 6, generator=g) * 4
+    y = torch.arange(4).repeat_interleave(30)
+    x = centers[y] + torch.randn(len(y), 6, generator=g) * 0.3
+    settings = ClassifierSettings(lr=0.01, beta1=0.5, nepoch=10, batch_size=16)
+    ev = EvalSet(x[y < 2], y[y < 2], x[y >= 2], y[y >= 2])
+    z = zsl(x[y >= 2], y[y >= 2], ev, torch.tensor([2, 3]), settings, torch.Generator().manual_seed(1))
+    assert z.acc > 0.95 and 1 <= z.epoch <= 10 and len(z.curve) == 10
+    gz = gzsl(x, y, ev, torch.tensor([0, 1]), torch.tensor([2, 3]), 4, settings, torch.Generator().manual_seed(1))
+    assert gz.h > 0.95
+    last = dataclasses.replace(settings, select="last")
+    z_last = zsl(x[y >= 2], y[y >= 2], ev, torch.tensor([2, 3]), last, torch.Generator().manual_seed(1))
+    assert z_last.epoch == 10 and len(z_last.curve) == 1  # evaluated once, at the end
+
+
+# ------------------------------------------------------------------ faithfulness of one step
+@pytest.mark.parametrize("feedback_pass", [False, True])
+def test_training_step_matches_official_transcription(toy, feedback_pass):
+    _, cfg, zdata = toy
+    cfg = dataclasses.replace(cfg, encoded_noise=True, freeze_dec=False, critic_iter=3)
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, zdata, torch.device("cpu"))
+    reference = copy.deepcopy(trainer.model)
+    # Plain SGD on both sides: Adam turns float-rounding-sized gradients (a critic bias whose
+    # real and fake terms cancel) into lr-sized steps, which would hide what is compared here.
+    sgd = lambda module: torch.optim.SGD(module.parameters(), lr=0.05)
+    for name in ("encoder", "generator", "critic", "feedback", "decoder"):
+        setattr(trainer.opt, name, sgd(getattr(trainer.model, name)))
+    opts = official_optimizers(reference, cfg, make=sgd)
+    torch.manual_seed(123)
+    expected_lambda = official_generator_step(reference, opts, cfg, zdata, feedback_pass, cfg.lambda1)
+    torch.manual_seed(123)
+    trainer.step(feedback_pass)
+    assert trainer.lambda1.item() == pytest.approx(expected_lambda, rel=1e-6)
+    ours, theirs = dict(trainer.model.named_parameters()), dict(reference.named_parameters())
+    moved = 0
+    for name, value in theirs.items():
+        assert torch.allclose(ours[name], value, atol=2e-6, rtol=1e-4), name
+        moved += 1
+    assert moved == len(ours)
+    # and the step really changed the feedback module exactly when it should
+    torch.manual_seed(0)
+    fresh = Trainer(cfg, zdata, torch.device("cpu"))
+    changed = not torch.equal(fresh.model.feedback.fc1.weight, trainer.model.feedback.fc1.weight)
+    assert changed == feedback_pass
+
+
+# ------------------------------------------------------------------ determinism and resuming
+def _short(cfg, **changes):
+    return dataclasses.replace(cfg, **{"nepoch": 2, "critic_iter": 1, **changes})
+
+
+def test_same_seed_same_numbers_on_cpu(toy):
+    _, cfg, zdata = toy
+    cfg = _short(cfg)
+    runs = [train(cfg, zdata, torch.device("cpu"), log=lambda _: None) for _ in range(2)]
+    keys = ("loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1")
+    assert [[row[k] for k in keys] for row in runs[0].history] == [[row[k] for k in keys] for row in runs[1].history]
+    other = train(dataclasses.replace(cfg, manualSeed=cfg.manualSeed + 1), zdata, torch.device("cpu"), log=lambda _: None)
+    assert other.history[-1]["loss_d"] != runs[0].history[-1]["loss_d"]
+
+
+def test_interrupted_training_resumes_to_the_same_model(toy, tmp_path):
+    _, cfg, zdata = toy
+    cfg = _short(cfg, nepoch=3, checkpoint_every=1)
+    straight = train(cfg, zdata, torch.device("cpu"), log=lambda _: None)
+    ckpt = tmp_path / "model.ckpt"
+
+    def crash(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, zdata, torch.device("cpu"), checkpoint=ckpt, fingerprint="x", log=lambda _: None, on_epoch=crash)
+    assert ckpt.is_file()
+    messages = []
+    resumed = train(cfg, zdata, torch.device("cpu"), checkpoint=ckpt, fingerprint="x", log=messages.append)
+    assert any("resuming" in m for m in messages)
+    assert len(resumed.history) == 3
+    for name, value in straight.trainer.model.state_dict().items():
+        assert torch.equal(value, resumed.trainer.model.state_dict()[name]), name
+    # a checkpoint of another configuration is not resumed
+    messages.clear()
+    train(cfg, zdata, torch.device("cpu"), checkpoint=ckpt, fingerprint="other", log=messages.append)
+    assert any("ignoring" in m for m in messages)
+
+
+def test_cuda_request_without_gpu_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"

@@ -1,0 +1,134 @@
+"""OD-GZSL (tfvaegan.od) on small generated problems: routing, threshold, accuracy, determinism."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from tfvaegan.classify import ClassifierSettings, EvalSet
+from tfvaegan.od import (DetectorSettings, entropy, local_labels, od_gzsl, routed_accuracy,
+                         train_detector)
+
+N_SEEN, N_UNSEEN, DIM = 6, 4, 24
+CLASSIFIER = ClassifierSettings(lr=0.01, beta1=0.5, nepoch=10, batch_size=32)
+
+
+def clusters(seed: int, per_class: int = 60, spread: float = 0.5, scale: float = 1.0):
+    """Well separated Gaussian classes: seen classes 0..5, unseen 6..9, with a stand-in for the
+    generator's output (samples of the true unseen distributions)."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(N_SEEN + N_UNSEEN, DIM, generator=g) * 3
+
+    def draw(classes, n):
+        labels = torch.as_tensor(classes).repeat_interleave(n)
+        return scale * (means[labels] + spread * torch.randn(len(labels), DIM, generator=g)), labels
+
+    seen, unseen = list(range(N_SEEN)), list(range(N_SEEN, N_SEEN + N_UNSEEN))
+    train_x, train_y = draw(seen, per_class)
+    syn_x, syn_y = draw(unseen, per_class)
+    test_seen_x, test_seen_y = draw(seen, 20)
+    test_unseen_x, test_unseen_y = draw(unseen, 20)
+    return dict(
+        train_seen_x=train_x, train_seen_y=train_y, syn_unseen_x=syn_x, syn_unseen_y=syn_y,
+        evaluation=EvalSet(test_seen_x, test_seen_y, test_unseen_x, test_unseen_y),
+        seenclasses=torch.tensor(seen), unseenclasses=torch.tensor(unseen), means=means * scale,
+    )
+
+
+def run(problem, seed=0, classifier=CLASSIFIER, detector=None):
+    inputs = {k: v for k, v in problem.items() if k != "means"}
+    return od_gzsl(**inputs, classifier=classifier, detector=detector,
+                   generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return clusters(seed=1)
+
+
+@pytest.fixture(scope="module")
+def result(problem):
+    return run(problem)
+
+
+def test_entropy_of_uniform_and_confident_predictions():
+    values = entropy(torch.tensor([[0.0, 0.0, 0.0, 0.0], [50.0, 0.0, 0.0, 0.0]]))
+    assert values[0].item() == pytest.approx(math.log(4))
+    assert values[1].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_routed_accuracy_counts_only_routed_correct_samples_per_class():
+    label = torch.tensor([0, 0, 1, 1, 1])
+    predicted = torch.tensor([0, 1, 1, 1, 0])
+    routed = torch.tensor([True, True, False, True, True])
+    # class 0: 1 of 2 routed and right; class 1: only sample 3 is both routed and right
+    assert routed_accuracy(predicted, routed, label, torch.tensor([0, 1])) == pytest.approx((1 / 2 + 1 / 3) / 2)
+
+
+def test_local_labels_refuses_a_label_outside_the_classes():
+    assert local_labels(torch.tensor([7, 3, 7]), torch.tensor([3, 7])).tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match=r"\[5\]"):
+        local_labels(torch.tensor([3, 5]), torch.tensor([3, 7]))
+
+
+def test_far_above_chance_on_separable_classes(result):
+    # chance: 1/6 seen, 1/4 unseen, and only if the detector routes right
+    assert result.seen > 0.8 and result.unseen > 0.8 and result.h > 0.8
+    assert result.seen_routed_to_seen > 0.8 and result.unseen_routed_to_unseen > 0.8
+    assert result.seen <= result.seen_classifier_acc + 1e-9
+    assert result.unseen <= result.unseen_classifier_acc + 1e-9
+    assert result.h == pytest.approx(2 * result.seen * result.unseen / (result.seen + result.unseen), rel=1e-6)
+    assert len(result.curve) == DetectorSettings().nepoch and max(result.curve) == result.h
+
+
+def test_detector_routes_clearly_seen_to_seen_and_clearly_unseen_to_unseen():
+    # Overlapping classes, as real features are: the official threshold (about half the mean
+    # training entropy) sits above the entropy of the confident class centres. On perfectly
+    # separable classes every seen entropy is about equal and half the mean is below all of them.
+    problem = clusters(seed=1, spread=3.0)
+    kept = {}
+    train_detector(problem["train_seen_x"], problem["train_seen_y"], N_SEEN, problem["syn_unseen_x"],
+                   DetectorSettings(select="last"), torch.Generator().manual_seed(0),
+                   lambda epoch, model, threshold: kept.update(model=model, threshold=threshold))
+    seen_centres = problem["means"][:N_SEEN]
+    unseen_centres = problem["means"][N_SEEN:]
+    assert bool((kept["model"].entropy(seen_centres) < kept["threshold"]).all())
+    assert bool((kept["model"].entropy(unseen_centres) >= kept["threshold"]).all())
+
+
+def test_fixed_threshold_routes_everything_one_way(problem, result):
+    to_seen = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=math.inf))
+    assert to_seen.threshold == math.inf
+    assert to_seen.seen == pytest.approx(to_seen.seen_classifier_acc) and to_seen.unseen == 0.0
+    to_unseen = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=-1.0))
+    assert to_unseen.unseen == pytest.approx(to_unseen.unseen_classifier_acc) and to_unseen.seen == 0.0
+    # the classifiers are trained before the detector, from the same seed: same as in the full run
+    assert to_unseen.seen_classifier_acc == result.seen_classifier_acc
+
+
+def test_threshold_is_the_official_sum_of_seen_entropies_over_the_training_size():
+    # Tiny inputs and a frozen detector give uniform predictions: every entropy is log(6). Each of
+    # ceil(300/128) = 3 steps draws 64 seen samples, so the official threshold is 192·log 6 / 300,
+    # not the mean entropy log 6.
+    problem = clusters(seed=2, per_class=50, scale=1e-3)
+    kept = {}
+    train_detector(problem["train_seen_x"], problem["train_seen_y"], N_SEEN, problem["syn_unseen_x"],
+                   DetectorSettings(lr=1e-12, nepoch=1), torch.Generator().manual_seed(0),
+                   lambda epoch, model, threshold: kept.update(threshold=threshold))
+    assert kept["threshold"] == pytest.approx(192 / 300 * math.log(N_SEEN), abs=1e-4)
+
+
+def test_select_last_reports_the_last_epochs(problem):
+    last = run(problem, classifier=dataclasses.replace(CLASSIFIER, select="last"),
+               detector=DetectorSettings(nepoch=5, select="last"))
+    assert last.epoch == 5 and len(last.curve) == 1
+    assert last.seen_classifier_epoch == last.unseen_classifier_epoch == CLASSIFIER.nepoch
+    with pytest.raises(ValueError, match="select"):
+        run(problem, detector=DetectorSettings(select="max"))
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(problem, result):
+    assert run(problem, seed=0) == result
+    assert run(problem, seed=1).curve != result.curve

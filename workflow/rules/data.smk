@@ -1,0 +1,112 @@
+# Data preparation: generate the demo, extract features from images, download the public archive,
+# and verify every benchmark's files (recording their checksums) before anything trains on them.
+
+
+rule demo_benchmark:
+    output:
+        split=f"{DATA}/{{folder}}/att_splits.mat",
+        images=f"{DATA}/{{folder}}/image_list.txt",
+    wildcard_constraints:
+        folder=_folder_regex({"demo"}),
+    params:
+        out_dir=lambda w, output: Path(output.split).parent,
+        seed=config["demo"]["seed"],
+        images_per_class=config["demo"]["images_per_class"],
+        image_size=config["demo"]["image_size"],
+    conda:
+        CONDA_ENV
+    log:
+        "logs/demo_benchmark/{folder}.log",
+    benchmark:
+        "benchmarks/demo_benchmark/{folder}.tsv"
+    threads: resources_of("data")["threads"]
+    resources:
+        mem_mb=resources_of("data")["mem_mb"],
+        runtime=resources_of("data")["runtime"],
+    shell:
+        "python -m tfvaegan demo --out {params.out_dir} --seed {params.seed}"
+        " --images-per-class {params.images_per_class} --image-size {params.image_size} > {log} 2>&1"
+
+
+rule extract_features:
+    input:
+        images=image_list,
+    output:
+        f"{DATA}/{{folder}}/{{embedding}}.mat",
+    wildcard_constraints:
+        folder=_folder_regex({"demo", "extract"}),
+        embedding=_embedding_regex({"demo", "extract"}),
+    params:
+        image_root=image_root,
+        args=extraction_args,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/extract_features/{folder}/{embedding}.log",
+    benchmark:
+        "benchmarks/extract_features/{folder}/{embedding}.tsv"
+    threads: resources_of("extract")["threads"]
+    resources:
+        mem_mb=resources_of("extract")["mem_mb"],
+        runtime=resources_of("extract")["runtime"],
+    shell:
+        "OMP_NUM_THREADS={threads} python -m tfvaegan extract --image-root {params.image_root}"
+        " --list {input.images} --out {output} {params.args} > {log} 2>&1"
+
+
+DOWNLOAD_FILES = sorted({f for b in _download_benchmarks() if b in config["benchmarks"] for f in data_files(b)})
+
+
+if DOWNLOAD_FILES:
+
+    localrules:
+        download_archive,
+
+    rule download_archive:
+        output:
+            DOWNLOAD_FILES,
+        params:
+            data_root=DATA,
+            url=config["download"]["url"],
+            sha256=config["download"]["sha256"] or "",
+            prefix=config["download"]["member_prefix"],
+            only=" ".join(f"--only {shlex.quote(config_for(b).dataset)}"
+                          for b in _download_benchmarks() if b in config["benchmarks"]),
+        conda:
+            CONDA_ENV
+        log:
+            "logs/download_archive.log",
+        benchmark:
+            "benchmarks/download_archive.tsv"
+        threads: 1
+        resources:
+            mem_mb=resources_of("data")["mem_mb"],
+            runtime=resources_of("data")["runtime"],
+        shell:
+            "python -m tfvaegan download --url {params.url:q} --sha256 {params.sha256:q}"
+            " --data-root {params.data_root} --member-prefix {params.prefix:q} {params.only} > {log} 2>&1"
+
+
+rule verify_features:
+    input:
+        checked_data_files,
+    output:
+        f"{RESULTS}/{{benchmark}}/data.json",
+    params:
+        data_root=DATA,
+        config=lambda w: benchmark_file(w.benchmark),
+        datasets=lambda w: " ".join(f"--dataset {shlex.quote(d)}" for d in data_datasets(w.benchmark)),
+        files=lambda w: data_files(w.benchmark),  # a changed location re-verifies
+    conda:
+        CONDA_ENV
+    log:
+        "logs/verify_features/{benchmark}.log",
+    benchmark:
+        "benchmarks/verify_features/{benchmark}.tsv"
+    threads: resources_of("data")["threads"]
+    resources:
+        mem_mb=resources_of("data")["mem_mb"],
+        runtime=resources_of("data")["runtime"],
+    shell:
+        "python -m tfvaegan verify-features --data-root {params.data_root} --config {params.config}"
+        " {params.datasets} --out {output} > {log} 2>&1"
