@@ -213,3 +213,15 @@ def test_cuda_request_without_gpu_is_refused():
     with pytest.raises(ConfigError, match="device"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_benchmark_counts_the_flops_of_every_matrix_product():
+    from tfvaegan.bench import GemmRecorder
+
+    layer = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8, requires_grad=True)
+    with GemmRecorder() as recorder:
+        layer(x).sum().backward()
+    flop = sum(2 * m * k * n for m, k, n, _ in recorder.shapes)
+    # forward 3x8 @ 8x4, gradient w.r.t. the input 3x4 @ 4x8, w.r.t. the weight 4x3 @ 3x8
+    assert flop == 3 * (2 * 3 * 8 * 4)

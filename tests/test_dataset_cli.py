@@ -237,7 +237,7 @@ def test_build_with_the_real_extractor(tmp_path, image_root, attributes_csv):
     """The real ResNet-101 path (seeded random weights: no ImageNet file here), end to end."""
     out = tmp_path / "REAL"
     assert _build(image_root, out, "--attributes", str(attributes_csv), "--unseen", "fox,owl",
-                  "--allow-random-init", "--device", "cpu", "--batch-size", "16", "--image-size", "64") == 0
+                  "--allow-random-init", "--device", "cpu", "--batch-size", "36", "--image-size", "32") == 0
     raw = data.load_raw(tmp_path, Config(dataset="REAL"))
     assert raw.features.shape == (len(CLASSES) * IMAGES_PER_CLASS, 2048)
     assert np.isfinite(raw.features).all() and raw.features.std() > 0

@@ -109,6 +109,8 @@ def test_cli_writes_exact_columns_atomically(hand_made, paper_file, tmp_path):
     assert ZSL_COLUMNS[:7] == ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std", "paper_top1"]
     assert GZSL_COLUMNS[:13] == ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean",
                                  "s_std", "h_mean", "h_std", "paper_u", "paper_s", "paper_h"]
+    ablation = pd.read_csv(out / "ablation.csv")
+    assert list(ablation.variant[:3]) == ["baseline", "tfvaegan", "tfvaegan"]  # the paper's order: complete model last
     zsl = pd.read_csv(out / "zsl.csv")
     assert list(zsl.benchmark) == ["cub", "cub", "cub", "demo"]  # paper order, paper protocol first
     assert list(zsl.protocol) == ["paper", "paper", "val", "paper"]

@@ -14,6 +14,7 @@ so this removes the autograd bookkeeping that dominates ~2000 tiny steps.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -166,19 +167,20 @@ def evaluate(model, data, cfg, generator: torch.Generator, *, select: str = "bes
     evaluation = EvalSet(transform(data.test_seen_feature), data.test_seen_label,
                          transform(data.test_unseen_feature), data.test_unseen_label)
     row: dict = {}
-    if cfg.gzsl:
+    if cfg.reports_gzsl:  # the official action code reports GZSL through the OD detector only
         settings = ClassifierSettings.from_config(cfg, select, gzsl_epochs)
         train_f = transform(data.train_feature)
         if cfg.gzsl_od:
-            from tfvaegan.od import od_gzsl
+            from tfvaegan.od import DetectorSettings, od_gzsl
 
-            out = od_gzsl(train_f, data.train_label, syn_f, syn_y, evaluation.seen_x, evaluation.seen_y,
-                          evaluation.unseen_x, evaluation.unseen_y, data.seenclasses, data.unseenclasses,
-                          lr=settings.lr, beta1=settings.beta1, nepoch=settings.nepoch,
-                          batch_size=settings.batch_size, entropy_threshold=cfg.od_entropy_threshold,
-                          generator=generator)
-            row.update(gzsl_seen=out["seen"], gzsl_unseen=out["unseen"], gzsl_h=out["h"],
-                       gzsl_classifier_epoch=out.get("epoch"), od_threshold=out.get("threshold"))
+            detector = DetectorSettings.from_config(cfg, select)
+            if gzsl_epochs is not None:
+                detector = dataclasses.replace(detector, nepoch=gzsl_epochs)
+            out = od_gzsl(train_f, data.train_label, syn_f, syn_y, evaluation, data.seenclasses,
+                          data.unseenclasses, classifier=ClassifierSettings.from_config(cfg, select),
+                          detector=detector, generator=generator)
+            row.update(gzsl_seen=out.seen, gzsl_unseen=out.unseen, gzsl_h=out.h,
+                       gzsl_classifier_epoch=out.epoch, od_threshold=out.threshold)
         else:
             result = gzsl(torch.cat((train_f, syn_f)), torch.cat((data.train_label, syn_y)), evaluation,
                           data.seenclasses, data.unseenclasses, data.n_classes, settings, generator)

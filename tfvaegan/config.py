@@ -106,6 +106,11 @@ class Config:
         )
 
     @property
+    def reports_gzsl(self) -> bool:
+        """GZSL is evaluated: softmax over all classes, or (action code) through the OD detector."""
+        return self.gzsl or self.gzsl_od
+
+    @property
     def cls_batch_size(self) -> int:
         return self.classifier_batch_size or self.syn_num
 

@@ -20,8 +20,6 @@ import numpy as np
 
 from tfvaegan.data import DataError, RawDataset, inspect, l2_normalise_rows, write_mat
 
-# v5 .mat files hold at most 2 GiB per variable; larger feature matrices go to v7.3.
-V5_LIMIT_BYTES = 2**31 - 1
 
 
 # --------------------------------------------------------------------------- splits, the xlsa17 way
@@ -199,12 +197,7 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        version = "v7.3" if features.nbytes > V5_LIMIT_BYTES else "v5"
-        write_mat(staging / f"{image_embedding}.mat", {
-            "features": features.T,  # D x N, one column per image, as xlsa17
-            "labels": (labels + 1).reshape(-1, 1).astype(np.float64),
-            "image_files": entries,
-        }, version=version)
+        extract.write_feature_file(staging / f"{image_embedding}.mat", features, labels + 1, entries)
         write_mat(staging / f"{class_embedding}_splits.mat", {
             "att": l2_normalise_rows(attributes).T.astype(np.float64),
             "original_att": attributes.T.astype(np.float64),

@@ -31,6 +31,7 @@ from tfvaegan.classify import ClassifierSettings, EvalSet, _adam_softmax, _predi
 from tfvaegan.metrics import per_class_accuracy
 
 SELECT_MODES = ("best", "last")
+THRESHOLD_RULES = ("official", "mean")
 EVAL_CHUNK = 8192  # rows per detector forward pass at evaluation, bounds the 512-wide activations
 H_EPSILON = 1e-12  # the official H = 2su / (s + u + 1e-12)
 
@@ -44,8 +45,16 @@ class DetectorSettings:
     nepoch: int = 50
     batch_size: int = 128  # half real seen, half synthetic unseen
     hidden: int = 512
-    entropy_threshold: float | None = None  # None: chosen from the training entropies, as officially
+    entropy_threshold: float | None = None  # None: chosen from the training entropies by threshold_rule
+    threshold_rule: str = "official"  # official: Σ entropies / n_train; mean: Σ entropies / samples drawn
     select: str = "best"  # best | last
+
+    def __post_init__(self):
+        if self.select not in SELECT_MODES:
+            raise ValueError(f"detector select: expected one of {SELECT_MODES}, found {self.select!r}")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(f"detector threshold_rule: expected one of {THRESHOLD_RULES}, "
+                             f"found {self.threshold_rule!r}")
 
     @classmethod
     def from_config(cls, cfg, select: str = "best") -> "DetectorSettings":
@@ -134,7 +143,9 @@ def train_detector(seen_x: Tensor, seen_local_y: Tensor, n_seen: int, syn_x: Ten
 
     Per step: batch_size/2 real seen samples and as many synthetic unseen ones, each a fresh
     random subset drawn without replacement; loss = mean H(seen) + NLL(seen) − mean H(unseen).
-    `threshold` is the official one (see the module docstring) unless the settings fix it.
+    `threshold` is the official one (see the module docstring) unless the settings fix it or ask for
+    the mean training entropy of the seen samples drawn (threshold_rule="mean": the official code
+    counts its steps in `batch_num` but divides by the training size).
     """
     device = seen_x.device
     detector = Detector(seen_x.shape[1], settings.hidden, n_seen, generator, device)
@@ -142,6 +153,7 @@ def train_detector(seen_x: Tensor, seen_local_y: Tensor, n_seen: int, syn_x: Ten
     n_train, n_syn = len(seen_x), len(syn_x)
     half = settings.batch_size // 2
     steps = math.ceil(n_train / settings.batch_size)
+    divisor = n_train if settings.threshold_rule == "official" else steps * min(half, n_train)
     for epoch in range(1, settings.nepoch + 1):
         seen_entropy_sum = torch.zeros((), device=device)
         for _ in range(steps):
@@ -158,7 +170,7 @@ def train_detector(seen_x: Tensor, seen_local_y: Tensor, n_seen: int, syn_x: Ten
         if settings.select == "best" or epoch == settings.nepoch:
             threshold = settings.entropy_threshold
             if threshold is None:
-                threshold = float(seen_entropy_sum) / n_train
+                threshold = float(seen_entropy_sum) / divisor
             on_epoch(epoch, detector, threshold)
     return detector
 
@@ -179,9 +191,8 @@ def od_gzsl(train_seen_x: Tensor, train_seen_y: Tensor, syn_unseen_x: Tensor, sy
     (initialisation, batches), so equal inputs and seeds give equal results.
     """
     detector = detector or DetectorSettings()
-    for name, select in (("classifier", classifier.select), ("detector", detector.select)):
-        if select not in SELECT_MODES:
-            raise ValueError(f"od_gzsl: {name} select must be one of {SELECT_MODES}, found {select!r}")
+    if classifier.select not in SELECT_MODES:
+        raise ValueError(f"od_gzsl: classifier select: expected one of {SELECT_MODES}, found {classifier.select!r}")
     if evaluation.seen_x is None or evaluation.seen_y is None:
         raise ValueError("od_gzsl: the evaluation set has no seen samples; GZSL needs them")
 

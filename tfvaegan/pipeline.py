@@ -25,6 +25,7 @@ import torch
 
 from tfvaegan import config as config_module
 from tfvaegan import data as data_module
+from tfvaegan import protocols
 from tfvaegan.classify import evaluate
 from tfvaegan.cli import UserError
 from tfvaegan.config import Config
@@ -105,12 +106,6 @@ def resolve(cfg: Config, zdata, raw) -> Config:
     return cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes, source=str(raw.split_file))
 
 
-def best_row(history: list[dict], metric: str) -> dict | None:
-    """The evaluated epoch with the highest `metric` (earliest on ties), as the official `best_*`."""
-    rows = [row for row in history if row.get(metric) is not None]
-    return max(rows, key=lambda row: (row[metric], -row["epoch"])) if rows else None
-
-
 def _evaluator(zdata, cfg: Config, split_name: str):
     def run_evaluation(trainer, epoch, generator):
         return {**evaluate(trainer.model, zdata, cfg, generator, select="best"), "eval_split": split_name}
@@ -162,12 +157,12 @@ def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path) 
 
 
 def paper_selection(history: list[dict], cfg: Config) -> dict:
-    zsl_row = best_row(history, "zsl_acc")
+    """The official report: best ZSL accuracy and best GZSL H over the epochs evaluated on test."""
+    zsl_row = protocols.best_row(history, "zsl_acc", eval_split="test")
     selection = {"protocol": "paper", "selected_on": "test",
-                 "best_epoch_zsl": zsl_row["epoch"] if zsl_row else None,
-                 "zsl_acc": zsl_row["zsl_acc"] if zsl_row else None}
-    gzsl_row = best_row(history, "gzsl_h") if cfg.gzsl else None
-    if gzsl_row:
+                 "best_epoch_zsl": zsl_row["epoch"], "zsl_acc": zsl_row["zsl_acc"]}
+    if cfg.reports_gzsl:
+        gzsl_row = protocols.best_row(history, "gzsl_h", eval_split="test")
         selection.update(best_epoch_gzsl=gzsl_row["epoch"], gzsl_seen=gzsl_row["gzsl_seen"],
                          gzsl_unseen=gzsl_row["gzsl_unseen"], gzsl_h=gzsl_row["gzsl_h"])
     return selection
@@ -175,8 +170,6 @@ def paper_selection(history: list[dict], cfg: Config) -> dict:
 
 def choose_on_validation(cfg: Config, raw, device, model_path: Path) -> tuple[dict, list[dict]]:
     """Run the selection training on the validation split (cached in <model>.selection.json)."""
-    from tfvaegan import protocols
-
     split = protocols.validation_split(raw, cfg, cfg.manualSeed)
     protocols.assert_no_test_leak(split, raw)
     vdata = data_module.make_split(raw, split.train, split.val_seen, split.val_unseen, cfg).to(device)
@@ -192,9 +185,9 @@ def choose_on_validation(cfg: Config, raw, device, model_path: Path) -> tuple[di
         f"{len(split.val_seen)} val-seen, {len(split.val_unseen)} val-unseen images")
     result = train(vcfg, vdata, device, evaluate=_evaluator(vdata, vcfg, "val"),
                    checkpoint=model_path.with_suffix(".select.ckpt"), fingerprint=key, log=log)
-    metric = "gzsl_h" if cfg.gzsl else "zsl_acc"
-    chosen_epoch = protocols.select_epoch(result.history, metric)
-    row = next(r for r in result.history if r["epoch"] == chosen_epoch)
+    metric = "gzsl_h" if cfg.reports_gzsl else "zsl_acc"
+    row = protocols.best_row(result.history, metric, eval_split="val")  # raises if a test number got in
+    chosen_epoch = row["epoch"]
     selection = {
         "protocol": "val", "selected_on": "validation", "metric": metric,
         "generator_epochs": chosen_epoch,
@@ -272,7 +265,7 @@ def classify_stage(model_path: Path, synthetic_path: Path, out_path: Path, data_
                          gzsl_epochs=selection["gzsl_classifier_epochs"])
         headline = {k: final.get(k) for k in ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")}
         epochs = {"best_epoch_zsl": selection["generator_epochs"],
-                  "best_epoch_gzsl": selection["generator_epochs"] if cfg.gzsl else None}
+                  "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
         notes = ["val protocol: epochs chosen on a validation split of the training data, "
                  "then one evaluation on the test set"] + list(selection["validation"]["notes"])
     metrics = {

@@ -93,8 +93,9 @@ def plot_paper_vs_ours(zsl: pd.DataFrame, gzsl: pd.DataFrame, path: Path) -> Non
             bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(means), width,
                           yerr=np.nan_to_num(stds), capsize=3, color=colours[name],
                           label=f"ours, {name} (mean ± std, n={max(ns)})")
-            _label_bars(ax, bars, means)
+            _label_bars(ax, bars, means, stds)
         ax.set_xticks(x, [b.upper() for b in benchmarks])
+        ax.set_xlim(-0.5 - 0.3 / len(benchmarks), len(benchmarks) - 0.5 + 0.3 / len(benchmarks))
         ax.set_title(title)
         ax.set_ylim(0, 105)
         ax.grid(axis="y", alpha=0.3)
@@ -109,12 +110,15 @@ def plot_paper_vs_ours(zsl: pd.DataFrame, gzsl: pd.DataFrame, path: Path) -> Non
     _save(fig, path)
 
 
-def _label_bars(ax, bars, values: Sequence[float], missing: str = "") -> None:
-    for bar, value in zip(bars, values):
+def _label_bars(ax, bars, values: Sequence[float], errors: Sequence[float] | None = None,
+                missing: str = "") -> None:
+    """Each bar's value above it (above its error bar, so the two do not overlap)."""
+    errors = np.nan_to_num(errors) if errors is not None else np.zeros(len(values))
+    for bar, value, error in zip(bars, values, errors):
         present = value is not None and not math.isnan(value)
         if present or missing:
             ax.annotate(f"{value:.1f}" if present else missing,
-                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height() + error),
                         xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
 
 

@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
+# The paper's ablation, component by component (the variant names of config/config.yaml); the
+# ablation table lists them in this cumulative order, unknown variants before the complete model.
+ABLATION_ORDER = ("baseline", "+decoder", "+feedback")
 PROTOCOLS = ("paper", "val")
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
 DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[1] / "config" / "paper_results.csv"
@@ -188,8 +191,17 @@ def benchmark_sort_key(benchmark: str) -> tuple[int, str]:
 
 
 def _order(group: tuple[str, str, str]) -> tuple:
+    """Benchmarks in paper order, `paper` before `val`, the complete model first."""
     benchmark, protocol, variant = group
     return (*benchmark_sort_key(benchmark), PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
+
+
+def _ablation_order(group: tuple[str, str, str]) -> tuple:
+    """As _order, but variants cumulatively as in the paper's ablation, the complete model last."""
+    benchmark, protocol, variant = group
+    rank = (ABLATION_ORDER.index(variant) if variant in ABLATION_ORDER
+            else len(ABLATION_ORDER) + (variant == FULL_MODEL_VARIANT))
+    return (*benchmark_sort_key(benchmark), PROTOCOLS.index(protocol), rank, variant)
 
 
 def build_tables(runs: Sequence[Run], paper: dict[tuple[str, str], float]) -> dict[str, pd.DataFrame]:
@@ -222,6 +234,7 @@ def build_tables(runs: Sequence[Run], paper: dict[tuple[str, str], float]) -> di
         ablation_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
                               "h_mean": h_mean, "h_std": h_std, "paper_top1": ab_top1, "paper_h": ab_h,
                               "diff_top1": top1_mean - ab_top1, "diff_h": h_mean - ab_h})
+    ablation_rows.sort(key=lambda row: _ablation_order((row["benchmark"], row["protocol"], row["variant"])))
     return {
         "zsl": pd.DataFrame(zsl_rows, columns=ZSL_COLUMNS).round(DECIMALS),
         "gzsl": pd.DataFrame(gzsl_rows, columns=GZSL_COLUMNS).round(DECIMALS),

@@ -19,7 +19,8 @@ RESULTS = config["results_root"].rstrip("/")
 DATASETS_README = PROJECT_ROOT / "datasets" / "README.md"
 # Jobs run `python -m tfvaegan` from this checkout, whatever the working directory or environment
 # (e.g. a conda environment from workflow/envs, which holds only the dependencies).
-shell.prefix(f"export PYTHONPATH={shlex.quote(str(PROJECT_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}; ")
+# (Snakemake formats the prefix like a command, hence the doubled braces.)
+shell.prefix("export PYTHONPATH={}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ".format(shlex.quote(str(PROJECT_ROOT))))
 # Software of every rule when run with --sdm conda.
 CONDA_ENV = "../envs/tfvaegan.yaml"
 

@@ -1,0 +1,257 @@
+"""The Snakemake workflow: lint, the six-benchmark DAG, the demo DAG end to end, caching by
+params, resuming after a kill, and the split averaging."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT
+
+SNAKEFILE = PROJECT_ROOT / "workflow" / "Snakefile"
+DEFAULT_CONFIG = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
+ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std", "paper_top1"]
+GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
+                "h_mean", "h_std", "paper_u", "paper_s", "paper_h"]
+
+
+def snakemake(workdir: Path, *args, timeout: float = 900) -> subprocess.CompletedProcess:
+    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, **changes) -> Path:
+    """A complete configuration (the default one with `changes`), so nothing else is merged in."""
+    config = json.loads(json.dumps(DEFAULT_CONFIG))
+    config.update(changes)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def job_counts(output: str) -> Counter:
+    """Job counts per rule from the 'Job stats' table of a (dry) run."""
+    table = output.split("Job stats:", 1)[1]
+    counts = Counter()
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def planned_jobs(output: str) -> list[tuple[str, str]]:
+    """(rule, output files) of every job a dry run lists."""
+    return re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: (.*)$", output, flags=re.M)
+
+
+# --------------------------------------------------------------------------- static checks
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
+
+
+def _placeholder_data(root: Path) -> None:
+    """Empty files where the six benchmarks expect theirs: enough for a dry run."""
+    import tfvaegan.config as config_module
+    import tfvaegan.data as data_module
+
+    for name, entry in DEFAULT_CONFIG["catalog"].items():
+        cfg = config_module.load(PROJECT_ROOT / entry["config"])
+        datasets = [entry["split_dataset"].format(split=k) for k in entry.get("splits", [])] or [cfg.dataset]
+        for dataset in datasets:
+            split_cfg = config_module.from_mapping({**cfg.to_dict(), "dataset": dataset})
+            for path in (data_module.feature_path(root, split_cfg), data_module.split_path(root, split_cfg)):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            if split_cfg.manual_att:
+                data_module.manual_attribute_path(root, split_cfg).touch()
+
+
+def test_dry_run_of_the_six_benchmarks_lists_every_job(tmp_path):
+    _placeholder_data(tmp_path / "datasets")
+    config = write_config(tmp_path / "six.yaml", benchmarks=["cub", "awa2", "flo", "sun", "hmdb51", "ucf101"],
+                          protocols=["paper", "val"], seeds=[0, 1],
+                          variants={"tfvaegan": {}, "baseline": {"recons_weight": 0.0, "feedback_loop": 1,
+                                                                 "disc_features": False}})
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    combos = 2 * 2 * 2  # protocols x seeds x variants
+    runs = combos * (4 + 1 + 29)  # four image benchmarks, HMDB51 split 1, UCF101 splits 1-29
+    assert job_counts(result.stdout) == Counter(
+        verify_features=6, train=runs, synthesize=runs, classify=runs, average_splits=2 * combos,
+        tables=1, plots=1, all=1)
+    commands = result.stdout
+    assert "--set=dataset=\"ucf101_i3d/split_29\"" in commands or "'--set=dataset=\"ucf101_i3d/split_29\"'" in commands
+    assert "--set=recons_weight=0.0" in commands and "--set=manualSeed=1" in commands
+    assert "results/hmdb51/val/baseline/seed1/split_1/metrics.json" in commands
+
+
+def test_missing_files_point_to_the_datasets_readme_and_xlsa17_is_downloaded(tmp_path):
+    config = write_config(tmp_path / "flo.yaml", benchmarks=["flo"], protocols=["paper"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode != 0
+    assert "datasets/FLO/res101.mat not found" in result.stderr + result.stdout
+    assert "datasets/README.md" in result.stderr + result.stdout
+
+    config = write_config(tmp_path / "cub.yaml", benchmarks=["cub"], protocols=["paper"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout)["download_archive"] == 1
+
+
+def test_unknown_config_key_stops_before_any_job(tmp_path):
+    config = write_config(tmp_path / "bad.yaml", variants={"typo": {"nepochs": 3}})
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode != 0
+    assert "unknown key(s) ['nepochs']" in result.stdout + result.stderr
+
+
+def test_schema_refuses_an_unknown_protocol(tmp_path):
+    config = write_config(tmp_path / "bad.yaml", protocols=["test"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode != 0 and "'test' is not one of ['paper', 'val']" in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- end to end (tiny demo)
+TINY = {  # Config keys of a demo run that takes seconds
+    "dataset": "demo", "encoder_hidden": 64, "generator_hidden": 64, "ngh": 64, "ndh": 64,
+    "nepoch": 2, "syn_num": 10, "classifier_nepoch": 3, "lr": 0.001, "gammaD": 10.0, "gammaG": 10.0,
+    "recons_weight": 0.01, "encoded_noise": True, "device": "cpu", "checkpoint_every": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The demo DAG for two benchmarks (same generated data, separate hyperparameter files)."""
+    workdir = tmp_path_factory.mktemp("tiny_workflow")
+    for name in ("demo_a", "demo_b"):
+        (workdir / f"{name}.yaml").write_text(yaml.safe_dump(TINY))
+    demo_entry = {"features": "demo", "extraction": {"image_size": 32, "allow_random_init": True,
+                                                     "backbone": "resnet50"}}
+    config = write_config(
+        workdir / "config.yaml", benchmarks=["demo_a", "demo_b"], protocols=["paper"], seeds=[0],
+        demo={"seed": 0, "images_per_class": 6, "image_size": 32},
+        catalog={name: {"config": str(workdir / f"{name}.yaml"), **demo_entry} for name in ("demo_a", "demo_b")})
+    result = snakemake(workdir, "--configfile", config, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, config, result
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_demo_dag_writes_the_tables(tiny_run):
+    workdir, _, result = tiny_run
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["demo_benchmark"] == 1 and counts["extract_features"] == 1  # shared by both benchmarks
+    assert counts["verify_features"] == 2 and counts["train"] == 2 and counts["classify"] == 2
+    zsl = _rows(workdir / "results" / "tables" / "zsl.csv")
+    gzsl = _rows(workdir / "results" / "tables" / "gzsl.csv")
+    assert list(zsl[0])[:len(ZSL_COLUMNS)] == ZSL_COLUMNS or set(ZSL_COLUMNS) <= set(zsl[0])
+    assert set(GZSL_COLUMNS) <= set(gzsl[0])
+    assert sorted(row["benchmark"] for row in zsl) == ["demo_a", "demo_b"]
+    for row, grow in zip(sorted(zsl, key=lambda r: r["benchmark"]), sorted(gzsl, key=lambda r: r["benchmark"])):
+        metrics = json.loads((workdir / "results" / row["benchmark"] / "paper" / "tfvaegan" / "seed0"
+                              / "metrics.json").read_text())
+        assert (metrics["benchmark"], metrics["protocol"], metrics["variant"]) == (row["benchmark"], "paper", "tfvaegan")
+        assert row["protocol"] == "paper" and row["variant"] == "tfvaegan" and int(row["n_seeds"]) == 1
+        assert float(row["top1_mean"]) == pytest.approx(100 * metrics["zsl_acc"], abs=0.051)
+        assert float(grow["h_mean"]) == pytest.approx(100 * metrics["gzsl_h"], abs=0.051)
+        assert 0 <= float(row["top1_mean"]) <= 100
+    for name in ("paper_vs_ours.png", "training_curves.png"):
+        assert (workdir / "results" / "plots" / name).stat().st_size > 0
+    record = json.loads((workdir / "results" / "demo_a" / "data.json").read_text())
+    assert record["datasets"][0]["classes"] == 48
+    assert (workdir / "benchmarks" / "train" / "demo_a" / "paper" / "tfvaegan" / "seed0.tsv").is_file()
+    assert (workdir / "logs" / "train" / "demo_a" / "paper" / "tfvaegan" / "seed0.log").is_file()
+
+
+def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_benchmark(tiny_run):
+    workdir, config, _ = tiny_run
+    result = snakemake(workdir, "--configfile", config, "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+    (workdir / "demo_b.yaml").write_text(yaml.safe_dump({**TINY, "syn_num": 12}))
+    try:
+        result = snakemake(workdir, "--configfile", config, "-n")
+    finally:
+        (workdir / "demo_b.yaml").write_text(yaml.safe_dump(TINY))
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = planned_jobs(result.stdout)
+    per_run = {(rule, out.split("/")[1]) for rule, out in jobs if rule in ("train", "synthesize", "classify")}
+    assert per_run == {("train", "demo_b"), ("synthesize", "demo_b"), ("classify", "demo_b")}
+    assert {rule for rule, _ in jobs} == {"train", "synthesize", "classify", "tables", "plots", "all"}
+
+
+def test_run_killed_mid_training_resumes_and_completes(tiny_run):
+    workdir, config, _ = tiny_run
+    (workdir / "demo_slow.yaml").write_text(yaml.safe_dump({**TINY, "nepoch": 30}))
+    settings = yaml.safe_load(Path(config).read_text())
+    settings["benchmarks"] = ["demo_slow"]
+    settings["catalog"]["demo_slow"] = {**settings["catalog"]["demo_a"], "config": str(workdir / "demo_slow.yaml")}
+    slow = workdir / "slow.yaml"
+    slow.write_text(yaml.safe_dump(settings))
+    target = workdir / "results" / "demo_slow" / "paper" / "tfvaegan" / "seed0" / "model.pt"
+    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--configfile", str(slow), "--cores", "1",
+               str(target)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = target.with_suffix(".ckpt")
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert checkpoint.exists(), "training never wrote a checkpoint"
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running job
+    first.wait(timeout=120)
+    assert not target.exists() and checkpoint.exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert target.exists() and not checkpoint.exists()
+    train_log = (workdir / "logs" / "train" / "demo_slow" / "paper" / "tfvaegan" / "seed0.log").read_text()
+    assert "resuming from" in train_log
+    rows = _rows(target.with_name("train_log.csv"))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 31))
+
+
+# --------------------------------------------------------------------------- split averaging
+def _split_metrics(zsl, h, split):
+    return {"benchmark": "hmdb51", "protocol": "paper", "variant": "tfvaegan", "seed": 0, "zsl_acc": zsl,
+            "gzsl_seen": 0.5, "gzsl_unseen": h, "gzsl_h": h, "seconds_per_epoch": 1.0,
+            "config": {"dataset": f"hmdb_i3d/split_{split}"}, "notes": ["od"]}
+
+
+def test_average_over_splits(tmp_path):
+    paths = []
+    for split, (zsl, h) in enumerate([(0.2, 0.1), (0.4, 0.3), (0.3, 0.5)], 1):
+        paths.append(tmp_path / f"split_{split}.json")
+        paths[-1].write_text(json.dumps(_split_metrics(zsl, h, split)))
+    out = tmp_path / "seed0" / "metrics.json"
+    result = subprocess.run([sys.executable, "-m", "tfvaegan.splits", "--metrics", *map(str, paths),
+                             "--out", str(out)], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    merged = json.loads(out.read_text())
+    assert merged["zsl_acc"] == pytest.approx(0.3) and merged["gzsl_h"] == pytest.approx(0.3)
+    assert merged["n_splits"] == 3 and [s["dataset"] for s in merged["splits"]][2] == "hmdb_i3d/split_3"
+    assert (merged["benchmark"], merged["protocol"], merged["variant"], merged["seed"]) == ("hmdb51", "paper",
+                                                                                          "tfvaegan", 0)
+
+    other = _split_metrics(0.1, 0.1, 4) | {"protocol": "val"}
+    paths[0].write_text(json.dumps(other))
+    result = subprocess.run([sys.executable, "-m", "tfvaegan.splits", "--metrics", *map(str, paths),
+                             "--out", str(tmp_path / "x.json")], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 2 and "key 'protocol'" in result.stderr
+    assert not (tmp_path / "x.json").exists()
