@@ -2,7 +2,6 @@
 non-zero exit through the command line, and nothing partial left behind."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

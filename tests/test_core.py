@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tfvaegan import data as data_module
 from tfvaegan.classify import ClassifierSettings, EvalSet, gzsl, zsl

@@ -194,7 +194,7 @@ def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_
     jobs = planned_jobs(result.stdout)
     per_run = {(rule, out.split("/")[1]) for rule, out in jobs if rule in ("train", "synthesize", "classify")}
     assert per_run == {("train", "demo_b"), ("synthesize", "demo_b"), ("classify", "demo_b")}
-    assert {rule for rule, _ in jobs} == {"train", "synthesize", "classify", "tables", "plots", "all"}
+    assert {rule for rule, _ in jobs} == {"train", "synthesize", "classify", "tables", "plots"}
 
 
 def test_run_killed_mid_training_resumes_and_completes(tiny_run):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import time
 
@@ -29,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from tfvaegan.classify import evaluate
 from tfvaegan.config import Config
 from tfvaegan.data import ZSLData
+from tfvaegan.fileio import atomic_write_text
 from tfvaegan.reference import official_generator_step, official_optimizers
 from tfvaegan.train import Trainer, resolve_device
 
@@ -172,10 +172,7 @@ def main(argv=None) -> int:
     for key, value in report.items():
         print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.json:
-        tmp = f"{args.json}.tmp{os.getpid()}"
-        with open(tmp, "w") as handle:
-            json.dump(report, handle, indent=2)
-        os.replace(tmp, args.json)
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -64,7 +64,7 @@ class GZSLResult:
     curve: list[float] = field(default_factory=list)  # H per evaluated epoch
 
 
-def _adam_softmax(train_x: Tensor, train_y: Tensor, n_out: int, settings: ClassifierSettings,
+def train_softmax(train_x: Tensor, train_y: Tensor, n_out: int, settings: ClassifierSettings,
                   generator: torch.Generator, on_epoch) -> None:
     """Train W, b of a softmax classifier; call on_epoch(epoch, W, b) after each epoch."""
     n, dim = train_x.shape
@@ -94,7 +94,7 @@ def _adam_softmax(train_x: Tensor, train_y: Tensor, n_out: int, settings: Classi
             on_epoch(epoch, weight.detach(), bias.detach())
 
 
-def _predict(x: Tensor, weight: Tensor, bias: Tensor, chunk: int = 8192) -> Tensor:
+def predict(x: Tensor, weight: Tensor, bias: Tensor, chunk: int = 8192) -> Tensor:
     return torch.cat([torch.addmm(bias, part, weight.t()).argmax(1) for part in x.split(chunk)])
 
 
@@ -108,12 +108,12 @@ def zsl(syn_x: Tensor, syn_y: Tensor, evaluation: EvalSet, unseenclasses: Tensor
     best = ZSLResult(acc=-1.0, epoch=0)
 
     def on_epoch(epoch, weight, bias):
-        acc = per_class_accuracy(_predict(evaluation.unseen_x, weight, bias), test_local, local)
+        acc = per_class_accuracy(predict(evaluation.unseen_x, weight, bias), test_local, local)
         best.curve.append(acc)
         if acc > best.acc or settings.select == "last":
             best.acc, best.epoch = acc, epoch
 
-    _adam_softmax(syn_x, lookup[syn_y], len(unseenclasses), settings, generator, on_epoch)
+    train_softmax(syn_x, lookup[syn_y], len(unseenclasses), settings, generator, on_epoch)
     return best
 
 
@@ -124,14 +124,14 @@ def gzsl(train_x: Tensor, train_y: Tensor, evaluation: EvalSet, seenclasses: Ten
     best = GZSLResult(seen=0.0, unseen=0.0, h=-1.0, epoch=0)
 
     def on_epoch(epoch, weight, bias):
-        seen = per_class_accuracy(_predict(evaluation.seen_x, weight, bias), evaluation.seen_y, seenclasses)
-        unseen = per_class_accuracy(_predict(evaluation.unseen_x, weight, bias), evaluation.unseen_y, unseenclasses)
+        seen = per_class_accuracy(predict(evaluation.seen_x, weight, bias), evaluation.seen_y, seenclasses)
+        unseen = per_class_accuracy(predict(evaluation.unseen_x, weight, bias), evaluation.unseen_y, unseenclasses)
         h = harmonic_mean(seen, unseen)
         best.curve.append(h)
         if h > best.h or settings.select == "last":
             best.seen, best.unseen, best.h, best.epoch = seen, unseen, h, epoch
 
-    _adam_softmax(train_x, train_y, n_classes, settings, generator, on_epoch)
+    train_softmax(train_x, train_y, n_classes, settings, generator, on_epoch)
     return best
 
 

@@ -12,14 +12,14 @@ Every problem found is one line naming the file, the key, what was expected and 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+
+from tfvaegan.fileio import atomic_path
 
 
 class DataError(ValueError):
@@ -147,23 +147,15 @@ def write_mat(path: Path, variables: Mapping[str, Any], version: str = "v5") -> 
     (HDF5, MATLAB's own layout: transposed arrays, strings as uint16, cells as references)
     has no such limit.
     """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    if version not in ("v5", "v7.3"):
+        raise ValueError(f"write_mat: version must be 'v5' or 'v7.3', got {version!r}")
+    with atomic_path(path) as temp:
         if version == "v5":
             import scipy.io
 
-            scipy.io.savemat(tmp_name, {k: _v5_value(v) for k, v in variables.items()},
-                             do_compression=False)
-        elif version == "v7.3":
-            _write_hdf5_mat(Path(tmp_name), variables)
+            scipy.io.savemat(str(temp), {k: _v5_value(v) for k, v in variables.items()}, do_compression=False)
         else:
-            raise ValueError(f"write_mat: version must be 'v5' or 'v7.3', got {version!r}")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+            _write_hdf5_mat(temp, variables)
 
 
 def _v5_value(value: Any) -> Any:

@@ -7,7 +7,6 @@ loader's own rules and print a summary, or every problem found.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os

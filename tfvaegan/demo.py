@@ -34,7 +34,7 @@ COLOURS = {
     "blue": (0.15, 0.3, 0.9),
     "yellow": (0.95, 0.85, 0.1),
 }
-SHAPES = ("circle", "square", "triangle")
+SHAPES = ("circle", "ring", "bar", "cross")
 SIZES = {"small": 0.2, "large": 0.36}  # object radius as a fraction of the image side
 TEXTURES = ("solid", "striped")
 ATTRIBUTE_NAMES = (
@@ -91,10 +91,12 @@ def render(cls: DemoClass, image_size: int, rng: np.random.Generator) -> np.ndar
     dy, dx = (yy - cy) / radius, (xx - cx) / radius
     if cls.shape == "circle":
         mask = dx ** 2 + dy ** 2 <= 1.0
-    elif cls.shape == "square":
-        mask = (np.abs(dx) <= 0.85) & (np.abs(dy) <= 0.85)
-    else:  # upward triangle inscribed in the unit circle
-        mask = (dy <= 0.5) & (np.abs(dx) <= 0.866 * (dy + 1.0) / 1.5)
+    elif cls.shape == "ring":
+        mask = (dx ** 2 + dy ** 2 <= 1.0) & (dx ** 2 + dy ** 2 >= 0.45)
+    elif cls.shape == "bar":
+        mask = (np.abs(dx) <= 1.0) & (np.abs(dy) <= 0.35)
+    else:  # cross
+        mask = (np.abs(dx) <= 1.0) & (np.abs(dy) <= 1.0) & ((np.abs(dx) <= 0.3) | (np.abs(dy) <= 0.3))
     colour = np.clip(np.array(COLOURS[cls.colour]) + rng.normal(0, 0.05, 3), 0, 1)
     background = 0.5 + rng.normal(0, 0.03, 3)
     image = np.broadcast_to(background, (s, s, 3)).copy()

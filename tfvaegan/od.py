@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tfvaegan.classify import ClassifierSettings, EvalSet, _adam_softmax, _predict
+from tfvaegan.classify import ClassifierSettings, EvalSet, train_softmax, predict
 from tfvaegan.metrics import per_class_accuracy
 
 SELECT_MODES = ("best", "last")
@@ -108,11 +108,11 @@ def train_local_classifier(train_x: Tensor, train_y: Tensor, classes: Tensor, te
     kept: dict = {"acc": -1.0}
 
     def on_epoch(epoch, weight, bias):
-        acc = per_class_accuracy(_predict(test_x, weight, bias), test_local, every)
+        acc = per_class_accuracy(predict(test_x, weight, bias), test_local, every)
         if acc > kept["acc"] or settings.select == "last":
             kept.update(acc=acc, epoch=epoch, weight=weight.clone(), bias=bias.clone())
 
-    _adam_softmax(train_x, local_labels(train_y, classes), len(classes), settings, generator, on_epoch)
+    train_softmax(train_x, local_labels(train_y, classes), len(classes), settings, generator, on_epoch)
     return kept["weight"], kept["bias"], kept["epoch"], kept["acc"]
 
 
@@ -202,8 +202,8 @@ def od_gzsl(train_seen_x: Tensor, train_seen_y: Tensor, syn_unseen_x: Tensor, sy
         syn_unseen_x, syn_unseen_y, unseenclasses, evaluation.unseen_x, evaluation.unseen_y, classifier,
         generator)
     # The classifiers are fixed from here on: predict once, let the detector epochs only re-route.
-    seen_predicted = seenclasses[_predict(evaluation.seen_x, seen_w, seen_b)]
-    unseen_predicted = unseenclasses[_predict(evaluation.unseen_x, unseen_w, unseen_b)]
+    seen_predicted = seenclasses[predict(evaluation.seen_x, seen_w, seen_b)]
+    unseen_predicted = unseenclasses[predict(evaluation.unseen_x, unseen_w, unseen_b)]
 
     best: dict = {"h": -1.0}
     curve: list[float] = []

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import pickle
 import random
 import sys
@@ -31,7 +30,8 @@ from tfvaegan.cli import UserError
 from tfvaegan.config import Config
 from tfvaegan.models import TFVAEGAN
 from tfvaegan.synthesize import synthesize
-from tfvaegan.train import atomic_torch_save, resolve_device, train
+from tfvaegan.fileio import atomic_torch_save, atomic_write_text
+from tfvaegan.train import resolve_device, train
 
 MODEL_FORMAT = "tfvaegan-model/1"
 SYNTHETIC_FORMAT = "tfvaegan-synthetic/1"
@@ -45,14 +45,6 @@ def log(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- files
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_train_log(path: Path, history: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore", lineterminator="\n")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from tfvaegan.fileio import atomic_path
 
 FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
 # The paper's ablation, component by component (the variant names of config/config.yaml); the
@@ -244,15 +244,8 @@ def build_tables(runs: Sequence[Run], paper: dict[tuple[str, str], float]) -> di
 
 def write_atomic(path: Path, write: Any) -> None:
     """Call write(temp_path) on a temporary file beside `path`, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:
+        write(str(temp))
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:

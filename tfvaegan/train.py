@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import Tensor
 
 from tfvaegan.config import Config, ConfigError
 from tfvaegan.data import ZSLData
+from tfvaegan.fileio import atomic_torch_save
 from tfvaegan.models import TFVAEGAN
 
 HISTORY_LOSSES = ("loss_d", "loss_g", "wasserstein", "vae_loss")
@@ -276,14 +276,6 @@ class TrainResult:
     trainer: Trainer
     history: list[dict] = field(default_factory=list)
     seconds_per_epoch: float = 0.0
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _rng_state(device: torch.device, eval_generator: torch.Generator) -> dict:

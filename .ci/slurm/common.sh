@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this
 # Shared by start.sh and stop.sh (sourced, not run): where the CI cluster keeps its state,
 # and how a daemon is found alive. Daemons are identified by process, not by pid file:
 # pid files survive restarts and killed daemons can linger as zombies.
@@ -5,7 +6,8 @@
 SLURM_CI_STATE=${TFVAEGAN_SLURM_STATE:-/var/lib/tfvaegan-slurm}
 SLURM_CI_ETC=/etc/slurm
 SLURM_CI_CLUSTER=tfvaegan-ci
-SLURM_CI_MARKER="# tfvaegan-ci single-node SLURM"
+# First line of every configuration file start.sh writes; it overwrites no file without it.
+SLURM_CI_MARKER="# tfvaegan-ci "
 MYSQL_RUN_DIR=/run/mysqld
 MUNGE_RUN_DIR=/run/munge
 

@@ -47,8 +47,7 @@ install_packages() {
 CONFIG_CHANGED=0
 render_config() {
   local template=$1 dest=$2 mode=$3 node_line=$4 tmp
-  if [[ -e $dest ]] && ! head -n1 "$dest" | grep -qF "$SLURM_CI_MARKER" &&
-    ! head -n1 "$dest" | grep -qF "tfvaegan-ci slurmdbd"; then
+  if [[ -e $dest ]] && [[ $(head -n1 "$dest") != "$SLURM_CI_MARKER"* ]]; then
     die "$dest exists and was not written by this script (its first line lacks the tfvaegan-ci marker); refusing to overwrite a real cluster's configuration"
   fi
   tmp=$(mktemp "$dest.XXXXXX")

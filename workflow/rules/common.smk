@@ -166,14 +166,15 @@ def _download_benchmarks():
 
 
 def data_files(benchmark):
-    """Feature, split (one per split) and manual-attribute files the benchmark reads."""
-    from tfvaegan import data as data_module
-
+    """Feature, split (one per split) and manual-attribute files the benchmark reads: the layout of
+    tfvaegan.data.feature_path / split_path / manual_attribute_path (not imported here: it
+    would load torch each time Snakemake parses the workflow; tests check the two agree)."""
     configs = [config_for(benchmark, k) for k in splits(benchmark)] or [config_for(benchmark)]
-    files = [str(data_module.feature_path(DATA, configs[0]))]
-    files += [str(data_module.split_path(DATA, c)) for c in configs]
-    if configs[0].manual_att:
-        files.append(str(data_module.manual_attribute_path(DATA, configs[0])))
+    first = configs[0]
+    feature = f"{DATA}/{first.image_embedding_path or first.dataset}/{first.image_embedding}.mat"
+    files = [feature] + [f"{DATA}/{c.dataset}/{c.class_embedding}_splits.mat" for c in configs]
+    if first.manual_att:
+        files.append(str(Path(feature).parent / first.manual_att_file))
     return files
 
 
