@@ -12,6 +12,7 @@ import pytest
 
 from tfvaegan.cli import UserError
 from tfvaegan.data import DataError
+from tfvaegan.demo import N_CLASSES
 from tfvaegan.download import fetch, unpack
 
 FILES = {
@@ -115,20 +116,20 @@ def test_verify_features_records_checksums_and_checks_sizes(run_cli, tmp_path, s
     write_feature_file(folder / "res101.mat", np.random.default_rng(0).random((len(entries), 2048), np.float32),
                        labels, entries)
     config = tmp_path / "demo.yaml"
-    config.write_text("dataset: demo\nresSize: 2048\nnclass_all: 48\n")
+    config.write_text(f"dataset: demo\nresSize: 2048\nnclass_all: {N_CLASSES}\n")
     out = tmp_path / "record" / "data.json"
     code, err = run_cli("verify-features", "--data-root", tmp_path / "data", "--config", config, "--out", out)
     assert code == 0, err
     record = json.loads(out.read_text())
     (entry,) = record["datasets"]
-    assert entry["classes"] == 48 and entry["feature_dim"] == 2048 and entry["images"] == len(entries)
+    assert entry["classes"] == N_CLASSES and entry["feature_dim"] == 2048 and entry["images"] == len(entries)
     assert entry["files"][str(folder / "res101.mat")] == hashlib.sha256((folder / "res101.mat").read_bytes()).hexdigest()
     assert entry["split_sizes"]["test_unseen"] == 12 * 5
 
-    config.write_text("dataset: demo\nnclass_all: 50\n")  # disagrees with the data
+    config.write_text(f"dataset: demo\nnclass_all: {N_CLASSES + 2}\n")  # disagrees with the data
     code, err = run_cli("verify-features", "--data-root", tmp_path / "data", "--config", config,
                         "--out", tmp_path / "other.json")
-    assert code == 2 and "nclass_all" in err and "expected 48" in err
+    assert code == 2 and "nclass_all" in err and f"expected {N_CLASSES}" in err
     assert not (tmp_path / "other.json").exists()
 
     code, err = run_cli("verify-features", "--data-root", tmp_path / "nowhere", "--config", config,

@@ -45,7 +45,7 @@ def test_missing_weights_is_one_clear_error(tmp_path, monkeypatch, small_demo):
 
 def test_random_init_is_seeded_and_features_are_pooled_2048(small_demo):
     paths = [small_demo / "images" / name / f"{name}_000.png"
-             for name in ("red_circle_small_solid", "blue_square_large_striped", "green_triangle_small_solid")]
+             for name in ("red_circle_small_solid", "blue_bar_large_striped", "green_cross_small_solid")]
     # resnet50 shares ResNet-101's pooled 2048-d head and is quicker to build
     options = dict(image_size=32, backbone="resnet50", allow_random_init=True, progress=False)
     first = extract_features(paths, batch_size=2, seed=0, **options)

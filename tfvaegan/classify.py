@@ -71,7 +71,7 @@ def train_softmax(train_x: Tensor, train_y: Tensor, n_out: int, settings: Classi
     device = train_x.device
     weight = (torch.randn(n_out, dim, generator=generator, device=device) * 0.02).requires_grad_()
     bias = torch.zeros(n_out, device=device, requires_grad=True)
-    optimizer = torch.optim.Adam([weight, bias], lr=settings.lr, betas=(settings.beta1, 0.999))
+    optimizer = torch.optim.Adam([weight, bias], lr=settings.lr, betas=(settings.beta1, 0.999), fused=True)
     batch = settings.batch_size
     steps_per_epoch = math.ceil(n / batch)
     stream = torch.empty(0, dtype=torch.long, device=device)

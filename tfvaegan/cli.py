@@ -18,6 +18,7 @@ STAGE_MODULES = (
     "tfvaegan.download",   # download, verify-features
     "tfvaegan.tables",     # tables
     "tfvaegan.plots",      # plots
+    "tfvaegan.splits",     # average-splits
 )
 
 

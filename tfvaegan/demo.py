@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,20 +134,14 @@ def _split_locations(labels: np.ndarray, unseen: np.ndarray, n_val_classes: int,
     return out
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
-def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 25, image_size: int = 64,
+def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_size: int = 32,
               n_unseen: int = 12, n_val_classes: int = 8, test_seen_fraction: float = 0.2,
               progress: bool = True) -> dict:
     """Write the demo benchmark under `out`; returns a summary (class counts, file paths)."""
     from PIL import Image
 
     from tfvaegan.data import write_mat
+    from tfvaegan.fileio import atomic_write_text
 
     if images_per_class < 5:
         raise ValueError(f"images_per_class: expected >= 5, found {images_per_class}")
@@ -188,8 +180,8 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 25, image_
         "attribute_names": list(ATTRIBUTE_NAMES),
         **{f"{key}_loc": (rows + 1).reshape(-1, 1).astype(np.float64) for key, rows in locs.items()},
     })
-    _write_text_atomically(out / "image_list.txt",
-                           "".join(f"{entry} {label + 1}\n" for entry, label in zip(entries, labels)))
+    atomic_write_text(out / "image_list.txt",
+                      "".join(f"{entry} {label + 1}\n" for entry, label in zip(entries, labels)))
     summary = {
         "classes": len(classes), "seen": n_seen, "unseen": len(unseen),
         "unseen_names": [classes[i].name for i in unseen], "images": len(entries),
@@ -219,8 +211,8 @@ def add_cli(subparsers) -> None:
                     "define the classes; unseen classes are unseen attribute combinations.")
     p.add_argument("--out", required=True, help="folder to write images/, image_list.txt and att_splits.mat into")
     p.add_argument("--seed", type=int, default=0, help="seed of everything generated (default 0)")
-    p.add_argument("--images-per-class", type=int, default=25, help="images per class (default 25)")
-    p.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
+    p.add_argument("--images-per-class", type=int, default=20, help="images per class (default 20)")
+    p.add_argument("--image-size", type=int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--n-unseen", type=int, default=12, help=f"unseen classes out of {N_CLASSES} (default 12)")
     p.add_argument("--n-val-classes", type=int, default=8,
                    help="seen classes held out in val_loc, as xlsa17 provides (default 8)")

@@ -15,7 +15,6 @@ import os
 import shutil
 import sys
 import tarfile
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -129,20 +128,14 @@ def unpack(archive: str | Path, data_root: str | Path, member_prefix: str = "",
     `data_root`, each written to a temporary name and renamed, so an interruption leaves no
     half-written file under its final name."""
     from tfvaegan.data import DataError
+    from tfvaegan.fileio import atomic_path
 
     archive, data_root = Path(archive), Path(data_root)
     written: list[Path] = []
 
     def copy(source, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(source, out, CHUNK)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as temp, open(temp, "wb") as out:
+            shutil.copyfileobj(source, out, CHUNK)
         written.append(target)
         _say(progress, f"unpack: {target}")
 
@@ -205,15 +198,6 @@ def verify_features(data_root: str | Path, config_file: str | Path | None, datas
             "datasets": records}
 
 
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(content, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def _run_download(args: argparse.Namespace) -> int:
     from tfvaegan.cli import UserError
 
@@ -230,8 +214,10 @@ def _run_download(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from tfvaegan.fileio import atomic_write_text
+
     record = verify_features(args.data_root, args.config, args.dataset or [], args.set or [])
-    _write_json(Path(args.out), record)
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     return 0
 
 

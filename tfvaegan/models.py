@@ -23,7 +23,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 def leaky(x: Tensor) -> Tensor:
-    return F.leaky_relu(x, LEAK)
+    return F.leaky_relu(x, LEAK, inplace=True)
 
 
 class Encoder(nn.Module):

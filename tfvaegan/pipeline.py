@@ -140,6 +140,8 @@ def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path) 
         "epochs_trained": len(result.history),
         "data_root": str(data_root),
         "data": zdata.info,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),  # CPU results are reproducible for a given count
     }
     write_train_log(log_path, history)
     atomic_torch_save(saved, model_path)
@@ -265,6 +267,7 @@ def classify_stage(model_path: Path, synthetic_path: Path, out_path: Path, data_
         "seed": cfg.manualSeed, **headline, **epochs,
         "epochs_trained": saved["epochs_trained"], "seconds_per_epoch": saved["seconds_per_epoch"],
         "classify_seconds": time.perf_counter() - began,
+        "train_device": saved.get("device"), "train_torch_threads": saved.get("torch_threads"),
         "selection": selection, "final_model": final, "data": saved["data"], "config": saved["config"],
         "notes": notes,
     }

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 AVERAGED = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "seconds_per_epoch")
@@ -61,14 +59,11 @@ def _run(args: argparse.Namespace) -> int:
             runs.append(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}: expected a readable metrics.json ({exc})") from None
+    from tfvaegan.fileio import atomic_write_text
+
     merged = average_metrics(runs, list(args.metrics))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(merged, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(merged, indent=2) + "\n")
     print(f"average over {len(runs)} split(s): ZSL {merged['zsl_acc']}, H {merged['gzsl_h']} -> {out}",
           file=sys.stderr)
     return 0

@@ -173,9 +173,9 @@ install_packages
 write_configs
 if ((CONFIG_CHANGED)); then
   # A new node description or new paths need fresh daemons; accounting keeps running.
-  stop_daemon slurmd
-  stop_daemon slurmctld
-  stop_daemon slurmdbd
+  for name in slurmd slurmctld slurmdbd; do
+    if any_pid "$name" >/dev/null; then stop_daemon "$name"; fi
+  done
 elif all_running && [[ $(node_state) =~ ^(idle|mixed|allocated|completing)$ ]]; then
   say "healthy: all daemons running, node $(hostname -s) is $(node_state); nothing to do ($(elapsed) s)"
   exit 0

@@ -54,7 +54,13 @@ def _load_benchmark_values(benchmark):
     return values
 
 
-BENCHMARK_VALUES = {b: _load_benchmark_values(b) for b in config["benchmarks"]}
+def _download_benchmarks():
+    return [b for b in config["download"]["benchmarks"]
+            if b in config["catalog"] and config["catalog"][b].get("features", "provided") == "provided"]
+
+
+# The selected benchmarks, and those of the download archive (whose files the download rule names).
+BENCHMARK_VALUES = {b: _load_benchmark_values(b) for b in dict.fromkeys(config["benchmarks"] + _download_benchmarks())}
 
 
 def splits(benchmark):
@@ -158,11 +164,6 @@ def extraction_settings(benchmark):
     merged = dict(config["extraction"])
     merged.update(config["catalog"][benchmark].get("extraction") or {})
     return merged
-
-
-def _download_benchmarks():
-    return [b for b in config["download"]["benchmarks"]
-            if b in config["catalog"] and config["catalog"][b].get("features", "provided") == "provided"]
 
 
 def data_files(benchmark):
