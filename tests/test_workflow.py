@@ -99,6 +99,29 @@ def test_dry_run_of_the_six_benchmarks_lists_every_job(tmp_path):
     assert "results/hmdb51/val/baseline/seed1/split_1/metrics.json" in commands
 
 
+def test_custom_benchmark_inherits_a_named_benchmark_with_overrides(tmp_path):
+    """A catalog entry pointing at cub.yaml, with its own dataset, feature stem and epochs."""
+    for name in ("feats.mat", "att_splits.mat"):
+        (tmp_path / "datasets" / "MINE").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "datasets" / "MINE" / name).touch()
+    catalog = {**DEFAULT_CONFIG["catalog"], "mine": {
+        "config": "config/benchmarks/cub.yaml",
+        "settings": {"dataset": "MINE", "image_embedding": "feats", "nepoch": 7, "resSize": None,
+                     "attSize": None, "nclass_all": None}}}
+    config = write_config(tmp_path / "mine.yaml", benchmarks=["mine"], protocols=["paper"], catalog=catalog)
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == Counter(verify_features=1, train=1, synthesize=1, classify=1,
+                                                tables=1, plots=1, all=1)
+    out = result.stdout
+    assert "datasets/MINE/feats.mat" in out
+    assert "--config " + str(PROJECT_ROOT / "config/benchmarks/cub.yaml") in out
+    for setting in ('--set=dataset="MINE"', '--set=image_embedding="feats"', "--set=nepoch=7"):
+        assert setting in out, setting
+    assert "--set=lr=" not in out, "inherited values come from the file, not from --set"
+    assert "results/mine/paper/tfvaegan/seed0/metrics.json" in out
+
+
 def test_missing_files_point_to_the_datasets_readme_and_xlsa17_is_downloaded(tmp_path):
     config = write_config(tmp_path / "flo.yaml", benchmarks=["flo"], protocols=["paper"])
     result = snakemake(tmp_path, "--configfile", config, "-n")

@@ -44,7 +44,7 @@ def benchmark_file(benchmark):
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def _load_benchmark_values(benchmark):
+def _load_file_values(benchmark):
     path = benchmark_file(benchmark)
     if not path.is_file():
         _fail(f"config key 'catalog.{benchmark}.config': file {path} not found")
@@ -60,7 +60,11 @@ def _download_benchmarks():
 
 
 # The selected benchmarks, and those of the download archive (whose files the download rule names).
-BENCHMARK_VALUES = {b: _load_benchmark_values(b) for b in dict.fromkeys(config["benchmarks"] + _download_benchmarks())}
+# FILE_VALUES: the hyperparameter file as written; BENCHMARK_VALUES: with the catalog entry's
+# `settings` on top (a custom benchmark inherits a named benchmark's file and overrides its
+# dataset, file stems or hyperparameters there). Jobs get the file plus --set for the rest.
+FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(config["benchmarks"] + _download_benchmarks())}
+BENCHMARK_VALUES = {b: {**values, **(config["catalog"][b].get("settings") or {})} for b, values in FILE_VALUES.items()}
 
 
 def splits(benchmark):
@@ -87,7 +91,7 @@ def run_settings(benchmark, protocol, variant, seed, split=None):
         from_mapping(values, source)  # unknown keys or bad values stop the DAG before any job runs
     except ConfigError as exc:
         _fail(str(exc))
-    on_top = {k: v for k, v in values.items() if BENCHMARK_VALUES[benchmark].get(k, object()) != v
+    on_top = {k: v for k, v in values.items() if FILE_VALUES[benchmark].get(k, object()) != v
               or k in ("protocol", "manualSeed")}
     sets = " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(on_top.items()))
     return sets, json.dumps(values, sort_keys=True)
