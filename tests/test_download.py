@@ -10,7 +10,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from tfvaegan.cli import UserError
 from tfvaegan.data import DataError
 from tfvaegan.demo import N_CLASSES
 from tfvaegan.download import fetch, unpack

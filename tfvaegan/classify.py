@@ -168,7 +168,6 @@ def evaluate(model, data, cfg, generator: torch.Generator, *, select: str = "bes
                          transform(data.test_unseen_feature), data.test_unseen_label)
     row: dict = {}
     if cfg.reports_gzsl:  # the official action code reports GZSL through the OD detector only
-        settings = ClassifierSettings.from_config(cfg, select, gzsl_epochs)
         train_f = transform(data.train_feature)
         if cfg.gzsl_od:
             from tfvaegan.od import DetectorSettings, od_gzsl
@@ -182,6 +181,7 @@ def evaluate(model, data, cfg, generator: torch.Generator, *, select: str = "bes
             row.update(gzsl_seen=out.seen, gzsl_unseen=out.unseen, gzsl_h=out.h,
                        gzsl_classifier_epoch=out.epoch, od_threshold=out.threshold)
         else:
+            settings = ClassifierSettings.from_config(cfg, select, gzsl_epochs)
             result = gzsl(torch.cat((train_f, syn_f)), torch.cat((data.train_label, syn_y)), evaluation,
                           data.seenclasses, data.unseenclasses, data.n_classes, settings, generator)
             row.update(gzsl_seen=result.seen, gzsl_unseen=result.unseen, gzsl_h=result.h,

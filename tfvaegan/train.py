@@ -134,7 +134,6 @@ class Trainer:
         self.model = TFVAEGAN(cfg).to(device)
         self.opt = Optimizers.official(self.model, cfg)
         self.lambda1 = torch.tensor(cfg.lambda1, device=device)
-        self.attribute = data.attribute
         # The decoder regresses the min-max scaled targets in the action code's bce_att mode.
         self.decoder_target = data.bce_attribute if cfg.bce_att and data.bce_attribute is not None else data.attribute
         self.autocast = (
@@ -151,7 +150,7 @@ class Trainer:
         """Official next_seen_batch: a random subset of the training set (without replacement)."""
         index = torch.randperm(self.data.train_feature.size(0), device=self.device)[: self.cfg.batch_size]
         labels = self.data.train_label[index]
-        return self.data.train_feature[index], self.attribute[labels], self.decoder_target[labels]
+        return self.data.train_feature[index], self.data.attribute[labels], self.decoder_target[labels]
 
     def fake_for_critic(self, x: Tensor, att: Tensor, feedback_pass: bool) -> Tensor:
         cfg, m = self.cfg, self.model
