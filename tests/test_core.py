@@ -14,9 +14,11 @@ from tfvaegan.classify import ClassifierSettings, EvalSet, gzsl, zsl
 from tfvaegan.config import Config, ConfigError, from_mapping
 from tfvaegan.metrics import harmonic_mean, per_class_accuracy
 from tfvaegan.models import TFVAEGAN
-from tfvaegan.reference import official_generator_step, official_optimizers
-from tfvaegan.train import (Trainer, adapt_lambda, decoder_loss, gradient_penalty, resolve_device, train,
-                            vae_loss, weighted_l1)
+from tfvaegan.classify import evaluate
+from tfvaegan.reference import official_evaluation, official_generator_step, official_optimizers
+from tfvaegan.models import Critic
+from tfvaegan.train import (Trainer, adapt_lambda, critic_loss_and_gradients, decoder_loss, gradient_penalty,
+                            resolve_device, train, vae_loss, weighted_l1)
 from toy_data import TINY, make_toy
 
 
@@ -96,6 +98,39 @@ def test_gradient_penalty_by_hand():
     assert gradient_penalty(torch.tensor([[3.0, 4.0], [0.0, 1.0]])).item() == pytest.approx((16 + 0) / 2)
 
 
+def test_critic_gradients_in_closed_form_match_autograd():
+    torch.manual_seed(0)
+    critic = Critic(res_size=7, att_size=3, hidden=32).double()
+    with torch.no_grad():  # larger weights than the N(0, 0.02) start, so the penalty is far from 0
+        critic.fc1.weight.mul_(20)
+        critic.fc2.weight.mul_(20)
+        critic.fc1.bias.normal_()
+    x, fake = torch.rand(6, 7, dtype=torch.double), torch.rand(6, 7, dtype=torch.double)
+    att, alpha = torch.rand(6, 3, dtype=torch.double), torch.rand(6, 1, dtype=torch.double)
+    gamma_d, penalty_weight = 10.0, torch.tensor(10.0 * 2.5, dtype=torch.double)
+
+    by_autograd = copy.deepcopy(critic)  # the official computation: three passes, double backward
+    interpolates = (alpha * x + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(by_autograd(interpolates, att).sum(), interpolates, create_graph=True)
+    expected_penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()  # in float64 throughout
+    expected_wasserstein = gamma_d * (by_autograd(x, att).mean() - by_autograd(fake, att).mean())
+    expected_loss = -expected_wasserstein + penalty_weight * expected_penalty
+    expected_loss.backward()
+
+    pre = critic.fc1(torch.cat((alpha * x + (1 - alpha) * fake, att), 1))
+    assert (pre > 0).any() and (pre < 0).any()  # both LeakyReLU slopes are exercised
+    for _ in range(2):  # the second call writes into the gradient buffers of the first
+        buffer = critic.fc1.weight.grad
+        penalty, loss, wasserstein = critic_loss_and_gradients(critic, x, fake, att, alpha, gamma_d, penalty_weight)
+    assert buffer is not None and critic.fc1.weight.grad.data_ptr() == buffer.data_ptr()
+    assert penalty.item() == pytest.approx(expected_penalty.item(), rel=1e-6)  # reported in float32
+    assert penalty.item() > 0.1
+    assert wasserstein.item() == pytest.approx(expected_wasserstein.item(), rel=1e-10)
+    assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-6)
+    for (name, ours), theirs in zip(critic.named_parameters(), by_autograd.parameters()):
+        assert torch.allclose(ours.grad, theirs.grad, rtol=1e-9, atol=1e-10), name
+
+
 @pytest.mark.parametrize("penalty, factor", [(1.2, 1.1), (1.05, 1.0), (1.03, 1.0), (1.001, 1.0), (0.5, 1 / 1.1)])
 def test_adaptive_lambda_rule(penalty, factor):
     out = adapt_lambda(torch.tensor(10.0), torch.tensor(penalty))
@@ -164,6 +199,22 @@ def test_training_step_matches_official_transcription(toy, feedback_pass):
     fresh = Trainer(cfg, zdata, torch.device("cpu"))
     changed = not torch.equal(fresh.model.feedback.fc1.weight, trainer.model.feedback.fc1.weight)
     assert changed == feedback_pass
+
+
+def test_evaluation_agrees_with_official_transcription(toy):
+    _, cfg, zdata = toy
+    cfg = dataclasses.replace(cfg, nepoch=15, classifier_nepoch=10)
+    model = train(cfg, zdata, torch.device("cpu"), log=lambda _: None).trainer.model
+    ours, theirs = [], []
+    for seed in range(4):  # different draws (synthesis noise, shuffles): compare means
+        torch.manual_seed(seed)
+        theirs.append(official_evaluation(model, cfg, zdata))
+        ours.append(evaluate(model, zdata, cfg, torch.Generator().manual_seed(seed)))
+    for key in ("zsl_acc", "gzsl_h"):
+        mean_ours, mean_theirs = (sum(run[key] for run in runs) / 4 for runs in (ours, theirs))
+        assert abs(mean_ours - mean_theirs) < 0.12, (key, mean_ours, mean_theirs)
+    chance = 1 / 6  # six unseen classes
+    assert min(run["zsl_acc"] for run in ours + theirs) > 2.5 * chance
 
 
 # ------------------------------------------------------------------ determinism and resuming

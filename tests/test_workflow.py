@@ -224,7 +224,8 @@ def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_
 @pytest.mark.slow
 def test_run_killed_mid_training_resumes_and_completes(tiny_run):
     workdir, config, _ = tiny_run
-    (workdir / "demo_slow.yaml").write_text(yaml.safe_dump({**TINY, "nepoch": 30}))
+    # Long enough (~20 s) that the Ctrl-C lands mid-training even on a loaded machine.
+    (workdir / "demo_slow.yaml").write_text(yaml.safe_dump({**TINY, "nepoch": 60}))
     settings = yaml.safe_load(Path(config).read_text())
     settings["benchmarks"] = ["demo_slow"]
     settings["catalog"]["demo_slow"] = {**settings["catalog"]["demo_a"], "config": str(workdir / "demo_slow.yaml")}
@@ -249,7 +250,7 @@ def test_run_killed_mid_training_resumes_and_completes(tiny_run):
     train_log = (workdir / "logs" / "train" / "demo_slow" / "paper" / "tfvaegan" / "seed0.log").read_text()
     assert "resuming from" in train_log
     rows = _rows(target.with_name("train_log.csv"))
-    assert [int(r["epoch"]) for r in rows] == list(range(1, 31))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 61))
 
 
 # --------------------------------------------------------------------------- split averaging

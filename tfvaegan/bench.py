@@ -4,15 +4,17 @@ Official CUB settings (7057 training features of 2048-d, 312-d attributes, 200 c
 unseen, ngh = ndh = 4096, batch 64, critic_iter 5, feedback_loop 2, syn_num 300) on random data
 of those shapes. Prints and optionally writes (--json):
 
-- epoch_s: seconds per training epoch (from timed generator steps of both passes, x steps/epoch);
+- epoch_s: seconds per training epoch (median time of a generator step of each pass type, x steps
+  per epoch);
 - eval_s: seconds for one per-epoch evaluation as the official loop does it (synthesis with
   feedback + GZSL and ZSL classifiers, 25 epochs each), in steady state (eval_first_s: the first);
 - steps_per_s: generator steps (each with its critic steps) per second;
 - step_flop: FLOPs of one generator step, summed over the matrix products it runs (recorded
   from the shapes of every GEMM the step dispatches: forward, backward, double backward);
-- gemm_ratio: FLOP/s of the training step / FLOP/s of the same GEMMs run back to back;
-- official_*: the same measured for a literal transcription of the official iteration
-  (tfvaegan.reference) in the same process, and the speed-up over it.
+- gemm_ratio: FLOP/s of the training step / FLOP/s of the same GEMMs run back to back (outputs
+  preallocated), each step timed right before its GEMMs so both see the same machine; medians;
+- official_*: the same measured for literal transcriptions of the official training iteration and
+  per-epoch evaluation (tfvaegan.reference) in the same process, and the speed-ups over them.
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from tfvaegan.classify import evaluate
 from tfvaegan.config import Config
 from tfvaegan.data import ZSLData
 from tfvaegan.fileio import atomic_write_text
-from tfvaegan.reference import official_generator_step, official_optimizers
-from tfvaegan.train import Trainer, resolve_device
+from tfvaegan.reference import official_evaluation, official_generator_step, official_optimizers
+from tfvaegan.train import Trainer, prepare_device, resolve_device
 
 CUB = dict(n_train=7057, n_test_seen=1764, n_test_unseen=2967, n_seen=150, n_unseen=50, res=2048, att=312)
 CUB_CONFIG = dict(gammaD=10, gammaG=10, encoded_noise=True, nepoch=300, ngh=4096, ndh=4096, lr=1e-4,
@@ -77,27 +79,31 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(fn, repeats: int, device: torch.device) -> float:
+def timed(fn, device: torch.device) -> float:
     sync(device)
     began = time.perf_counter()
-    for _ in range(repeats):
-        fn()
+    fn()
     sync(device)
-    return (time.perf_counter() - began) / repeats
+    return time.perf_counter() - began
 
 
-def gemm_seconds(shapes, device: torch.device, repeats: int) -> float:
-    """Time of the recorded GEMMs run back to back (same shapes, same dtype as the step)."""
-    operands = [(torch.rand(m, k, device=device, dtype=dtype), torch.rand(k, n, device=device, dtype=dtype))
-                for m, k, n, dtype in shapes]
-    out = [torch.empty(m, n, device=device, dtype=dtype) for m, _, n, dtype in shapes]
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def gemm_runner(shapes, device: torch.device):
+    """A function running the recorded GEMMs back to back (same shapes and dtype, outputs preallocated)."""
+    operands = [(torch.rand(m, k, device=device, dtype=dtype), torch.rand(k, n, device=device, dtype=dtype),
+                 torch.empty(m, n, device=device, dtype=dtype)) for m, k, n, dtype in shapes]
 
     def run_all():
-        for (a, b), o in zip(operands, out):
-            torch.mm(a, b, out=o)
+        for a, b, out in operands:
+            torch.mm(a, b, out=out)
 
     run_all()
-    return time_calls(run_all, repeats, device)
+    return run_all
 
 
 def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device) -> dict:
@@ -111,16 +117,22 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
 
+    # Medians of interleaved timings: a step, then its GEMMs alone, `steps` times per pass type,
+    # so that both see the same machine (a shared host drifts by tens of percent).
     step_seconds, step_flop, gemm_s = [], [], []
     for feedback_pass in (False, True):
         trainer.step(feedback_pass)  # warm-up
         with GemmRecorder() as recorder:
             trainer.step(feedback_pass)
-        flop = sum(2 * m * k * n for m, k, n, _ in recorder.shapes)
-        seconds = time_calls(lambda: trainer.step(feedback_pass), steps, device)
-        step_seconds.append(seconds)
-        step_flop.append(flop)
-        gemm_s.append(gemm_seconds(recorder.shapes, device, max(1, steps // 2)))
+        run_gemms = gemm_runner(recorder.shapes, device)
+        step_times, gemm_times = [], []
+        for _ in range(steps):
+            step_times.append(timed(lambda: trainer.step(feedback_pass), device))
+            gemm_times.append(timed(run_gemms, device))
+        del run_gemms
+        step_seconds.append(median(step_times))
+        gemm_s.append(median(gemm_times))
+        step_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
     mean_step = sum(step_seconds) / 2
     report.update(
         epoch_s=mean_step * steps_per_epoch,
@@ -140,7 +152,7 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
             with GemmRecorder() as recorder:
                 run()
             official_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
-            official.append(time_calls(run, steps, device))
+            official.append(median([timed(run, device) for _ in range(steps)]))
         report.update(official_epoch_s=sum(official) / 2 * steps_per_epoch,
                       official_epoch_tflop=sum(official_flop) / 2 * steps_per_epoch / 1e12,
                       speedup_vs_official=sum(official) / sum(step_seconds))
@@ -154,6 +166,9 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
             evaluate(trainer.model, data, cfg, generator)
             sync(device)
             report[key] = time.perf_counter() - began
+        if with_official:
+            report["official_eval_s"] = timed(lambda: official_evaluation(trainer.model, cfg, data), device)
+            report["eval_speedup_vs_official"] = report["official_eval_s"] / report["eval_s"]
     return report
 
 
@@ -162,15 +177,14 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    parser.add_argument("--steps", type=int, help="generator steps timed per pass type "
-                        "(default: 3 on CPU, 50 on CUDA)")
+    parser.add_argument("--steps", type=int, help="generator steps timed per pass type, each followed by "
+                        "its GEMMs alone; medians are reported (default: 5 on CPU, 50 on CUDA)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation timing (eval_s)")
     parser.add_argument("--no-official", action="store_true", help="skip the official-transcription baseline")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-    steps = args.steps or (50 if device.type == "cuda" else 3)
+    prepare_device(device)
+    steps = args.steps or (50 if device.type == "cuda" else 5)
     report = bench(steps, not args.no_eval, not args.no_official, device)
     for key, value in report.items():
         print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")

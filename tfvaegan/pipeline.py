@@ -31,7 +31,7 @@ from tfvaegan.config import Config
 from tfvaegan.models import TFVAEGAN
 from tfvaegan.synthesize import synthesize
 from tfvaegan.fileio import atomic_torch_save, atomic_write_text
-from tfvaegan.train import resolve_device, train
+from tfvaegan.train import prepare_device, resolve_device, train
 
 MODEL_FORMAT = "tfvaegan-model/1"
 SYNTHETIC_FORMAT = "tfvaegan-synthetic/1"
@@ -108,9 +108,7 @@ def _evaluator(zdata, cfg: Config, split_name: str):
 def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path) -> dict:
     cfg = with_seed(cfg)
     device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    prepare_device(device)
     raw = data_module.load_raw(data_root, cfg)
     model_path = Path(model_path)
     log(f"{cfg.dataset}: protocol {cfg.protocol}, seed {cfg.manualSeed}, device {device}")
@@ -203,6 +201,7 @@ def load_model(path: Path) -> tuple[TFVAEGAN, Config, dict, torch.device]:
     saved = load_checkpoint(path)
     cfg = config_module.from_mapping(saved["config"], source=f"{path} (config)")
     device = resolve_device(cfg.device)
+    prepare_device(device)
     model = TFVAEGAN(cfg).to(device)
     for name in SAVED_MODULES:
         getattr(model, name).load_state_dict(saved["state"][name])
