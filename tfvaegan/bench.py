@@ -178,13 +178,13 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--steps", type=int, help="generator steps timed per pass type, each followed by "
-                        "its GEMMs alone; medians are reported (default: 5 on CPU, 50 on CUDA)")
+                        "its GEMMs alone; medians are reported (default: 7 on CPU, 50 on CUDA)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation timing (eval_s)")
     parser.add_argument("--no-official", action="store_true", help="skip the official-transcription baseline")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     prepare_device(device)
-    steps = args.steps or (50 if device.type == "cuda" else 5)
+    steps = args.steps or (50 if device.type == "cuda" else 7)
     report = bench(steps, not args.no_eval, not args.no_official, device)
     for key, value in report.items():
         print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")

@@ -1,4 +1,4 @@
-"""The final classifiers: a softmax layer on [x, decoder hidden, decoder output], ZSL and GZSL.
+"""The final classifiers: a softmax layer on [x, decoder output, decoder hidden], ZSL and GZSL.
 
 Semantics of the official classifiers/classifier_images.py: linear layer + log-softmax, N(0, 0.02)
 initialisation, Adam(classifier_lr, betas=(0.5, 0.999)), 25 epochs of ceil(n / batch) steps over a
@@ -143,7 +143,7 @@ def gzsl(train_x: Tensor, train_y: Tensor, evaluation: EvalSet, seenclasses: Ten
 
 
 def feature_transform(model, use_discriminative: bool):
-    """The classifier's input: [x, decoder hidden, decoder output] or x itself."""
+    """The classifier's input: [x, decoder output, decoder hidden] or x itself."""
     if not use_discriminative:
         return lambda x: x
 

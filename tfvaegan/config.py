@@ -72,7 +72,7 @@ class Config:
     classifier_beta1: float = 0.5
     classifier_nepoch: int = 25  # hard-coded in the official code
     classifier_batch_size: int | None = None  # None: syn_num, as the official code passes it
-    disc_features: bool = True  # classify [x, decoder hidden, decoder output] rather than x
+    disc_features: bool = True  # classify [x, decoder output, decoder hidden] rather than x
     od_entropy_threshold: float | None = None  # OD-GZSL: None = chosen as the official code does
 
     # ---------------------------------------------------------------- evaluation protocol

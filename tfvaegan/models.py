@@ -90,8 +90,12 @@ class Decoder(nn.Module):
         self.sigmoid_output = sigmoid_output
         self.apply(init_weights)
 
+    def hidden(self, x: Tensor) -> Tensor:
+        """The hidden state alone: all the feedback module needs (the output layer is skipped)."""
+        return leaky(self.fc1(x))
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        hidden = leaky(self.fc1(x))
+        hidden = self.hidden(x)
         out = self.fc3(hidden)
         if self.sigmoid_output:
             out = torch.sigmoid(out)
@@ -134,7 +138,7 @@ class TFVAEGAN(nn.Module):
         hidden = self.generator.hidden(z, att)
         x = self.generator.output(hidden)
         if self.uses_feedback:
-            decoder_hidden, _ = self.decoder(x)
+            decoder_hidden = self.decoder.hidden(x)
             x = self.generator.output(hidden, self.feedback(decoder_hidden), self.a2)
         return x
 

@@ -139,7 +139,7 @@ def critic_loss_and_gradients(critic: Critic, x: Tensor, fake: Tensor, att: Tens
     with torch.no_grad():
         inputs = torch.cat((torch.cat((x, fake)), att.repeat(2, 1)), dim=1)  # real rows, then fake rows
         pre = F.linear(inputs, w1, b1)
-        one, leak = pre.new_tensor(1.0), pre.new_tensor(LEAK)
+        one, leak = pre.new_tensor(1.0, dtype=exact), pre.new_tensor(LEAK, dtype=exact)
         slopes = torch.where(pre > 0, one, leak)
         activation = pre * slopes
         score = F.linear(activation, w2, b2).to(exact)
@@ -155,12 +155,12 @@ def critic_loss_and_gradients(critic: Critic, x: Tensor, fake: Tensor, att: Tens
         loss = -wasserstein + penalty_weight * penalty
 
         # d loss / d score: −γD/B on real rows, +γD/B on fake rows.
-        d_score = torch.full((2 * batch, 1), gamma_d / batch, device=x.device, dtype=pre.dtype)
+        d_score = torch.full((2 * batch, 1), gamma_d / batch, device=x.device, dtype=exact)
         d_score[:batch] = -gamma_d / batch
         d_pre = d_score * w2 * slopes
         # d loss / d ∇ₓD(x̂); zero where the norm is (as autograd's norm backward).
         scale = torch.where(norm > 0, (norm - 1) / norm, torch.zeros_like(norm)) * (2 / batch) * penalty_weight
-        d_input_gradient = (scale[:, None] * input_gradient.to(exact)).to(pre.dtype)
+        d_input_gradient = scale[:, None] * input_gradient.to(exact)
 
         # W₁: scores path d_preᵀ·inputs and penalty path (s ⊙ w₂)ᵀ·[d∇ₓD, 0], as one GEMM.
         left = torch.cat((d_pre, slope_weighted))
@@ -253,7 +253,7 @@ class Trainer:
             hidden = m.generator.hidden(z, att)
             fake = m.generator.output(hidden)
             if feedback_pass:
-                decoder_hidden, _ = m.decoder(fake)
+                decoder_hidden = m.decoder.hidden(fake)
                 fake = m.generator.output(hidden, m.feedback(decoder_hidden), cfg.a1)
         return fake.to(x.dtype)
 
@@ -284,7 +284,7 @@ class Trainer:
             hidden = m.generator.hidden(z, att)
             if feedback_pass:
                 with torch.no_grad():
-                    decoder_hidden, _ = m.decoder(m.generator.output(hidden))
+                    decoder_hidden = m.decoder.hidden(m.generator.output(hidden))
                 recon = m.generator.output(hidden, m.feedback(decoder_hidden), cfg.a1)
             else:
                 recon = m.generator.output(hidden)
@@ -294,7 +294,7 @@ class Trainer:
                 noise_hidden = m.generator.hidden(torch.randn(x.size(0), cfg.nz, device=self.device), att)
                 if feedback_pass:
                     with torch.no_grad():  # official: the feedback for the noise sample comes from recon
-                        decoder_hidden, _ = m.decoder(recon)
+                        decoder_hidden = m.decoder.hidden(recon)
                     fake = m.generator.output(noise_hidden, m.feedback(decoder_hidden), cfg.a1)
                 else:
                     fake = m.generator.output(noise_hidden)
