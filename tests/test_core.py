@@ -131,6 +131,22 @@ def test_critic_gradients_in_closed_form_match_autograd():
         assert torch.allclose(ours.grad, theirs.grad, rtol=1e-9, atol=1e-10), name
 
 
+def test_critic_gradients_under_bf16_autocast_stay_float32_and_close():
+    # The CUDA path runs the critic step under bf16 autocast; CPU autocast exercises the same dtype logic.
+    torch.manual_seed(0)
+    critic = Critic(res_size=32, att_size=8, hidden=64)
+    mixed = copy.deepcopy(critic)
+    x, fake, att, alpha = torch.rand(16, 32), torch.rand(16, 32), torch.rand(16, 8), torch.rand(16, 1)
+    critic_loss_and_gradients(critic, x, fake, att, alpha, 10.0, torch.tensor(100.0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = critic_loss_and_gradients(mixed, x, fake, att, alpha, 10.0, torch.tensor(100.0))
+    assert all(value.dtype == torch.float32 for value in outputs)
+    for name in ("fc1.weight", "fc2.weight"):
+        full, half = dict(critic.named_parameters())[name].grad, dict(mixed.named_parameters())[name].grad
+        assert half.dtype == torch.float32
+        assert (full - half).abs().max() <= 0.02 * full.abs().max(), name
+
+
 @pytest.mark.parametrize("penalty, factor", [(1.2, 1.1), (1.05, 1.0), (1.03, 1.0), (1.001, 1.0), (0.5, 1 / 1.1)])
 def test_adaptive_lambda_rule(penalty, factor):
     out = adapt_lambda(torch.tensor(10.0), torch.tensor(penalty))
