@@ -118,24 +118,37 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
 
-    # Medians of interleaved timings: a step, then its GEMMs alone, `steps` times per pass type,
-    # so that both see the same machine (a shared host drifts by tens of percent).
-    step_seconds, step_flop, gemm_s = [], [], []
+    # Medians of interleaved timings, `steps` rounds per pass type: our step, its GEMMs alone, and
+    # the official step, so that all three see the same machine (a shared host drifts by tens of
+    # percent within minutes). The official step trains the same model with its own optimisers.
+    model = trainer.model
+    official_opts = official_optimizers(model, cfg) if with_official else None
+    host = (data.train_feature.cpu(), data.train_label.cpu()) if device.type == "cuda" else (None, None)
+    step_seconds, step_flop, gemm_s, official, official_flop = [], [], [], [], []
     for feedback_pass in (False, True):
-        trainer.step(feedback_pass)  # warm-up
+        ours = lambda: trainer.step(feedback_pass)
+        theirs = lambda: official_generator_step(model, official_opts, cfg, data, feedback_pass, cfg.lambda1, *host)
+        ours()  # warm-up
         with GemmRecorder() as recorder:
-            trainer.step(feedback_pass)
+            ours()
+        step_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
         run_gemms = gemm_runner(recorder.shapes, device)
-        step_times, gemm_times = [], []
+        if with_official:
+            with GemmRecorder() as recorder:
+                theirs()
+            official_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
+        step_times, gemm_times, official_times = [], [], []
         for _ in range(steps):
-            step_times.append(timed(lambda: trainer.step(feedback_pass), device))
+            step_times.append(timed(ours, device))
             gemm_times.append(timed(run_gemms, device))
+            if with_official:
+                official_times.append(timed(theirs, device))
         del run_gemms
         step_seconds.append(median(step_times))
-        # GEMM time of a step's worth of work: the median ratio of back-to-back pairs, which share
-        # the machine's state, times the median step.
+        # GEMM time of a step's worth of work: the median ratio of back-to-back pairs times the median step.
         gemm_s.append(median([g / t for g, t in zip(gemm_times, step_times)]) * step_seconds[-1])
-        step_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
+        if with_official:
+            official.append(median(official_times))
     mean_step = sum(step_seconds) / 2
     report.update(
         epoch_s=mean_step * steps_per_epoch,
@@ -146,31 +159,20 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
         gemm_ratio=sum(gemm_s) / sum(step_seconds),
     )
     if with_official:
-        model = trainer.model
-        opts = official_optimizers(model, cfg)
-        host = (data.train_feature.cpu(), data.train_label.cpu()) if device.type == "cuda" else (None, None)
-        official, official_flop = [], []
-        for feedback_pass in (False, True):
-            run = lambda: official_generator_step(model, opts, cfg, data, feedback_pass, cfg.lambda1, *host)
-            with GemmRecorder() as recorder:
-                run()
-            official_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
-            official.append(median([timed(run, device) for _ in range(steps)]))
         report.update(official_epoch_s=sum(official) / 2 * steps_per_epoch,
+                      official_steps_per_s=2 / sum(official),
                       official_epoch_tflop=sum(official_flop) / 2 * steps_per_epoch / 1e12,
                       speedup_vs_official=sum(official) / sum(step_seconds))
     if with_eval:
-        # Timed twice: a run evaluates after every epoch, so the steady state (the second call,
-        # buffers already allocated) is what an epoch costs; the first call is reported beside it.
+        # A run evaluates after every epoch, so the steady state (buffers already allocated) is
+        # what an epoch costs; the first call is reported beside it. The official evaluation runs
+        # between the two, so that drift of the machine does not favour either side.
         generator = torch.Generator(device=device).manual_seed(1)
-        for key in ("eval_first_s", "eval_s"):
-            sync(device)
-            began = time.perf_counter()
-            evaluate(trainer.model, data, cfg, generator)
-            sync(device)
-            report[key] = time.perf_counter() - began
+        report["eval_first_s"] = timed(lambda: evaluate(model, data, cfg, generator), device)
         if with_official:
-            report["official_eval_s"] = timed(lambda: official_evaluation(trainer.model, cfg, data), device)
+            report["official_eval_s"] = timed(lambda: official_evaluation(model, cfg, data), device)
+        report["eval_s"] = timed(lambda: evaluate(model, data, cfg, generator), device)
+        if with_official:
             report["eval_speedup_vs_official"] = report["official_eval_s"] / report["eval_s"]
     return report
 
