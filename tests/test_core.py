@@ -10,13 +10,11 @@ import pytest
 import torch
 
 from tfvaegan import data as data_module
-from tfvaegan.classify import ClassifierSettings, EvalSet, gzsl, zsl
+from tfvaegan.classify import ClassifierSettings, EvalSet, evaluate, gzsl, zsl
 from tfvaegan.config import Config, ConfigError, from_mapping
 from tfvaegan.metrics import harmonic_mean, per_class_accuracy
-from tfvaegan.models import TFVAEGAN
-from tfvaegan.classify import evaluate
+from tfvaegan.models import TFVAEGAN, Critic
 from tfvaegan.reference import official_evaluation, official_generator_step, official_optimizers
-from tfvaegan.models import Critic
 from tfvaegan.train import (Trainer, adapt_lambda, critic_loss_and_gradients, decoder_loss, gradient_penalty,
                             resolve_device, train, vae_loss, weighted_l1)
 from toy_data import TINY, make_toy

@@ -183,7 +183,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the numbers to this JSON file")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--steps", type=int, help="generator steps timed per pass type, each followed by "
-                        "its GEMMs alone; medians are reported (default: 7 on CPU, 50 on CUDA)")
+                        "its GEMMs alone and by the official step; medians are reported "
+                        "(default: 7 on CPU, 50 on CUDA)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation timing (eval_s)")
     parser.add_argument("--no-official", action="store_true", help="skip the official-transcription baseline")
     args = parser.parse_args(argv)
