@@ -63,6 +63,9 @@ def test_feedback_and_generator_widths_must_agree():
     with pytest.raises(ConfigError, match="generator_hidden.*ngh"):
         from_mapping({"ngh": 1024, "generator_hidden": 4096})
     from_mapping({"ngh": 1024, "generator_hidden": 4096, "feedback_loop": 1})  # no feedback: fine
+    with pytest.raises(ConfigError, match="'nz' and 'latent_size'.*found nz=10, latent_size=8"):
+        from_mapping({"nz": 10}).resolved(64, 8, 24)
+    assert from_mapping({"nz": 10, "latent_size": 10}).resolved(64, 8, 24).nz == 10
 
 
 def test_sigmoid_decoder_for_bce_attributes():
@@ -244,6 +247,50 @@ def test_same_seed_same_numbers_on_cpu(toy):
     assert [[row[k] for k in keys] for row in runs[0].history] == [[row[k] for k in keys] for row in runs[1].history]
     other = train(dataclasses.replace(cfg, manualSeed=cfg.manualSeed + 1), zdata, torch.device("cpu"), log=lambda _: None)
     assert other.history[-1]["loss_d"] != runs[0].history[-1]["loss_d"]
+
+
+def test_mixed_precision_step_runs_bf16_products_and_keeps_float32_state(toy):
+    # CUDA runs a step's forward passes under bf16 autocast (amp); CPU autocast exercises the same
+    # code: products in bf16, losses, parameters and gradients in float32, close to a float32 step.
+    from tfvaegan.bench import GemmRecorder
+
+    _, cfg, zdata = toy
+    trainers = []
+    for autocast_device in (None, "cpu"):
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, zdata, torch.device("cpu"))
+        trainer.autocast_device = autocast_device
+        torch.manual_seed(5)
+        with GemmRecorder() as recorder:
+            out = trainer.step(feedback_pass=True)
+        trainers.append((trainer, out, {dtype for *_, dtype in recorder.shapes}))
+    (full, full_out, full_dtypes), (mixed, mixed_out, mixed_dtypes) = trainers
+    assert full_dtypes == {torch.float32} and torch.bfloat16 in mixed_dtypes
+    for key in ("loss_g", "vae_loss"):
+        assert mixed_out[key].dtype == torch.float32
+        assert mixed_out[key].item() == pytest.approx(full_out[key].item(), rel=0.02, abs=0.02), key
+    for name, parameter in mixed.model.named_parameters():
+        assert parameter.dtype == torch.float32 and torch.isfinite(parameter).all(), name
+        assert parameter.grad is None or parameter.grad.dtype == torch.float32, name
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager_without_graph_breaks(toy):
+    from torch._dynamo.utils import counters
+
+    _, cfg, zdata = toy
+    cfg = _short(cfg)
+    eager = train(cfg, zdata, torch.device("cpu"), log=lambda _: None)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = train(dataclasses.replace(cfg, compile=True), zdata, torch.device("cpu"), log=lambda _: None)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    # The critic's fake batch and the generator's losses, each without and with feedback, and the
+    # decoder's loss: five whole graphs, compiled once each.
+    assert counters["stats"]["unique_graphs"] == 5
+    for row_eager, row_compiled in zip(eager.history, compiled.history, strict=True):
+        for key in ("loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1"):
+            assert row_compiled[key] == pytest.approx(row_eager[key], rel=1e-5, abs=1e-6), key
 
 
 def test_interrupted_training_resumes_to_the_same_model(toy, tmp_path):

@@ -83,8 +83,8 @@ class Config:
 
     # ---------------------------------------------------------------- execution
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    compile: bool = False  # torch.compile the training step on CUDA
+    amp: bool = True  # bf16 autocast of the step's forward passes on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the step's forward passes (for GPUs; works on CPU too)
     checkpoint_every: int = 10  # epochs between resumable checkpoints (0: only at the end)
 
     # ------------------------------------------------------------------ derived
@@ -96,7 +96,7 @@ class Config:
                 raise ConfigError(
                     f"config key '{key}': expected {found} (from {source}), found {given}"
                 )
-        return dataclasses.replace(
+        resolved = dataclasses.replace(
             self,
             resSize=res_size,
             attSize=att_size,
@@ -104,6 +104,13 @@ class Config:
             nz=self.nz if self.nz is not None else att_size,
             latent_size=self.latent_size if self.latent_size is not None else att_size,
         )
+        if resolved.nz != resolved.latent_size:
+            raise ConfigError(
+                f"config keys 'nz' and 'latent_size': the encoder's latent code is the generator's noise "
+                f"input, so they must agree (unset, both are attSize = {att_size}); "
+                f"found nz={resolved.nz}, latent_size={resolved.latent_size}"
+            )
+        return resolved
 
     @property
     def reports_gzsl(self) -> bool:
