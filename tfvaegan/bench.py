@@ -20,6 +20,7 @@ of those shapes. Prints and optionally writes (--json):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -107,14 +108,15 @@ def gemm_runner(shapes, device: torch.device):
     return run_all
 
 
-def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device) -> dict:
+def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device, compile: bool = False) -> dict:
     cfg, data = cub_sized_problem(device)
+    cfg = dataclasses.replace(cfg, compile=compile)
     torch.manual_seed(0)
     trainer = Trainer(cfg, data, device)
     steps_per_epoch = cfg.feedback_loop * math.ceil(CUB["n_train"] / cfg.batch_size)
     report: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "cpu": platform.processor() or platform.machine(), "timed_steps_per_pass": steps,
-                    "steps_per_epoch": steps_per_epoch}
+                    "steps_per_epoch": steps_per_epoch, "compile": compile}
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
 
@@ -128,9 +130,9 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
     for feedback_pass in (False, True):
         ours = lambda: trainer.step(feedback_pass)
         theirs = lambda: official_generator_step(model, official_opts, cfg, data, feedback_pass, cfg.lambda1, *host)
-        ours()  # warm-up
-        with GemmRecorder() as recorder:
-            ours()
+        ours()  # warm-up (and compiling, with --compile)
+        with GemmRecorder() as recorder, torch.compiler.set_stance("force_eager"):
+            ours()  # products recorded from the eager step: compiling fuses elementwise work, not GEMMs
         step_flop.append(sum(2 * m * k * n for m, k, n, _ in recorder.shapes))
         run_gemms = gemm_runner(recorder.shapes, device)
         if with_official:
@@ -187,11 +189,13 @@ def main(argv=None) -> int:
                         "(default: 7 on CPU, 50 on CUDA)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation timing (eval_s)")
     parser.add_argument("--no-official", action="store_true", help="skip the official-transcription baseline")
+    parser.add_argument("--compile", action="store_true", help="time our step with the config's compile: true "
+                        "(torch.compile of the step's forward passes; compiling happens in the warm-up step)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     prepare_device(device)
     steps = args.steps or (50 if device.type == "cuda" else 7)
-    report = bench(steps, not args.no_eval, not args.no_official, device)
+    report = bench(steps, not args.no_eval, not args.no_official, device, args.compile)
     for key, value in report.items():
         print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.json:
