@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -336,3 +337,21 @@ def test_benchmark_counts_the_flops_of_every_matrix_product():
     flop = sum(2 * m * k * n for m, k, n, _ in recorder.shapes)
     # forward 3x8 @ 8x4, gradient w.r.t. the input 3x4 @ 4x8, w.r.t. the weight 4x3 @ 3x8
     assert flop == 3 * (2 * 3 * 8 * 4)
+
+
+def test_bench_writes_its_problem_as_a_cub_shaped_dataset(tmp_path):
+    # `bench --write-data` is how a whole CUB-sized run is timed where CUB itself is absent: the
+    # official CUB config must load it with CUB's sizes, and the split must be the bench's own.
+    from tfvaegan.bench import CUB, cub_sized_problem, write_cub_sized_dataset
+    from tfvaegan.config import load as load_config
+
+    write_cub_sized_dataset(tmp_path)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "benchmarks" / "cub.yaml",
+                      ["preprocessing=false"])
+    zdata = data_module.load(tmp_path, cfg)
+    assert (zdata.res_size, zdata.att_size, zdata.n_classes) == (CUB["res"], CUB["att"], 200)
+    assert len(zdata.train_label) == CUB["n_train"] and len(zdata.unseenclasses) == CUB["n_unseen"]
+    _, in_memory = cub_sized_problem(torch.device("cpu"))
+    assert torch.equal(zdata.train_feature, in_memory.train_feature)
+    assert torch.equal(zdata.test_unseen_label, in_memory.test_unseen_label)
+    assert torch.allclose(zdata.attribute, in_memory.attribute)
