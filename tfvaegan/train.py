@@ -138,14 +138,13 @@ def critic_loss_and_gradients(critic: Critic, x: Tensor, fake: Tensor, att: Tens
     with torch.no_grad():
         inputs = torch.cat((torch.cat((x, fake)), att.repeat(2, 1)), dim=1)  # real rows, then fake rows
         pre = F.linear(inputs, w1, b1)
-        one, leak = pre.new_tensor(1.0, dtype=exact), pre.new_tensor(LEAK, dtype=exact)
-        slopes = torch.where(pre > 0, one, leak)
+        slopes = leaky_slopes(pre, exact)
         activation = pre * slopes
         score = F.linear(activation, w2, b2).to(exact)
         real, fake_score = score[:batch], score[batch:]
         wasserstein = gamma_d * (real.mean() - fake_score.mean())
 
-        hat_slopes = torch.where(alpha * pre[:batch] + (1 - alpha) * pre[batch:] > 0, one, leak)
+        hat_slopes = leaky_slopes(alpha * pre[:batch] + (1 - alpha) * pre[batch:], exact)
         slope_weighted = hat_slopes * w2  # s ⊙ w₂ per sample
         w1_x = w1[:, :res]
         input_gradient = slope_weighted @ w1_x  # ∇ₓD(x̂)
@@ -169,6 +168,12 @@ def critic_loss_and_gradients(critic: Critic, x: Tensor, fake: Tensor, att: Tens
         _set_grad(w2, d_score.t() @ activation + (hat_slopes * (d_input_gradient @ w1_x.t())).sum(0, keepdim=True))
         _set_grad(b2, d_score.sum(0))
     return penalty, loss, wasserstein
+
+
+def leaky_slopes(pre: Tensor, dtype: torch.dtype) -> Tensor:
+    """LeakyReLU's slope at each pre-activation, 1 or LEAK; filled from Python scalars, because a
+    0-d tensor made from one is a host-to-device copy that would stall the step on a GPU."""
+    return torch.full_like(pre, LEAK, dtype=dtype).masked_fill_(pre > 0, 1.0)
 
 
 def _write_grad(param: Tensor, left: Tensor, right: Tensor) -> None:
