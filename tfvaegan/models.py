@@ -132,15 +132,19 @@ class TFVAEGAN(nn.Module):
         self.a2 = cfg.a2
         self.uses_feedback = cfg.feedback_loop > 1
 
+    def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None) -> Tensor:
+        """G(z, a); with a feedback weight, generated again with the feedback of the decoder's hidden
+        state added (at that weight) to the generator's own hidden state, which is computed once."""
+        hidden = self.generator.hidden(z, att)
+        x = self.generator.output(hidden)
+        if feedback_weight is not None:
+            x = self.generator.output(hidden, self.feedback(self.decoder.hidden(x)), feedback_weight)
+        return x
+
     @torch.no_grad()
     def synthesize(self, z: Tensor, att: Tensor) -> Tensor:
         """Features for noise z and class embeddings att, with feedback (weight a2) as at synthesis."""
-        hidden = self.generator.hidden(z, att)
-        x = self.generator.output(hidden)
-        if self.uses_feedback:
-            decoder_hidden = self.decoder.hidden(x)
-            x = self.generator.output(hidden, self.feedback(decoder_hidden), self.a2)
-        return x
+        return self.generate(z, att, self.a2 if self.uses_feedback else None)
 
     @torch.no_grad()
     def discriminative_features(self, x: Tensor) -> Tensor:

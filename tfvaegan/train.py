@@ -265,11 +265,7 @@ class Trainer:
                 z = mean + noise * torch.exp(0.5 * log_var)
             else:
                 z = noise
-            hidden = m.generator.hidden(z, att)
-            fake = m.generator.output(hidden)
-            if feedback_pass:
-                decoder_hidden = m.decoder.hidden(fake)
-                fake = m.generator.output(hidden, m.feedback(decoder_hidden), cfg.a1)
+            fake = m.generate(z, att, cfg.a1 if feedback_pass else None)
         return fake.to(x.dtype)
 
     def decoder_update_loss(self, x: Tensor, target: Tensor) -> Tensor:
