@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 
 from helpers_data import toy_arrays, write_xlsa17
@@ -77,6 +78,33 @@ CASES = {
     "labels beyond the attribute classes": ({}, {"att": TOY["att"][:, :-1]}, "res101.mat", "'labels'"),
     "class names count != class count": ({}, {"allclasses_names": ["a", "b"]}, "att_splits.mat",
                                          "'allclasses_names'"),
+    "att stored C x A": ({}, {"att": TOY["att"].T.copy()}, "att_splits.mat", "'att'"),
+    "features beyond float32": ({"features": _with(TOY["features"], (3, 7), 1e39)}, {}, "res101.mat",
+                                "'features'"),
+    "attributes beyond float32": ({}, {"att": _with(TOY["att"], (2, 4), -1e39)}, "att_splits.mat", "'att'"),
+    "attribute norm underflows in float32": ({}, {"att": _with(TOY["att"], (slice(None), 5), 1e-30)},
+                                             "att_splits.mat", "'att'"),
+    "sparse features": ({"features": scipy.sparse.csc_matrix(TOY["features"].astype(np.float64))}, {},
+                        "res101.mat", "'features'"),
+    "repeated locations": ({}, {"test_seen_loc": np.vstack([TOY["test_seen_loc"], TOY["test_seen_loc"][3:5]])},
+                           "att_splits.mat", "'test_seen_loc'"),
+    "logical mask as locations": ({}, {"trainval_loc": _col(np.isin(np.arange(200) + 1, TOY["trainval_loc"]))},
+                                  "att_splits.mat", "'trainval_loc'"),
+    "empty test_seen set": ({}, {"test_seen_loc": np.zeros((0, 1))}, "att_splits.mat", "'test_seen_loc'"),
+}
+# case -> (what the message must say, what it must not): the diagnosis, not just the culprit
+HINTS = {
+    "att stored C x A": ("looks transposed, C x A)", "'labels'"),
+    "features stored N x D": ("looks N x D", "h5py"),  # the HDF5 advice is for v7.3 files only
+    "features beyond float32": ("found 1 finite value(s) beyond it (first at row 4, sample 8, value 1e+39)", "NaN"),
+    "attributes beyond float32": ("expected values within the float32 range", "NaN"),
+    "attribute norm underflows in float32": ("1 class(es) whose float32 L2 norm underflows to 0", "all-zero"),
+    "sparse features": ("found a sparse matrix (save it with full(features))", "Coords"),
+    "repeated locations": (("expected distinct row indices, found 2 repeated (first: "
+                            f"{int(TOY['test_seen_loc'][3, 0])}, again at position {TOY['test_seen_loc'].size + 1})"),
+                           "disjoint"),
+    "logical mask as locations": ("looks like a logical mask", "0-based"),
+    "empty test_seen set": ("expected at least one row index (GZSL scores seen test images", "disjoint"),
 }
 
 
@@ -96,6 +124,8 @@ def test_malformed_dataset_is_refused_clearly(tmp_path, capsys, case):
     assert file_named in message and key_named in message, message
     assert "expected" in message and "found" in message, message
     assert "\n" not in message
+    must, must_not = HINTS.get(case, ("", None))
+    assert must in message and (must_not is None or must_not not in message), message
 
     assert main(["dataset", "check", str(folder)]) != 0
     out = capsys.readouterr().out
@@ -144,6 +174,58 @@ def test_matlab_struct_in_place_of_features_is_refused(tmp_path):
         data.load_raw(tmp_path, Config(dataset="TOY"))
 
 
+def test_v73_sparse_features_are_refused_briefly(tmp_path):
+    import h5py
+
+    folder = write_xlsa17(tmp_path, version="v7.3")
+    with h5py.File(folder / "res101.mat", "r+") as handle:  # MATLAB's layout of a sparse matrix
+        del handle["features"]
+        group = handle.create_group("features")
+        group.attrs["MATLAB_class"], group.attrs["MATLAB_sparse"] = np.bytes_("double"), np.uint64(32)
+        group["data"], group["ir"], group["jc"] = np.ones(3), np.zeros(3, np.uint64), np.zeros(201, np.uint64)
+    with pytest.raises(data.DataError, match=r"res101\.mat: key 'features': expected a D x N matrix \(dense numeric\), "
+                                             r"found a sparse matrix \(save it with full\(features\)\)$"):
+        data.load_raw(tmp_path, Config(dataset="TOY"))
+
+
+@pytest.mark.parametrize("key,stored", [("features", "N x D"), ("att", "C x A")])
+def test_transposed_v73_array_gets_the_h5py_hint(tmp_path, key, stored):
+    overrides = {key: TOY[key].T.copy()}
+    write_xlsa17(tmp_path, version="v7.3", **{"feature_overrides" if key == "features" else "split_overrides": overrides})
+    with pytest.raises(data.DataError, match=rf"key '{key}'.*a v7\.3 file stores the transpose of each MATLAB "
+                                             rf"array, so h5py must write {stored} to give MATLAB's"):
+        data.load_raw(tmp_path, Config(dataset="TOY"))
+
+
+def _replace_with_dangling_cell(path: Path, key: str) -> None:
+    """`key` becomes a v7.3 cell whose references point nowhere: readable file, undecodable variable."""
+    import h5py
+
+    with h5py.File(path, "r+") as handle:
+        del handle[key]
+        cell = handle.create_dataset(key, data=np.array([[h5py.Reference()] * 3], dtype=h5py.ref_dtype))
+        cell.attrs["MATLAB_class"] = np.bytes_("cell")
+
+
+@pytest.mark.parametrize("file,key", [("res101.mat", "image_files"), ("att_splits.mat", "allclasses_names")])
+def test_undecodable_optional_key_is_ignored_with_a_note(tmp_path, file, key):
+    folder = write_xlsa17(tmp_path, version="v7.3")
+    _replace_with_dangling_cell(folder / file, key)
+    raw = data.load_raw(tmp_path, Config(dataset="TOY"))
+    assert raw.image_files is None if key == "image_files" else raw.class_names is None
+    assert any(f"{file}: key '{key}' ignored" in note and "could not be decoded" in note for note in raw.notes)
+    assert raw.features.shape == (200, 32)
+
+
+def test_undecodable_required_key_is_named(tmp_path):
+    folder = write_xlsa17(tmp_path, version="v7.3")
+    _replace_with_dangling_cell(folder / "res101.mat", "labels")
+    with pytest.raises(data.DataError, match=r"res101\.mat: key 'labels': expected .*found a variable that could "
+                                             r"not be decoded \(ValueError") as caught:
+        data.load_raw(tmp_path, Config(dataset="TOY"))
+    assert "corrupt" not in str(caught.value)
+
+
 def test_wrong_stem_names_the_file_looked_for(tmp_path):
     write_xlsa17(tmp_path)
     with pytest.raises(data.DataError, match=r"TOY/sent_splits\.mat: file not found"):
@@ -155,6 +237,35 @@ def test_manual_attributes_with_wrong_class_count_are_refused(tmp_path):
     np.save(folder / "manual.npy", np.ones((9, 4)))
     with pytest.raises(data.DataError, match=r"manual\.npy: key '\(manual attributes\)': expected 10 rows.*found 9"):
         data.load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
+
+
+def _savez(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # np.savez would append .npz to a path
+        np.savez(handle, att=array)
+
+
+GOOD_MANUAL = np.random.default_rng(0).random((10, 4)) + 0.05
+MANUAL_CASES = {
+    "npz archive": (lambda path: _savez(path, GOOD_MANUAL),
+                    r"expected a numeric \.npy array .*found an \.npz archive \(arrays: att;"),
+    "transposed": (lambda path: np.save(path, GOOD_MANUAL.T),
+                   r"expected 10 rows.*found 4 \(the array looks transposed, attributes x classes\)"),
+    "beyond float32": (lambda path: np.save(path, _with(GOOD_MANUAL, (2, 1), 1e39)),
+                       (r"expected values within the float32 range.*found 1 finite value\(s\) beyond it \(first at "
+                        r"class 3, attribute 2, value 1e\+39\)")),
+    "norm underflows": (lambda path: np.save(path, _with(GOOD_MANUAL, 7, 1e-30)),
+                        r"found 1 class\(es\) whose float32 L2 norm underflows to 0 or overflows \(first: class 8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANUAL_CASES))
+def test_malformed_manual_attributes_are_refused(tmp_path, case):
+    write, pattern = MANUAL_CASES[case]
+    folder = write_xlsa17(tmp_path)
+    write(folder / "manual.npy")
+    with pytest.raises(data.DataError, match=r"manual\.npy: .*" + pattern) as caught:
+        data.load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
+    assert "\n" not in str(caught.value)
 
 
 def test_pickled_manual_attributes_are_not_unpickled(tmp_path):
@@ -267,3 +378,18 @@ def test_checkpoint_that_is_not_a_plain_state_dict_is_refused(tmp_path):
         load_checkpoint(path)
     status = main(["synthesize", "--model", str(path), "--out", str(tmp_path / "synthetic.pt")])
     assert status == 2 and not (tmp_path / "synthetic.pt").exists()
+
+
+def test_zsl_only_dataset_without_seen_test_images_loads_and_evaluates(tmp_path):
+    # An empty test_seen_loc is refused only when GZSL needs it (the catalogue above); ZSL runs.
+    from tfvaegan.classify import evaluate
+    from tfvaegan.models import TFVAEGAN
+
+    write_xlsa17(tmp_path, split_overrides={"test_seen_loc": np.zeros((0, 1))})
+    cfg = Config(dataset="TOY", gzsl=False, syn_num=5, classifier_nepoch=2, ngh=16, generator_hidden=16,
+                 encoder_hidden=16, ndh=16)
+    zdata = data.load(tmp_path, cfg)
+    assert zdata.test_seen_feature.shape[0] == 0 and zdata.test_unseen_feature.shape[0] > 0
+    cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
+    row = evaluate(TFVAEGAN(cfg), zdata, cfg, torch.Generator().manual_seed(0))
+    assert 0.0 <= row["zsl_acc"] <= 1.0 and "gzsl_h" not in row

@@ -275,6 +275,20 @@ def test_mixed_precision_step_runs_bf16_products_and_keeps_float32_state(toy):
         assert parameter.grad is None or parameter.grad.dtype == torch.float32, name
 
 
+def test_amp_switches_tf32_with_bf16():
+    # amp: false must mean float32 throughout on CUDA, TF32 products included (only flags are set,
+    # so this runs without a GPU).
+    from tfvaegan.train import prepare_device
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        for amp in (False, True, False):
+            prepare_device(torch.device("cuda"), tf32=amp)
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (amp, amp)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 @pytest.mark.slow
 def test_compiled_step_matches_eager_without_graph_breaks(toy):
     from torch._dynamo.utils import counters

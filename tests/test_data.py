@@ -53,6 +53,26 @@ def test_read_mat_undoes_hdf5_transposition(tmp_path):
     assert content["name"] == "abc" and content["cells"] == ["x", "yz"]
 
 
+@pytest.mark.parametrize("version", ["v5", "v7.3"])
+def test_read_mat_round_trips_empty_strings(tmp_path, version):
+    data.write_mat(tmp_path / "m.mat", {"cells": ["a", "", "c"], "blank": ""}, version=version)
+    content = data.read_mat(tmp_path / "m.mat")
+    assert content["cells"] == ["a", "", "c"] and content["blank"] == ""
+
+
+def test_read_mat_reads_h5py_string_datasets(tmp_path):
+    import h5py
+
+    data.write_mat(tmp_path / "m.mat", {"m": np.ones((2, 3))}, version="v7.3")
+    with h5py.File(tmp_path / "m.mat", "r+") as handle:  # as a Python user writes strings, not MATLAB
+        handle["variable"] = np.array(["img0.jpg", "", "dir/img2.jpg"], dtype=h5py.string_dtype())
+        handle["fixed"] = np.array([b"ab", b"c"])
+        handle["scalar"] = "hello"
+    content = data.read_mat(tmp_path / "m.mat")
+    assert content["variable"] == ["img0.jpg", "", "dir/img2.jpg"] and content["fixed"] == ["ab", "c"]
+    assert content["scalar"] == "hello"
+
+
 @pytest.mark.parametrize("standardization", [False, True])
 def test_preprocessing_matches_sklearn_by_hand(toy_root, standardization):
     cfg = Config(dataset="V5", standardization=standardization)

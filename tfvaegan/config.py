@@ -83,7 +83,7 @@ class Config:
 
     # ---------------------------------------------------------------- execution
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast of the step's forward passes on CUDA (ignored on CPU)
+    amp: bool = True  # CUDA: bf16 autocast of the step's forward passes and TF32 products (false: float32 throughout; ignored on CPU)
     compile: bool = False  # torch.compile the step's forward passes (for GPUs; works on CPU too)
     checkpoint_every: int = 10  # epochs between resumable checkpoints (0: only at the end)
 

@@ -46,7 +46,9 @@ def read_mat(path: Path) -> dict[str, Any]:
     (rows, columns) orientation, char arrays as `str`, cell arrays of strings as `list[str]`.
 
     v7.3 files are HDF5, which stores arrays transposed and strings/cells as references;
-    both are undone here so that callers never see the difference.
+    both are undone here so that callers never see the difference. A v7.3 variable that cannot
+    be decoded comes back as a placeholder whose str() says why, so that only a caller that
+    needs it fails, naming its key.
     """
     path = Path(path)
     if not path.is_file():
@@ -57,11 +59,14 @@ def read_mat(path: Path) -> dict[str, Any]:
     except DataError:
         raise
     except Exception as exc:  # scipy/h5py raise many types on truncated or foreign files
-        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(
             f"{path}: expected a readable MATLAB .mat file (v5 or v7.3), found a truncated or "
-            f"corrupt file ({type(exc).__name__}: {reason})"
+            f"corrupt file ({_reason(exc)})"
         ) from None
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split()) or '(no message)'}"
 
 
 def _read_v5_mat(path: Path) -> dict[str, Any]:
@@ -75,7 +80,7 @@ def _read_v5_mat(path: Path) -> dict[str, Any]:
         if isinstance(value, np.ndarray) and value.dtype.kind == "U":
             # a char matrix: one string per row
             strings = [str(s).rstrip() for s in value.ravel()]
-            result[key] = strings[0] if len(strings) == 1 else strings
+            result[key] = strings[0] if len(strings) == 1 else (strings or "")  # '' has no rows
         elif isinstance(value, np.ndarray) and value.dtype == object:
             result[key] = _v5_cell_strings(value)
         else:
@@ -102,26 +107,37 @@ def _read_hdf5_mat(path: Path) -> dict[str, Any]:
         for key, node in handle.items():
             if key.startswith("#"):  # '#refs#' and '#subsystem#' hold referenced data, not variables
                 continue
-            result[key] = _hdf5_value(handle, node)
+            # HDF5 variables decode one by one: one bad key must not sink the others, nor go unnamed
+            try:
+                result[key] = _hdf5_value(handle, node)
+            except Exception as exc:  # noqa: BLE001 (h5py raises many types)
+                result[key] = _Unsupported(f"a variable that could not be decoded ({_reason(exc)})")
     return result
 
 
 def _hdf5_value(handle, node) -> Any:
     import h5py
 
-    if not isinstance(node, h5py.Dataset):
-        kind = node.attrs.get("MATLAB_class", b"struct")
-        return _Unsupported(kind.decode() if isinstance(kind, bytes) else str(kind))
     matlab_class = node.attrs.get("MATLAB_class", b"")
     if isinstance(matlab_class, bytes):
         matlab_class = matlab_class.decode()
-    if node.attrs.get("MATLAB_empty", 0):
-        return np.zeros((0, 0))
-    data = node[()]
+    if not isinstance(node, h5py.Dataset):
+        if "MATLAB_sparse" in node.attrs:
+            return _Unsupported(SPARSE, sparse=True)
+        return _Unsupported(f"a MATLAB {matlab_class or 'struct'} (not supported)")
+    empty = node.attrs.get("MATLAB_empty", 0)
     if matlab_class == "char":
-        rows = np.atleast_2d(np.asarray(data)).T  # MATLAB view: one string per row
+        if empty:  # MATLAB marks '' as empty; it must stay a string, as in v5
+            return ""
+        rows = np.atleast_2d(np.asarray(node[()])).T  # MATLAB view: one string per row
         strings = ["".join(map(chr, row)).rstrip("\x00") for row in rows]
         return strings[0] if len(strings) == 1 else strings
+    if empty:
+        return [] if matlab_class == "cell" else np.zeros((0, 0))
+    if h5py.check_string_dtype(node.dtype) is not None:  # strings written by h5py, not MATLAB's char codes
+        strings = np.asarray(node.asstr()[()], dtype=object)
+        return str(strings) if strings.ndim == 0 else [str(s) for s in strings.T.ravel(order="F")]
+    data = node[()]
     if matlab_class == "cell" or (isinstance(data, np.ndarray) and data.dtype == object):
         items = [_hdf5_value(handle, handle[ref]) for ref in np.asarray(data).T.ravel(order="F")]
         if all(isinstance(item, str) for item in items):
@@ -130,14 +146,18 @@ def _hdf5_value(handle, node) -> Any:
     return np.asarray(data).T
 
 
-class _Unsupported:
-    """A MATLAB struct, object or sparse matrix: kept only to be named in an error."""
+SPARSE = "a sparse matrix"
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+
+class _Unsupported:
+    """A MATLAB struct, object or sparse matrix, or an undecodable variable: kept only to be named in an error."""
+
+    def __init__(self, description: str, sparse: bool = False) -> None:
+        self.description = description
+        self.sparse = sparse
 
     def __str__(self) -> str:
-        return f"a MATLAB {self.kind} (not supported)"
+        return self.description
 
 
 def write_mat(path: Path, variables: Mapping[str, Any], version: str = "v5") -> None:
@@ -307,12 +327,40 @@ def _numeric(content: dict, path: Path, key: str, expected: str, problems: _Prob
         problems.add(f"{path}: key '{key}': expected {expected}, found no such key (keys: {present})")
         return None
     value = content[key]
+    if _is_sparse(value):
+        problems.add(f"{path}: key '{key}': expected {expected} (dense numeric), found {SPARSE} "
+                     f"(save it with full({key}))")
+        return None
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
-        kind = {str: "a char array (text)", list: "a cell array of strings"}.get(
-            type(value), f"a {value.dtype} array" if isinstance(value, np.ndarray) else str(value))
-        problems.add(f"{path}: key '{key}': expected {expected} (numeric), found {kind}")
+        problems.add(f"{path}: key '{key}': expected {expected} (numeric), found {_describe(value)}")
         return None
     return value
+
+
+def _is_sparse(value: Any) -> bool:
+    import scipy.sparse
+
+    return scipy.sparse.issparse(value) or (isinstance(value, _Unsupported) and value.sparse)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array"
+    if isinstance(value, _Unsupported):
+        return str(value)
+    # str() of anything else (scipy's sparse matrices, for one) can run to many lines
+    return {str: "a char array (text)", list: "a cell array of strings"}.get(
+        type(value), SPARSE if _is_sparse(value) else f"a {type(value).__name__}")
+
+
+def _strings(content: dict, path: Path, key: str, notes: list[str]) -> list[str] | None:
+    """An optional cell array of strings; anything else is ignored as if absent, with a note,
+    since nothing the model computes depends on it."""
+    value = content.get(key)
+    if value is None or isinstance(value, list):
+        return value
+    notes.append(f"{path}: key '{key}' ignored: expected a cell array of strings, found {_describe(value)}")
+    return None
 
 
 def _vector(array: np.ndarray, path: Path, key: str, problems: _Problems) -> np.ndarray | None:
@@ -326,14 +374,27 @@ def _vector(array: np.ndarray, path: Path, key: str, problems: _Problems) -> np.
     return vector.astype(np.int64)
 
 
-def _finite(array: np.ndarray, path: Path, key: str, problems: _Problems, axis_name: str) -> None:
-    bad = ~np.isfinite(array)
+def _float32(array: np.ndarray, path: Path, key: str, problems: _Problems, axes: tuple[str, str]) -> np.ndarray:
+    """`array` in float32, the precision used from here on. The cast is what is checked: a finite
+    double beyond the float32 range would otherwise become Inf and fail deep inside sklearn."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = array.astype(np.float32)
+    bad = ~np.isfinite(single)
     if bad.any():
-        row, col = np.argwhere(bad)[0]
-        problems.add(
-            f"{path}: key '{key}': expected finite values, found {int(bad.sum())} NaN/Inf "
-            f"(first at row {row + 1}, {axis_name} {col + 1}, value {array[row, col]})"
-        )
+        overflow = bad & np.isfinite(array)
+        for mask, expected, found in ((bad & ~overflow, "finite values", "NaN/Inf"),
+                                      (overflow, "values within the float32 range (|x| <= 3.4e38)",
+                                       "finite value(s) beyond it")):
+            if mask.any():
+                row, col = np.argwhere(mask)[0]
+                problems.add(f"{path}: key '{key}': expected {expected}, found {int(mask.sum())} {found} "
+                             f"(first at {axes[0]} {row + 1}, {axes[1]} {col + 1}, value {array[row, col]})")
+    return single
+
+
+def _h5py_hint(version: str, matlab: str, stored: str) -> str:
+    return (f"; a v7.3 file stores the transpose of each MATLAB array, so h5py must write {stored} to give "
+            f"MATLAB's {matlab}") if version == "v7.3" else ""
 
 
 def _read_and_validate(root: Path, cfg, problems: _Problems) -> RawDataset:
@@ -366,21 +427,29 @@ def _read_and_validate(root: Path, cfg, problems: _Problems) -> RawDataset:
 
     n_samples = labels.size
     if features.shape[1] != n_samples:
-        hint = " (the matrix looks N x D: xlsa17 stores features as D x N, one column per sample)" \
-            if features.shape[0] == n_samples else ""
+        hint = "" if features.shape[0] != n_samples else (
+            " (the matrix looks N x D: xlsa17 stores features as D x N, one column per sample"
+            f"{_h5py_hint(formats[str(feat_file)], 'D x N', 'N x D')})")
         problems.add(f"{feat_file}: key 'features': expected one column per label ({n_samples} columns, "
                      f"D x N), found shape {features.shape}{hint}")
+    n_labelled = int(labels.max()) if labels.size else 0
+    if att.shape[1] != n_labelled and att.shape[0] == n_labelled:
+        # caught here, or the label range check below would blame the (correct) labels
+        problems.add(f"{split_file}: key 'att': expected an A x C matrix, one column per class ({n_labelled}: "
+                     f"the labels in {feat_file.name} reach {n_labelled}), found shape {att.shape} (the matrix "
+                     f"looks transposed, C x A{_h5py_hint(formats[str(split_file)], 'A x C', 'C x A')})")
+        raise _Stop
 
     # ---- attributes: (C, A) rows = classes
-    attributes = att.T.astype(np.float32)
-    names = split_content.get("allclasses_names")
-    class_names = names if isinstance(names, list) else None
-    attribute_file = None
+    notes: list[str] = []
+    class_names = _strings(split_content, split_file, "allclasses_names", notes)
+    image_files = _strings(feature_content, feat_file, "image_files", notes)
+    attribute_file = manual = None
     if cfg.manual_att:
         attribute_file = manual_attribute_path(root, cfg)
-        attributes = _manual_attributes(attribute_file, attributes.shape[0], problems)
+        manual = _manual_attributes(attribute_file, att.shape[1], problems)
         formats[str(attribute_file)] = "npy"
-    n_classes = attributes.shape[0]
+    n_classes = manual.shape[0] if cfg.manual_att else att.shape[1]
     att_key, att_file = ("(manual attributes)", attribute_file) if cfg.manual_att else ("att", split_file)
     if labels.size and (labels.min() < 1 or labels.max() > n_classes):
         problems.add(f"{feat_file}: key 'labels': expected 1-based class indices in [1, {n_classes}] "
@@ -395,37 +464,52 @@ def _read_and_validate(root: Path, cfg, problems: _Problems) -> RawDataset:
     problems.stop_if_any()
 
     # ---- values
-    if features.dtype.kind == "f":
-        _finite(features, feat_file, "features", problems, "sample")
+    features = _float32(features, feat_file, "features", problems, ("row", "sample"))
     if features.size and features.min() == features.max():
         problems.add(f"{feat_file}: key 'features': expected values that vary between samples, found every "
                      f"value equal to {features.flat[0]}")
-    if attributes.dtype.kind == "f":
-        _finite(attributes.T, att_file, att_key, problems, "class")
-    zero_rows = np.flatnonzero(~np.any(attributes != 0, axis=1))
-    if zero_rows.size:
-        first = int(zero_rows[0])
-        label = f" ({class_names[first]})" if class_names else ""
-        problems.add(f"{att_file}: key '{att_key}': expected a non-zero attribute vector for every class, "
-                     f"found {zero_rows.size} all-zero class(es) (first: class {first + 1}{label})")
+    if cfg.manual_att:
+        attributes = _float32(manual, att_file, att_key, problems, ("class", "attribute"))
+    else:
+        attributes = _float32(att, att_file, att_key, problems, ("attribute", "class")).T
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.sqrt((attributes ** 2).sum(axis=1))  # as l2_normalise_rows computes them
+    all_zero = ~np.any(attributes != 0, axis=1)
+    # a row of tiny (or huge) values has a float32 norm of 0 (or Inf) and would normalise to NaN (or 0)
+    degenerate = ~all_zero & np.isfinite(attributes).all(axis=1) & ~(np.isfinite(norms) & (norms > 0))
+    for rows, found in ((all_zero, "all-zero class(es)"),
+                        (degenerate, "class(es) whose float32 L2 norm underflows to 0 or overflows")):
+        if rows.any():
+            first = int(np.flatnonzero(rows)[0])
+            label = f" ({class_names[first]})" if class_names else ""
+            problems.add(f"{att_file}: key '{att_key}': expected a non-zero attribute vector with a finite "
+                         f"float32 L2 norm for every class, found {int(rows.sum())} {found} (first: class "
+                         f"{first + 1}{label}, norm {norms[first]})")
 
     # ---- locations
     locs: dict[str, np.ndarray] = {}
     for key, loc in locs_1based.items():
         if loc.size == 0:
-            if key in ("trainval_loc", "test_unseen_loc"):
-                what = "training" if key == "trainval_loc" else "unseen test"
-                problems.add(f"{split_file}: key '{key}': expected at least one {what} sample, found an "
-                             f"empty set")
+            if key == "test_seen_loc" and not cfg.reports_gzsl:
+                pass  # seen test images are only needed to score GZSL
+            elif key in REQUIRED_LOCS:
+                why = " (GZSL scores seen test images; gzsl: false evaluates ZSL only)" if key == "test_seen_loc" else ""
+                problems.add(f"{split_file}: key '{key}': expected at least one row index{why}, found an empty set")
             locs[key[:-4]] = loc
             continue
-        if loc.min() < 1:
+        if loc_arrays[key].dtype.kind == "b" or (loc.size == n_samples > 1 and np.isin(loc, (0, 1)).all()):
+            problems.add(f"{split_file}: key '{key}': expected 1-based row indices, found what looks like a "
+                         f"logical mask ({loc.size} values, all 0 or 1; store find(mask) instead)")
+        elif loc.min() < 1:
             zero_hint = " (0 found: the file looks 0-based; xlsa17 locations are 1-based)" if loc.min() == 0 else ""
             problems.add(f"{split_file}: key '{key}': expected 1-based row indices >= 1, found minimum "
                          f"{loc.min()}{zero_hint}")
         elif loc.max() > n_samples:
             problems.add(f"{split_file}: key '{key}': expected row indices in [1, {n_samples}] (the number of "
                          f"samples in {feat_file.name}), found maximum {loc.max()}")
+        elif (repeated := _repeated(loc)).size:
+            problems.add(f"{split_file}: key '{key}': expected distinct row indices, found {repeated.size} "
+                         f"repeated (first: {loc[repeated[0]]}, again at position {repeated[0] + 1})")
         locs[key[:-4]] = loc - 1
     problems.stop_if_any()
 
@@ -451,20 +535,18 @@ def _read_and_validate(root: Path, cfg, problems: _Problems) -> RawDataset:
                      f"(first: {_class_label(leaked[0], class_names)})")
     problems.stop_if_any()
 
-    notes = []
     if "train" in locs and "val" in locs:
         covered = np.union1d(locs["train"], locs["val"])
         if np.intersect1d(covered, locs["test_seen"]).size:
             notes.append("train_loc/val_loc include test_seen images (the xlsa17 convention); "
                          "a validation protocol must intersect them with trainval_loc")
-    image_files = feature_content.get("image_files")
     return RawDataset(
-        features=np.ascontiguousarray(features.T, dtype=np.float32),
+        features=np.ascontiguousarray(features.T),
         labels=labels0,
-        attributes=np.ascontiguousarray(attributes, dtype=np.float32),
+        attributes=np.ascontiguousarray(attributes),
         locs=locs,
         class_names=class_names,
-        image_files=image_files if isinstance(image_files, list) else None,
+        image_files=image_files,
         feature_file=feat_file,
         split_file=split_file,
         attribute_file=attribute_file,
@@ -473,11 +555,17 @@ def _read_and_validate(root: Path, cfg, problems: _Problems) -> RawDataset:
     )
 
 
+def _repeated(loc: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the entries of `loc` that repeat an earlier one."""
+    order = np.argsort(loc, kind="stable")
+    return np.sort(order[1:][loc[order][1:] == loc[order][:-1]])
+
+
 def _class_label(index: int, class_names: list[str] | None) -> str:
     return f"class {index + 1}" + (f" ({class_names[index]})" if class_names else "")
 
 
-def _manual_attributes(path: Path, n_classes: int, problems: _Problems) -> np.ndarray | None:
+def _manual_attributes(path: Path, n_classes: int, problems: _Problems) -> np.ndarray:
     if not path.is_file():
         problems.add(f"{path}: file not found (expected the manual attribute file, classes x attributes "
                      f".npy, option manual_att_file)")
@@ -486,17 +574,24 @@ def _manual_attributes(path: Path, n_classes: int, problems: _Problems) -> np.nd
         array = np.load(path, allow_pickle=False)
     except Exception as exc:
         problems.add(f"{path}: expected a numeric .npy array (classes x attributes), found an unreadable "
-                     f"file ({type(exc).__name__}: {exc})")
+                     f"file ({_reason(exc)})")
         raise _Stop from None
+    if isinstance(array, np.lib.npyio.NpzFile):
+        with array:  # np.load leaves an archive open
+            names = ", ".join(array.files) or "none"
+        problems.add(f"{path}: expected a numeric .npy array (classes x attributes, written by np.save), found "
+                     f"an .npz archive (arrays: {names}; written by np.savez)")
+        raise _Stop
     if array.ndim != 2 or array.dtype.kind not in "biuf":
         problems.add(f"{path}: key '(manual attributes)': expected a numeric 2-D array ({n_classes} classes x "
                      f"attributes), found {array.dtype} shape {array.shape}")
         raise _Stop
     if array.shape[0] != n_classes:
+        hint = " (the array looks transposed, attributes x classes)" if array.shape[1] == n_classes else ""
         problems.add(f"{path}: key '(manual attributes)': expected {n_classes} rows (one per class of 'att'), "
-                     f"found {array.shape[0]}")
+                     f"found {array.shape[0]}{hint}")
         raise _Stop
-    return array.astype(np.float32)
+    return array
 
 
 # --------------------------------------------------------------------------- preprocessing

@@ -130,6 +130,9 @@ class TFVAEGAN(nn.Module):
         self.decoder = Decoder(cfg.resSize, cfg.attSize, cfg.ngh, sigmoid_output=cfg.bce_att)
         self.feedback = Feedback(cfg.ngh)
         self.a2 = cfg.a2
+        # Synthesis applies feedback only when training did. The official generate_syn_feature
+        # always applies it, so with feedback_loop 1 (the ablation's baseline and +decoder) it
+        # would add an untrained, randomly initialised feedback module's output at weight a2.
         self.uses_feedback = cfg.feedback_loop > 1
 
     def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None) -> Tensor:

@@ -108,7 +108,7 @@ def _evaluator(zdata, cfg: Config, split_name: str):
 def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path) -> dict:
     cfg = with_seed(cfg)
     device = resolve_device(cfg.device)
-    prepare_device(device)
+    prepare_device(device, tf32=cfg.amp)
     raw = data_module.load_raw(data_root, cfg)
     model_path = Path(model_path)
     log(f"{cfg.dataset}: protocol {cfg.protocol}, seed {cfg.manualSeed}, device {device}")
@@ -201,7 +201,7 @@ def load_model(path: Path) -> tuple[TFVAEGAN, Config, dict, torch.device]:
     saved = load_checkpoint(path)
     cfg = config_module.from_mapping(saved["config"], source=f"{path} (config)")
     device = resolve_device(cfg.device)
-    prepare_device(device)
+    prepare_device(device, tf32=cfg.amp)
     model = TFVAEGAN(cfg).to(device)
     for name in SAVED_MODULES:
         getattr(model, name).load_state_dict(saved["state"][name])

@@ -6,7 +6,9 @@ steps, each of which first updates the semantic decoder on real features. The gr
 weight adapts: x1.1 when the mean penalty of a generator step's critic steps exceeds 1.05, /1.1
 when it is below 1.001.
 
-Deliberate differences from the official code, none of which changes what is computed:
+Deliberate differences from the official code, none of which changes what is computed in float32
+(on CUDA the default `amp: true` runs the forward passes in bf16 and products in TF32, which moves
+the numbers at rounding level and, through the GAN, beyond; `amp: false` is float32 throughout):
 - the critic's loss and gradients are written out in closed form (critic_loss_and_gradients):
   real and fake scored in one batch, the penalty's input gradient and its backward without the
   double-backward autograd graph, the official three backward passes summed in one GEMM;
@@ -58,18 +60,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def prepare_device(device: torch.device) -> None:
+def prepare_device(device: torch.device, tf32: bool = True) -> None:
     """Process-wide settings for fast work on `device`; idempotent.
 
-    CUDA: TF32 matrix products. CPU with glibc: keep freed memory in the heap. Every weight-sized
+    CUDA: TF32 matrix products unless `tf32` is off (callers pass the config's `amp`, so that
+    `amp: false` is float32 throughout, as the official code ran). CPU with glibc: keep freed memory in the heap. Every weight-sized
     tensor here (33-39 MB at the official widths) is above glibc's largest mmap threshold (32 MB),
     so by default each new gradient is a fresh mmap whose pages the kernel faults in and zeroes,
     and each freed one an munmap: on a CUB-size step about 86 000 page faults and 0.3 CPU-seconds
     in the kernel, all gone once the heap recycles the blocks.
     """
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     elif device.type == "cpu" and sys.platform.startswith("linux"):
         mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc only (not musl)
         if mallopt is not None:
