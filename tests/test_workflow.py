@@ -148,6 +148,25 @@ def test_schema_refuses_an_unknown_protocol(tmp_path):
     assert result.returncode != 0 and "'test' is not one of ['paper', 'val']" in result.stdout + result.stderr
 
 
+def test_schema_defaults_are_config_yaml_values():
+    # A complete --configfile that leaves a key out gets the schema's default: it must be what
+    # config/config.yaml says (a partial resource group keeps config.yaml's other fields).
+    from snakemake.utils import validate
+
+    schema = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    config = json.loads(json.dumps(DEFAULT_CONFIG))
+    for key in ("protocols", "seeds", "variants", "resources"):
+        del config[key]
+    validate(config, str(schema), set_default=True)
+    for key in ("protocols", "seeds", "variants", "resources"):
+        assert config[key] == DEFAULT_CONFIG[key], key
+    partial = json.loads(json.dumps(DEFAULT_CONFIG))
+    partial["resources"] = {"train": {"threads": 4}}
+    validate(partial, str(schema), set_default=True)
+    assert partial["resources"]["train"] == {**DEFAULT_CONFIG["resources"]["train"], "threads": 4}
+    assert partial["resources"]["tables"] == DEFAULT_CONFIG["resources"]["tables"]
+
+
 # --------------------------------------------------------------------------- end to end (tiny demo)
 TINY = {  # Config keys of a demo run that takes seconds
     "dataset": "demo", "encoder_hidden": 64, "generator_hidden": 64, "ngh": 64, "ndh": 64,

@@ -77,7 +77,7 @@ class Config:
 
     # ---------------------------------------------------------------- evaluation protocol
     protocol: str = "paper"  # paper: select epochs on the test set (official); val: on a validation split
-    eval_every: int = 1  # paper protocol: evaluate every N generator epochs (official: 1)
+    eval_every: int = 1  # evaluate every N generator epochs: the paper run, the val selection run (official: 1)
     val_seen_fraction: float = 0.2  # val protocol: share of training images held out as validation-seen
     val_unseen_fraction: float | None = None  # val protocol without val_loc: share of training classes
 
@@ -85,7 +85,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # CUDA: bf16 autocast of the step's forward passes and TF32 products (false: float32 throughout; ignored on CPU)
     compile: bool = False  # torch.compile the step's forward passes (for GPUs; works on CPU too)
-    checkpoint_every: int = 10  # epochs between resumable checkpoints (0: only at the end)
+    checkpoint_every: int = 10  # epochs between resumable checkpoints (0: none, the run cannot resume)
 
     # ------------------------------------------------------------------ derived
     def resolved(self, res_size: int, att_size: int, n_classes: int, source: str = "data") -> "Config":
