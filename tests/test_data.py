@@ -209,3 +209,30 @@ def test_xlsa17_locations_follow_the_xlsa17_conventions():
     other = xlsa17_locations(labels, [0, 5, 7], seed=4)
     assert not np.array_equal(other["test_seen_loc"], locs["test_seen_loc"] + 1)
 
+
+
+@pytest.mark.parametrize("version", ["v5", "v7.3"])
+def test_write_mat_gives_the_same_bytes_at_another_time(tmp_path, monkeypatch, version):
+    import itertools
+    import time
+
+    clock = itertools.count()
+    monkeypatch.setattr(time, "asctime", lambda *a: f"Mon Jan {next(clock) % 28 + 1:2d} 00:00:00 2024")
+    variables = {"att": np.arange(6.0).reshape(2, 3), "allclasses_names": ["a", "b"], "note": "x"}
+    data.write_mat(tmp_path / "a.mat", variables, version)
+    time.sleep(1.1)  # HDF5 would stamp object times in seconds
+    data.write_mat(tmp_path / "b.mat", variables, version)
+    assert (tmp_path / "a.mat").read_bytes() == (tmp_path / "b.mat").read_bytes()
+    assert data.read_mat(tmp_path / "a.mat")["allclasses_names"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_atomic_writes_get_the_mode_of_a_plain_open(tmp_path, umask, mode):
+    import os
+
+    old = os.umask(umask)
+    try:
+        data.write_mat(tmp_path / "a.mat", {"x": np.ones((2, 2))})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.mat").stat().st_mode & 0o777 == mode

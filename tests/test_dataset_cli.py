@@ -116,13 +116,15 @@ def test_csv_without_header_is_read_as_data(tmp_path, image_root):
 
 
 @pytest.mark.parametrize("rows,message", [
-    (["class,a", "cat,1", "dog,x"], r"class 'dog': expected numeric attribute values, found 'x'"),
+    (["class,a", "cat,1", "dog,x"], r"line 3, column 2, class 'dog': expected a numeric attribute value, found 'x'"),
+    (["cat,1,x", "dog,1,2"], r"line 1, column 3, class 'cat': expected a numeric attribute value, found 'x'"),
+    (["cat,,2", "dog,1,2"], r"line 1, column 2, class 'cat': expected a numeric attribute value, found ''"),
     (["class,a", "cat,1", "dog,1"], r"column 1 \(class name\): expected exactly the class folders' names, "
                                     r"found missing \['fox'"),
-    (["class,a", "cat,1", "cat,2"], r"class 'cat': expected one row per class, found a duplicate"),
-    (["class,a,b", "cat,1,2", "dog,1"], r"class 'dog': expected 3 columns"),
-    (["class,a", "cat,0"], r"class 'cat': expected a non-zero attribute vector, found all zeros"),
-    (["class,a", "cat,nan"], r"class 'cat': expected finite attribute values, found NaN"),
+    (["class,a", "cat,1", "cat,2"], r"line 3, class 'cat': expected one row per class, found a duplicate"),
+    (["class,a,b", "cat,1,2", "dog,1"], r"line 3, class 'dog': expected 3 columns"),
+    (["class,a", "cat,0"], r"line 2, class 'cat': expected a non-zero attribute vector, found all zeros"),
+    (["class,a", "cat,nan"], r"line 2, class 'cat': expected finite attribute values, found NaN"),
 ])
 def test_bad_attribute_csv_is_refused(tmp_path, image_root, fake_extractor, capsys, rows, message):
     path = tmp_path / "bad.csv"
@@ -192,7 +194,7 @@ def test_image_folder_problems_are_refused(tmp_path, attributes_csv, capsys):
     (root / "dog").mkdir()
     Image.new("RGB", (4, 4)).save(root / "cat" / "a.png")
     assert _build(root, tmp_path / "MINE", "--attributes", str(attributes_csv), "--unseen", "dog") == 2
-    assert "dog: expected at least one image per class folder, found none" in capsys.readouterr().err
+    assert re.search(r"dog: expected at least one image( \(.*\))? per class folder, found none", capsys.readouterr().err)
     assert _build(tmp_path / "nowhere", tmp_path / "MINE", "--attributes", str(attributes_csv),
                   "--unseen", "dog") == 2
     assert "nowhere: expected a folder with one sub-folder of images per class" in capsys.readouterr().err
@@ -243,3 +245,45 @@ def test_build_with_the_real_extractor(tmp_path, image_root, attributes_csv):
     assert np.isfinite(raw.features).all() and raw.features.std() > 0
     recorded = json.loads((out / "build_info.json").read_text())["random_init"]
     assert recorded == (extract.weights_path("resnet101") is None)
+
+
+def test_too_few_images_for_test_seen_is_refused_before_extraction(tmp_path, attributes_csv, fake_extractor, capsys):
+    root = tmp_path / "images"
+    for index, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (4, 4), (40 * index, i, 0)).save(root / name / f"{i}.png")
+    out = tmp_path / "MINE"
+    assert _build(root, out, "--attributes", str(attributes_csv), "--unseen", "fox") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out}: key 'test_seen_loc': expected at least one seen-class test image")
+    assert "building" not in err and "a class needs >= 3" in err and err.count("\n") == 1
+    assert not fake_extractor and sorted(p.name for p in tmp_path.iterdir()) == ["attributes.csv", "images"]
+
+
+def test_late_validation_error_names_the_output_not_the_staging_folder(tmp_path, image_root, attributes_csv,
+                                                                      fake_extractor, monkeypatch, capsys):
+    monkeypatch.setattr(dataset, "inspect", lambda root, cfg: (None, [f"{root / cfg.dataset}/att_splits.mat: bad"]))
+    out = tmp_path / "MINE"
+    assert _build(image_root, out, "--attributes", str(attributes_csv), "--unseen", "fox") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {out}: the built dataset failed validation: {out}/att_splits.mat: bad\n"
+
+
+def test_built_dataset_is_readable_by_others_under_the_umask(tmp_path, image_root, attributes_csv, fake_extractor):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert _build(image_root, tmp_path / "MINE", "--attributes", str(attributes_csv), "--unseen", "fox") == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "MINE", *(tmp_path / "MINE").iterdir()]}
+    assert modes == {"MINE": 0o755, "att_splits.mat": 0o644, "res101.mat": 0o644, "build_info.json": 0o644}
+
+
+def test_non_utf8_csv_is_one_clear_error(tmp_path, image_root, fake_extractor, capsys):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("class,a\ncaf\xe9,1\n".encode("latin-1"))
+    assert _build(image_root, tmp_path / "MINE", "--attributes", str(path), "--unseen", "fox") == 2
+    assert capsys.readouterr().err == f"error: {path}: expected UTF-8 text, found byte 0xe9 at offset 11\n"

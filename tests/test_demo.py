@@ -103,3 +103,84 @@ def test_bad_option_is_one_line_error(run_cli, tmp_path):
 def test_unseen_count_is_honoured(tmp_path, n_unseen):
     summary = make_demo(tmp_path, seed=3, images_per_class=5, image_size=32, n_unseen=n_unseen, progress=False)
     assert summary["unseen"] == n_unseen and summary["seen"] == N_CLASSES - n_unseen
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_in_another_folder_at_another_time(tmp_path, small_demo, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "asctime", lambda *a: "Thu Jan  1 00:00:00 1970")  # not the session's clock
+    make_demo(tmp_path / "again", seed=0, images_per_class=5, image_size=32, progress=False)
+    assert _tree(tmp_path / "again") == _tree(small_demo)
+
+
+def test_rerun_replaces_the_images_and_keeps_other_files(tmp_path):
+    out = tmp_path / "demo"
+    make_demo(out, seed=0, images_per_class=6, image_size=32, progress=False)
+    (out / "res101.mat").write_bytes(b"features")  # extract writes beside the demo
+    for name in ("att_splits.mat", "image_list.txt"):  # snakemake removes the rule's outputs first
+        (out / name).unlink()
+    make_demo(out, seed=0, images_per_class=5, image_size=32, progress=False)
+    assert not list(out.rglob("*_005.png")) and len(list(out.rglob("*.png"))) == N_CLASSES * 5
+    assert sorted(p.name for p in out.iterdir()) == ["att_splits.mat", "image_list.txt", "images", "res101.mat"]
+
+
+def test_failed_run_keeps_the_previous_images(tmp_path, monkeypatch):
+    import tfvaegan.demo as demo
+
+    out = tmp_path / "demo"
+    make_demo(out, seed=0, images_per_class=5, image_size=32, progress=False)
+    before = _tree(out)
+    monkeypatch.setattr(demo, "render", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        make_demo(out, seed=1, images_per_class=5, image_size=32, progress=False)
+    assert _tree(out) == before and not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_output_that_is_not_a_demo_folder_is_refused(run_cli, tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    (tmp_path / "photos" / "images" / "holiday").mkdir(parents=True)
+    for out, message in ((tmp_path / "afile", "found a file"), (tmp_path / "afile" / "x", "Not a directory"),
+                         (tmp_path / "other", "no images/ of a previous demo run"),
+                         (tmp_path / "photos", "images/ holding ['holiday']")):
+        code, err = run_cli("demo", "--out", out, "--images-per-class", 5)
+        assert code == 2 and err.startswith(f"error: {out}") and message in err and err.count("\n") == 1
+    assert (tmp_path / "afile").read_text() == "mine" and sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
+    assert [p.name for p in (tmp_path / "photos" / "images").iterdir()] == ["holiday"]
+
+
+@pytest.mark.parametrize("error,message", [
+    (IsADirectoryError(21, "Is a directory", "some/dir"), "error: some/dir: Is a directory"),
+    (PermissionError(13, "Permission denied", "/root/x"), "error: /root/x: Permission denied"),
+    (FileExistsError(17, "File exists", "a", None, "b"), "error: a -> b: File exists"),
+    (UnicodeDecodeError("utf-8", b"ab\xff", 2, 3, "invalid"),
+     "error: a text input: expected utf-8 text, found byte 0xff at offset 2 (a binary file, or another "
+     "encoding?)"),
+    (ValueError("embedded null byte"), "error: a path: expected a path, found one containing a NUL byte"),
+])
+def test_user_path_errors_are_one_line(run_cli, tmp_path, monkeypatch, error, message):
+    import tfvaegan.demo as demo
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(demo, "make_demo", fail)
+    code, err = run_cli("demo", "--out", tmp_path / "x")
+    assert code == 2 and err == message + "\n"
+    monkeypatch.setenv("TFVAEGAN_DEBUG", "1")  # developers get the traceback
+    with pytest.raises(type(error)):
+        run_cli("demo", "--out", tmp_path / "x")
+
+
+@pytest.mark.parametrize("error", [ValueError("shapes do not match"), KeyError("att"), OSError(5, "I/O error")])
+def test_programming_errors_keep_their_traceback(run_cli, tmp_path, monkeypatch, error):
+    import tfvaegan.demo as demo
+
+    monkeypatch.setattr(demo, "make_demo", lambda *a, **k: (_ for _ in ()).throw(error))
+    with pytest.raises(type(error)):
+        run_cli("demo", "--out", tmp_path / "x")

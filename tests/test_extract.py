@@ -8,8 +8,13 @@ import pytest
 
 from tfvaegan.cli import UserError
 from tfvaegan.data import DataError, read_mat
-from tfvaegan.extract import (class_folder_list, extract_features, read_image_list, safe_image_path,
-                              write_feature_file)
+from tfvaegan.extract import (
+    class_folder_list,
+    extract_features,
+    read_image_list,
+    safe_image_path,
+    write_feature_file,
+)
 
 
 def test_safe_image_path_accepts_entries_inside_the_root(tmp_path):
@@ -141,3 +146,193 @@ def test_write_feature_file_is_atomic(tmp_path, monkeypatch):
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["res101.mat"]
     assert data_module  # the writer used is tfvaegan.data.write_mat
+
+
+# --------------------------------------------------------------------------- bad inputs: one error each
+def _png(path, size=8, value=(200, 40, 40)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), value).save(path)
+    return path
+
+
+def _bad_images(folder):
+    """A truncated PNG, a corrupt and a truncated JPEG (which PIL's verify() passes), a text file and a
+    macOS resource fork: each named like an image."""
+    import io
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    png = _png(folder / "whole.png", 64).read_bytes()
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    bad = {"truncated.png": png[:len(png) // 2], "corrupt.jpg": jpeg[:200] + bytes(len(jpeg) - 400) + jpeg[-200:],
+           "truncated.jpg": jpeg[:len(jpeg) // 2], "text.png": b"not an image", "._x.png": b"\x00\x05\x16\x07"}
+    for name, data in bad.items():
+        (folder / name).write_bytes(data)
+    return sorted(bad)
+
+
+def test_every_image_is_checked_before_extraction(run_cli, tmp_path, monkeypatch):
+    from tfvaegan import extract
+
+    bad = _bad_images(tmp_path / "imgs" / "c")
+    listing = tmp_path / "list.txt"
+    listing.write_text("c/whole.png 1\n" + "".join(f"c/{name} 1\n" for name in bad))
+    loaded = []
+    monkeypatch.setattr(extract, "load_image", lambda path, size: loaded.append(path))
+    code, err = run_cli("extract", "--image-root", tmp_path / "imgs", "--list", listing, "--out",
+                        tmp_path / "f.mat", "--backbone", "resnet50", "--image-size", "32", "--batch-size", "1",
+                        "--allow-random-init")
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and "Traceback" not in err
+    assert "c/._x.png: expected an image PIL can decode" in last and "(5 of 6 images unreadable" in last
+    assert "corrupt.jpg" in last and "whole.png" not in last
+    assert not loaded and not (tmp_path / "f.mat").exists()
+
+
+@pytest.mark.parametrize("name", ["truncated.png", "corrupt.jpg", "truncated.jpg", "text.png", "._x.png"])
+def test_each_kind_of_bad_image_is_found(tmp_path, name):
+    from tfvaegan.extract import check_images, load_image
+
+    _bad_images(tmp_path)
+    check_images([tmp_path / "whole.png"])
+    with pytest.raises(DataError, match=rf"{name}: expected an image PIL can decode.*\(1 of 2 images"):
+        check_images([tmp_path / "whole.png", tmp_path / name])
+    with pytest.raises(DataError, match=rf"{name}: expected an image PIL can decode"):
+        load_image(tmp_path / name, 32)  # a file that goes bad after the check
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from tfvaegan.extract import IMAGENET_MEAN, IMAGENET_STD, load_image
+
+    Image.fromarray(np.full((40, 40), 128 * 257, dtype=np.uint16)).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    pixels = load_image(tmp_path / "grey16.png", 32)
+    expected = (128 / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    assert np.allclose(pixels[:, 16, 16], expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, np.nan])
+def test_mat_list_labels_must_be_positive_integers(tmp_path, bad):
+    from tfvaegan.data import write_mat
+
+    write_mat(tmp_path / "list.mat", {"image_files": ["a.png", "b.png"], "labels": np.array([[1.0], [bad]])})
+    with pytest.raises(DataError, match=r"list.mat: key 'labels': expected positive integers.*at entry 2"):
+        read_image_list(tmp_path / "list.mat")
+
+
+def test_class_folders_refuse_empty_and_unnamed_folders_and_skip_hidden(tmp_path):
+    for name in ("ant", "bee"):
+        _png(tmp_path / name / "1.png")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "ant" / "._1.png").write_bytes(b"\x00\x05\x16\x07")
+    assert class_folder_list(tmp_path)[0] == ["ant/1.png", "bee/1.png"]
+    with pytest.raises(DataError, match=r"expected only folders of the given classes.*1 other folder\(s\): \['bee'\]"):
+        class_folder_list(tmp_path, ["ant"])
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "notes.txt").write_text("no image here")
+    with pytest.raises(DataError, match=r"cat: expected at least one image .*none in 1 folder\(s\): \['cat'\]"):
+        class_folder_list(tmp_path)
+
+
+@pytest.mark.parametrize("names", [None, "ant", []])
+def test_split_file_without_class_names_is_refused(run_cli, tmp_path, names):
+    from tfvaegan.data import write_mat
+
+    _png(tmp_path / "imgs" / "ant" / "1.png")
+    split = {"att": np.ones((1, 2))} | ({} if names is None else {"allclasses_names": names})
+    write_mat(tmp_path / "att_splits.mat", split)
+    code, err = run_cli("extract", "--image-root", tmp_path / "imgs", "--class-folders", "--split-file",
+                        tmp_path / "att_splits.mat", "--out", tmp_path / "f.mat", "--allow-random-init")
+    assert code == 2 and err.count("\n") == 1
+    assert "att_splits.mat: key 'allclasses_names': expected a cell array of class names" in err
+
+
+class Opaque:
+    """Only full unpickling could load this, which must never happen to a user's file."""
+
+
+@pytest.mark.parametrize("content", ["list", "tensor", "empty", "text", "object", "non-tensor"])
+def test_bad_weights_files_are_one_error(tmp_path, content):
+    import torch
+
+    from tfvaegan.extract import build_backbone
+
+    path = tmp_path / "weights.pth"
+    saved = {"list": [torch.zeros(1)], "tensor": torch.zeros(3), "object": {"conv1.weight": Opaque()},
+             "non-tensor": {"conv1.weight": 3}}
+    if content in saved:
+        torch.save(saved[content], path)
+    else:
+        path.write_text("" if content == "empty" else "a text file\n")
+    with pytest.raises(UserError) as info:
+        build_backbone("resnet50", path)
+    message = str(info.value)
+    assert message.startswith(f"backbone weights {path}: expected a state dict (mapping of parameter names to "
+                              f"tensors) saved with torch.save, found")
+    assert "weights_only" not in message and "\n" not in message
+
+
+def test_nested_prefixed_checkpoint_with_another_head_loads(tmp_path):
+    import torch
+    import torchvision
+
+    from tfvaegan.extract import build_backbone
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        state = torchvision.models.resnet50(weights=None, num_classes=10).state_dict()
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "ckpt.pth")
+    model = build_backbone("resnet50", tmp_path / "ckpt.pth")
+    assert torch.equal(model.state_dict()["layer4.2.bn3.weight"], state["layer4.2.bn3.weight"])
+    del state["conv1.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    state["bn1.weight"] = torch.zeros(3)
+    torch.save(state, tmp_path / "mismatched.pth")
+    with pytest.raises(UserError, match=r"not a resnet50 state dict \(missing keys \['conv1.weight'\]; "
+                                        r"unexpected keys \['extra.weight'\]; shape mismatch \['bn1.weight'\]\)"):
+        build_backbone("resnet50", tmp_path / "mismatched.pth")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--batch-size", "0"], "--batch-size: expected an integer >= 1, found 0"),
+    (["--image-size", "0"], "--image-size: expected an integer >= 16, found 0"),
+    (["--device", "bogus"], "--device: expected cpu, cuda or cuda:N, found 'bogus'"),
+    (["--device", "cuda:99"], "--device: expected a GPU that exists, found 'cuda:99'"),
+    (["--out", "."], "expected a file path, found a directory"),
+    (["--split-file", "att_splits.mat"], "--split-file: expected it only with --class-folders"),
+])
+def test_bad_options_are_refused_before_extraction(run_cli, tmp_path, monkeypatch, args, expected):
+    _png(tmp_path / "imgs" / "a.png")
+    (tmp_path / "list.txt").write_text("a.png 1\n")
+    monkeypatch.chdir(tmp_path)
+    options = {"--out": "f.mat", "--image-size": "32", **dict(zip(args[::2], args[1::2]))}
+    code, err = run_cli("extract", "--image-root", "imgs", "--list", "list.txt", "--allow-random-init",
+                        *[part for item in options.items() for part in item])
+    assert code == 2 and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "f.mat").exists()
+
+
+@pytest.mark.parametrize("lines, expected", [
+    (b"a.png 1\nb.png \xff\n", "list.txt: expected UTF-8 text, found byte 0xff at offset 14"),
+    ("a.png 1\nb.png \u00b2\n".encode(), "list.txt: line 2: expected '<relative path> <1-based label>'"),
+    (b"a.png 1\nb\x00.png 1\n", "list.txt: line 2: image list entry 'b\\x00.png': expected a path, found a NUL"),
+    (b"a.png 1\n\nb.png 2\n./a.png 1\n",
+     "list.txt: line 4: image './a.png': expected each image listed once, found it also at line 1"),
+    (b"a.png 1\n# comment\nlost.png 2\n",
+     "list.txt: line 3: image 'lost.png': expected a file under imgs, found none (1 listed image(s) missing)"),
+])
+def test_list_file_errors_name_the_file_and_line(run_cli, tmp_path, monkeypatch, lines, expected):
+    for name in ("a.png", "b.png"):
+        _png(tmp_path / "imgs" / name)
+    (tmp_path / "list.txt").write_bytes(lines)
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli("extract", "--image-root", "imgs", "--list", "list.txt", "--out", "f.mat",
+                        "--allow-random-init", "--image-size", "32")
+    assert code == 2 and err.count("\n") == 1 and expected in err, err

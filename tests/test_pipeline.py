@@ -139,3 +139,224 @@ def test_action_layout_with_od_gzsl(tmp_path):
                  "--set", "od_entropy_threshold=null", "--out", str(tmp_path / "out")]) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert 0.0 <= metrics["gzsl_h"] <= 1.0 and "od_threshold" in metrics["final_model"]
+
+
+# --------------------------------------------------------------------------- damaged or mismatched inputs
+def _one_error_line(capsys, *words):
+    """The stage failed with exactly one `error:` line (no traceback) that names all `words`."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def other_models(toy_root, tmp_path_factory):
+    """Two more trained models: same dataset and another seed; another dataset of another feature width."""
+    root, config = toy_root
+    make_toy(root, name="TOY32", res_size=32, seed=1)
+    outs = {}
+    for name, dataset, seed in (("same_dataset", "TOY", 8), ("other_dataset", "TOY32", 7)):
+        outs[name] = tmp_path_factory.mktemp(name)
+        assert main(["run", "--data-root", str(root), "--dataset", dataset, "--config", str(config),
+                     "--set", "nepoch=1", "--set", f"manualSeed={seed}", "--out", str(outs[name])]) == 0
+    return outs
+
+
+@pytest.mark.parametrize("which", ["same_dataset", "other_dataset"])
+def test_classify_refuses_synthetic_features_of_another_model(paper_run, other_models, which, tmp_path, capsys):
+    model, synthetic = paper_run / "model.pt", other_models[which] / "synthetic.pt"
+    capsys.readouterr()
+    assert main(["classify", "--model", str(model), "--synthetic", str(synthetic),
+                 "--out", str(tmp_path / "m.json")]) == 2
+    _one_error_line(capsys, str(model), str(synthetic), "model_id", "another model")
+    assert not (tmp_path / "m.json").exists()
+    # its own model accepts it
+    assert main(["classify", "--model", str(other_models[which] / "model.pt"), "--synthetic", str(synthetic),
+                 "--out", str(tmp_path / "m.json")]) == 0
+
+
+def _drop(key):
+    return lambda s: s.pop(key)
+
+
+def _set(key, value):
+    return lambda s: s.update({key: value(s)})
+
+
+SYNTHETIC_DAMAGE = {
+    "no classes": (_drop("classes"), ("'classes' missing",)),
+    "no labels": (_drop("labels"), ("'labels' missing",)),
+    "no model_id (an older file)": (_drop("model_id"), ("'model_id' missing", "synthesize it again")),
+    "other feature width": (_set("features", lambda s: s["features"][:, :32].contiguous()),
+                            ("'features'", "(N, 64)", "(300, 32)")),
+    "features not 2-D": (_set("features", lambda s: s["features"].reshape(-1)), ("'features'", "(19200,)")),
+    "integer features": (_set("features", lambda s: s["features"].long()), ("'features'", "int64")),
+    "NaN features": (_set("features", lambda s: s["features"].index_fill(0, torch.tensor([3]), float("nan"))),
+                     ("'features'", "finite")),
+    "shorter labels": (_set("labels", lambda s: s["labels"][:-1]), ("'labels'", "(300,)", "(299,)")),
+    "float labels": (_set("labels", lambda s: s["labels"].float()), ("'labels'", "float32")),
+    "labels outside classes": (_set("labels", lambda s: torch.zeros_like(s["labels"])), ("'labels'", "[0]")),
+    "seen classes": (lambda s: s.update(classes=s["classes"] - 6, labels=s["labels"] - 6),
+                     ("'classes'", "unseen classes")),
+    "model_id not a string": (_set("model_id", lambda s: torch.zeros(3)), ("'model_id'",)),
+}
+
+
+@pytest.mark.parametrize("case", list(SYNTHETIC_DAMAGE))
+def test_classify_refuses_a_damaged_synthetic_file_with_one_clear_error(paper_run, case, tmp_path, capsys):
+    change, words = SYNTHETIC_DAMAGE[case]
+    synthetic = torch.load(paper_run / "synthetic.pt", weights_only=True)
+    change(synthetic)
+    path = tmp_path / "synthetic.pt"
+    torch.save(synthetic, path)
+    capsys.readouterr()
+    assert main(["classify", "--model", str(paper_run / "model.pt"), "--synthetic", str(path),
+                 "--out", str(tmp_path / "m.json")]) == 2
+    _one_error_line(capsys, str(path), *words)
+    assert not (tmp_path / "m.json").exists()
+
+
+def _model_damage():
+    def truncated(path, model_bytes, saved):
+        path.write_bytes(model_bytes[: len(model_bytes) // 2])  # raised OSError [Errno 22] before
+
+    def text(path, model_bytes, saved):
+        path.write_text("hello\n")  # raised KeyError: 101 before
+
+    def without(key):
+        def damage(path, model_bytes, saved):
+            saved.pop(key)
+            torch.save(saved, path)
+        return damage
+
+    def state(change):
+        def damage(path, model_bytes, saved):
+            change(saved["state"])
+            torch.save(saved, path)
+        return damage
+
+    def wrong_shape(state_dicts):
+        key = sorted(state_dicts["generator"])[0]
+        state_dicts["generator"][key] = torch.zeros(3, 3)
+
+    return {
+        "truncated": (truncated, ("damaged", "tfvaegan-model/1")),
+        "text": (text, ("damaged", "tfvaegan-model/1")),
+        "no state": (without("state"), ("'state' missing",)),
+        "no config": (without("config"), ("'config' missing",)),
+        "no feedback module": (state(lambda s: s.pop("feedback")), ("'state.feedback'", "state dict")),
+        "wrong tensor shape": (state(wrong_shape), ("'state.generator.", "(3, 3)", "from its config")),
+        "missing parameter": (state(lambda s: s["decoder"].pop(sorted(s["decoder"])[0])),
+                              ("'state.decoder'", "missing")),
+    }
+
+
+MODEL_DAMAGE = _model_damage()
+
+
+@pytest.mark.parametrize("case", list(MODEL_DAMAGE))
+@pytest.mark.parametrize("stage", ["synthesize", "classify"])
+def test_damaged_model_file_is_one_clear_error(paper_run, stage, case, tmp_path, capsys):
+    damage, words = MODEL_DAMAGE[case]
+    model_bytes = (paper_run / "model.pt").read_bytes()
+    path = tmp_path / "model.pt"
+    damage(path, model_bytes, torch.load(paper_run / "model.pt", weights_only=True))
+    out = tmp_path / "out"
+    extra = ["--synthetic", str(paper_run / "synthetic.pt")] if stage == "classify" else []
+    capsys.readouterr()
+    assert main([stage, "--model", str(path), *extra, "--out", str(out)]) == 2
+    _one_error_line(capsys, str(path), *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("num", ["0", "-5"])
+def test_synthesize_refuses_a_non_positive_num(paper_run, num, tmp_path, capsys):
+    out = tmp_path / "s.pt"
+    capsys.readouterr()
+    assert main(["synthesize", "--model", str(paper_run / "model.pt"), "--out", str(out), f"--num={num}"]) == 2
+    _one_error_line(capsys, "--num", "positive", num)
+    assert not out.exists()
+
+
+def test_synthesize_num_sets_the_features_per_class(paper_run, tmp_path):
+    assert main(["synthesize", "--model", str(paper_run / "model.pt"), "--out", str(tmp_path / "s.pt"),
+                 "--num", "3"]) == 0
+    assert torch.load(tmp_path / "s.pt", weights_only=True)["features"].shape == (6 * 3, 64)
+
+
+def test_damaged_caches_are_ignored_logged_and_rebuilt(toy_root, tmp_path, capsys):
+    """<model>.selection.json and the resumable .ckpt files are caches: damaged ones are recomputed."""
+    root, config = toy_root
+    model = tmp_path / "model.pt"
+    selection = tmp_path / "model.selection.json"
+    selection.write_text('{"fingerprint": ')  # truncated JSON
+    (tmp_path / "model.select.ckpt").write_text("not a checkpoint\n")
+    torch.save([1, 2, 3], tmp_path / "model.ckpt")  # loads, but is not a checkpoint
+    capsys.readouterr()
+    assert main(["train", "--data-root", str(root), "--dataset", "TOY", "--config", str(config),
+                 "--set", "nepoch=2", "--set", "protocol=val", "--model", str(model),
+                 "--log", str(tmp_path / "train_log.csv")]) == 0
+    err = capsys.readouterr().err
+    for cache in (selection, tmp_path / "model.select.ckpt", tmp_path / "model.ckpt"):
+        assert f"ignoring {cache}" in err, cache
+    assert model.is_file() and json.loads(selection.read_text())["selection"]["selected_on"] == "validation"
+    assert not list(tmp_path.glob("*.ckpt"))
+    # a valid cache is reused; one without its keys is ignored again
+    assert main(["train", "--data-root", str(root), "--dataset", "TOY", "--config", str(config),
+                 "--set", "nepoch=2", "--set", "protocol=val", "--model", str(model),
+                 "--log", str(tmp_path / "train_log.csv")]) == 0
+    assert f"reusing the epoch selection in {selection}" in capsys.readouterr().err
+    selection.write_text("[]")
+    assert main(["train", "--data-root", str(root), "--dataset", "TOY", "--config", str(config),
+                 "--set", "nepoch=2", "--set", "protocol=val", "--model", str(model),
+                 "--log", str(tmp_path / "train_log.csv")]) == 0
+    assert f"ignoring {selection}" in capsys.readouterr().err
+
+
+def test_checkpoint_that_fails_to_restore_restarts_from_scratch(toy_root, tmp_path):
+    """A checkpoint of this very run (same fingerprint) whose state cannot be restored is ignored,
+    and the run gives exactly the numbers of a run without it (nothing half-restored)."""
+    from tfvaegan import data as data_module
+    from tfvaegan.config import from_mapping
+    from tfvaegan.train import train
+
+    root, _ = toy_root
+    cfg = from_mapping({**TINY, "dataset": "TOY", "nepoch": 2})
+    zdata = data_module.load(root, cfg)
+    cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
+    straight = train(cfg, zdata, torch.device("cpu"), log=lambda _: None)
+    ckpt = tmp_path / "model.ckpt"
+    bad_state = {name: torch.zeros(1) for name in straight.trainer.state()}
+    torch.save({"fingerprint": "x", "epoch": 1, "trainer": bad_state, "rng": {},
+                "history": straight.history[:1]}, ckpt)
+    messages = []
+    resumed = train(cfg, zdata, torch.device("cpu"), checkpoint=ckpt, fingerprint="x", log=messages.append)
+    assert any(m.startswith(f"ignoring {ckpt}") and "starting from scratch" in m for m in messages), messages
+    assert len(resumed.history) == 2
+    for name, value in straight.trainer.model.state_dict().items():
+        assert torch.equal(value, resumed.trainer.model.state_dict()[name]), name
+
+
+def test_model_file_is_written_after_the_log_so_a_crash_leaves_no_mismatched_pair(toy_root, tmp_path, monkeypatch):
+    from tfvaegan import config as config_module
+    from tfvaegan import pipeline
+
+    root, config = toy_root
+    model, log_path = tmp_path / "model.pt", tmp_path / "train_log.csv"
+    model.write_bytes(b"old model")
+    log_path.write_text("old log\n")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline.torch, "save", disk_full)  # nepoch=1: no checkpoint is saved
+    cfg = config_module.load(config, ["nepoch=1"], extra={"dataset": "TOY"})
+    with pytest.raises(OSError, match="No space"):
+        pipeline.train_stage(cfg, root, model, log_path)
+    # either the old pair is untouched or there is no model: never a new log beside an old model
+    assert (model.read_bytes(), log_path.read_text()) == (b"old model", "old log\n") or not model.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "train_log.csv"], "no temporary files left"

@@ -27,14 +27,16 @@ def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12,
         with (folder / "train_log.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(LOG_COLUMNS)
-            for epoch in range(epochs):
-                evaluated = epoch % 2 == 0  # accuracy columns empty on epochs not evaluated
+            for epoch in range(1, epochs + 1):
+                # eval_every 2: accuracy columns and eval_split empty on epochs not evaluated; the last
+                # epoch is always evaluated
+                evaluated = epoch % 2 == 0 or epoch == epochs
                 acc = zsl * (1 - np.exp(-epoch / 3)) + rng.normal(0, 0.01)
                 writer.writerow([epoch, 1.5, -20 / (epoch + 1), 30 / (epoch + 1) + 5, 3.0, 100.0, 10.0,
                                  acc if evaluated else "", "", "", acc * 0.9 if evaluated else "",
-                                 "test" if protocol == "paper" else "val"])
+                                 ("test" if protocol == "paper" else "val") if evaluated else ""])
             if protocol == "val":  # the final retraining on trainval: losses only, epochs restart
-                for epoch in range(epochs // 2):
+                for epoch in range(1, epochs // 2 + 1):
                     writer.writerow([epoch, 1.5, -18 / (epoch + 1), 28 / (epoch + 1) + 5, 3.0, 100.0, 10.0,
                                      "", "", "", "", "trainval"])
     return folder / "metrics.json"
@@ -77,3 +79,101 @@ def test_train_log_without_required_columns_is_a_clear_error(tmp_path):
     log.write_text("epoch,loss_d\n0,1.0\n")
     with pytest.raises(UserError, match=r"train_log\.csv: header.*missing \['eval_split'"):
         read_train_log(log)
+
+
+# train_log.csv files written verbatim by `python -m tfvaegan run --dataset TOY --set nepoch=5 --set eval_every=2`
+# (tests/toy_data.py, TINY config), paper and val protocol: epochs not evaluated have an empty eval_split.
+EVAL_EVERY_2_LOGS = {
+    "paper": """\
+epoch,seconds,loss_d,loss_g,wasserstein,vae_loss,lambda1,zsl_acc,gzsl_seen,gzsl_unseen,gzsl_h,eval_split
+1,13.491515885998524,29.396644592285156,0.09415391087532043,1.8591734170913696,43.983619689941406,1.7985891103744507,,,,,
+2,6.539381254999171,-3.5346591472625732,0.011615974828600883,3.705652952194214,42.1825065612793,0.3234921991825104,0.45,0.16666666666666666,0.08333333333333333,0.1111111111111111,test
+3,0.15735716500057606,2.094183921813965,-0.9532721042633057,-1.9457361698150635,42.081573486328125,0.05818293243646622,,,,,
+4,0.23883289299919852,0.8663832545280457,-0.881138026714325,-0.8047813773155212,39.45802307128906,0.010464717634022236,0.5,0.8333333333333334,0.05833333333333333,0.10903426791277257,test
+5,0.24165670799993677,0.721534013748169,-0.7653553485870361,-0.7060964107513428,39.27216339111328,0.0018821725388988853,0.3833333333333333,0.17592592592592593,0.16666666666666666,0.17117117117117117,test
+""",
+    "val": """\
+epoch,seconds,loss_d,loss_g,wasserstein,vae_loss,lambda1,zsl_acc,gzsl_seen,gzsl_unseen,gzsl_h,eval_split
+1,2.601138207999611,44.15481948852539,0.06645210832357407,1.052604079246521,44.15067672729492,3.186309576034546,,,,,
+2,2.470786591999058,-2.3289616107940674,0.21810628473758698,4.407895088195801,43.14930725097656,1.0152567625045776,0.5,1.0,0.23529411764705882,0.38095238095238093,val
+3,8.042792508997081,-3.4183132648468018,-0.0679522380232811,3.4648525714874268,41.790931701660156,0.3234921991825104,,,,,
+4,2.908913808001671,2.273345947265625,-0.9900725483894348,-2.1585142612457275,42.469932556152344,0.10307461023330688,0.4285714285714286,1.0,0.25,0.4,val
+5,2.018362355996942,0.7284486293792725,-0.8325533866882324,-0.6304003596305847,39.91794204711914,0.03284275531768799,0.48214285714285715,0.5476190476190477,0.25,0.34328358208955223,val
+1,9.22698567900079,29.396644592285156,0.09415391087532043,1.8591734170913696,43.983619689941406,1.7985891103744507,,,,,trainval
+2,1.0178061409969814,-3.5346591472625732,0.011615974828600883,3.705652952194214,42.1825065612793,0.3234921991825104,,,,,trainval
+3,1.1811187849998532,2.094183921813965,-0.9532721042633057,-1.9457361698150635,42.081573486328125,0.05818293243646622,,,,,trainval
+4,0.9924373819994798,0.8663832545280457,-0.881138026714325,-0.8047813773155212,39.45802307128906,0.010464717634022236,,,,,trainval
+""",
+}
+FINAL_RETRAINING_LABEL = "loss of the final retraining (val protocol)"
+
+
+def write_logged_run(root: Path, protocol: str, log_text: str, seed: int = 7) -> Path:
+    metrics = write_run(root, "toy", protocol, "tfvaegan", seed, 0.5, 0.2, log=False)
+    metrics.with_name("train_log.csv").write_text(log_text)
+    return metrics
+
+
+def loss_lines(fig):
+    """(x data, line style) of every line of the critic-loss panel (first row, first column)."""
+    return [(list(line.get_xdata()), line.get_linestyle()) for line in fig.axes[0].get_lines()]
+
+
+def legend_labels(fig):
+    return [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+
+
+@pytest.mark.parametrize("protocol, expected_lines, final_retraining", [
+    # The paper run: one solid loss line over all five epochs, evaluated or not.
+    ("paper", [([1, 2, 3, 4, 5], "-")], False),
+    # The val protocol: the selection run solid, the final retraining on trainval dotted.
+    ("val", [([1, 2, 3, 4, 5], "-"), ([1, 2, 3, 4], ":")], True),
+])
+def test_eval_every_2_log_draws_one_loss_line_per_run(tmp_path, protocol, expected_lines, final_retraining):
+    from tfvaegan.plots import read_train_logs, training_curves_figure
+    from tfvaegan.tables import load_runs
+
+    metrics = write_logged_run(tmp_path, protocol, EVAL_EVERY_2_LOGS[protocol])
+    log = read_train_log(metrics.with_name("train_log.csv"), protocol)
+    selection = "test" if protocol == "paper" else "val"
+    assert list(log.eval_split) == [selection] * 5 + ["trainval"] * (4 if protocol == "val" else 0)
+    fig = training_curves_figure(read_train_logs(load_runs([metrics])))
+    assert loss_lines(fig) == expected_lines
+    assert (FINAL_RETRAINING_LABEL in legend_labels(fig)) == final_retraining
+    # The accuracy panel still shows only the evaluated epochs.
+    accuracy = fig.axes[2].get_lines()
+    assert [list(line.get_xdata()) for line in accuracy] == [[2, 4, 5], [2, 4, 5]]
+
+
+def test_empty_train_log_is_one_error_and_writes_nothing(runs, tmp_path, capsys):
+    runs[3].with_name("train_log.csv").write_text("")
+    out = tmp_path / "plots"
+    assert main(["plots", "--metrics", *map(str, runs), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{runs[3].with_name('train_log.csv')}: header: expected columns" in err and "empty file" in err
+    assert not out.exists()  # paper_vs_ours.png is not written before the logs are checked
+
+
+@pytest.mark.parametrize("protocol, edit, message", [
+    # The last epochs of a run have no eval_split: no run they could belong to.
+    ("paper", lambda text: text[:-len("test\n")] + "\n",
+     r"line 6, column 'eval_split': expected the run's last epoch to be evaluated"),
+    ("paper", lambda text: text.replace(",test", ",val"), r"line 3, column 'eval_split': expected one of \['test'\]"),
+    ("val", lambda text: text.replace("trainval", "test"), r"line 7, column 'eval_split': expected one of "
+                                                           r"\['val', 'trainval'\]"),
+    ("paper", lambda text: text.replace("-3.5346591472625732", "abc"),
+     r"line 3, column 'loss_d': expected a number or empty, found 'abc'"),
+    ("paper", lambda text: text.replace("\n3,", "\n,"), r"line 4, column 'epoch': expected a number, found ''"),
+    ("paper", lambda text: text.splitlines(keepends=True)[0], r"expected at least one epoch row"),
+])
+def test_bad_train_log_is_one_clear_error(tmp_path, capsys, protocol, edit, message):
+    import re
+
+    metrics = write_logged_run(tmp_path / "results", protocol, edit(EVAL_EVERY_2_LOGS[protocol]))
+    out = tmp_path / "plots"
+    assert main(["plots", "--metrics", str(metrics), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err), err
+    assert f"{metrics.with_name('train_log.csv')}: " in err
+    assert not out.exists()

@@ -164,3 +164,96 @@ def test_shipped_paper_results_are_well_formed():
         # The published H must be the harmonic mean of the published u and s (catches transcription slips).
         assert h == pytest.approx(2 * u * s / (u + s), abs=0.06)
         assert 0 < paper[(benchmark, "zsl_top1")] < 100
+
+
+@pytest.mark.parametrize("row, message", [
+    ("toy", r"line 3: expected 4 columns \['benchmark', 'metric', 'value', 'source'\], found 1"),
+    ("cub,zsl_top1,64.9,x,extra", r"line 3: expected 4 columns .*found 5"),
+    (",zsl_top1,64.9,x", r"line 3, column 'benchmark': expected a non-empty value, found ''"),
+    ("sun,zsl_top1,64.9,", r"line 3, column 'source': expected a non-empty value, found ''"),
+    ("cub,bogus:gzsl_h,50,x", r"line 3, column 'metric': expected one of .*found 'bogus:gzsl_h'"),
+    ("cub,ablation:gzsl_h,50,x", r"line 3, column 'metric': .*found 'ablation:gzsl_h'"),
+    ("cub,ablation::gzsl_h,50,x", r"line 3, column 'metric': .*found 'ablation::gzsl_h'"),
+    ("cub,ablation:baseline:h,50,x", r"line 3, column 'metric': .*found 'ablation:baseline:h'"),
+])
+def test_bad_paper_row_names_file_line_and_expected(tmp_path, capsys, hand_made, row, message):
+    path = tmp_path / "paper.csv"
+    path.write_text(f"benchmark,metric,value,source\ncub,zsl_top1,64.9,x\n{row}\n")
+    with pytest.raises(UserError, match=message) as caught:
+        load_paper(path)
+    assert str(caught.value).startswith(f"{path}: line 3")
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", *map(str, hand_made), "--paper", str(path), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
+
+
+def test_paper_line_numbers_count_blank_and_multiline_rows(tmp_path):
+    path = tmp_path / "paper.csv"
+    path.write_text('benchmark,metric,value,source\ncub,zsl_top1,64.9,"two\nlines"\n\ncub,gzsl_h,abc,x\n')
+    with pytest.raises(UserError, match=r"line 5, column 'value'"):
+        load_paper(path)
+    path.write_text("benchmark,metric,value,source\ncub,ablation:+decoder:gzsl_h,50,x\n")
+    assert load_paper(path) == {("cub", "ablation:+decoder:gzsl_h"): 50.0}
+
+
+@pytest.mark.parametrize("config, selection, found", [
+    ({"protocol": "paper"}, {"protocol": "paper"},
+     "protocol='val', config.protocol='paper', selection.protocol='paper'"),
+    ({"protocol": "paper"}, None, "protocol='val', config.protocol='paper'"),
+    ({"dataset": "CUB"}, {"protocol": "paper"}, "protocol='val', selection.protocol='paper'"),
+])
+def test_inconsistent_protocol_fields_are_refused(tmp_path, capsys, config, selection, found):
+    path = write_metrics(tmp_path / "results", "cub", "val", "tfvaegan", 1, 0.5, config=config, selection=selection)
+    with pytest.raises(UserError) as caught:
+        load_runs([path])
+    assert str(caught.value).startswith(f"{path}: keys 'protocol', ")
+    assert f"expected one protocol, found {found}" in str(caught.value)
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", str(path), "--out-dir", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()
+
+
+def test_consistent_protocol_fields_are_accepted(tmp_path):
+    path = write_metrics(tmp_path, "cub", "val", "tfvaegan", 1, 0.5, config={"protocol": "val"},
+                         selection={"protocol": "val"})
+    assert load_runs([path])[0].protocol == "val"
+    bad = write_metrics(tmp_path / "b", "cub", "val", "tfvaegan", 1, 0.5, config=["protocol", "val"])
+    with pytest.raises(UserError, match=r"key 'config': expected an object or null, found list"):
+        load_runs([bad])
+
+
+def split_metrics(split: int, **changes) -> dict:
+    record = {"benchmark": "hmdb51", "protocol": "paper", "variant": "tfvaegan", "seed": 0, "zsl_acc": 0.2 * split,
+              "gzsl_seen": 0.5, "gzsl_unseen": 0.1, "gzsl_h": 0.2, "seconds_per_epoch": 1.0,
+              "config": {"dataset": f"hmdb_i3d/split_{split}", "protocol": "paper"}, "notes": ["od"]}
+    record.update(changes)
+    return record
+
+
+@pytest.mark.parametrize("text, message", [
+    (json.dumps(split_metrics(2, zsl_acc="abc")), r"key 'zsl_acc': expected a fraction in \[0, 1\], found 'abc'"),
+    (json.dumps([split_metrics(2)]), r"expected a JSON object, found list"),
+    (json.dumps({k: v for k, v in split_metrics(2).items() if k != "benchmark"}),
+     r"key 'benchmark': expected a non-empty string, found None"),
+    (json.dumps(split_metrics(2))[:40], r"not valid JSON"),
+    (json.dumps(split_metrics(2, seconds_per_epoch="fast")),
+     r"key 'seconds_per_epoch': expected a non-negative number or null, found 'fast'"),
+    (json.dumps(split_metrics(2, notes="od")), r"key 'notes': expected a list of strings or null, found 'od'"),
+    (json.dumps(split_metrics(2, config=["hmdb"])), r"key 'config': expected an object or null, found list"),
+    (json.dumps(split_metrics(2, protocol="val")), r"keys 'protocol', 'config.protocol': expected one protocol"),
+])
+def test_average_splits_bad_input_is_one_clear_error(tmp_path, capsys, text, message):
+    import re
+
+    good, bad = tmp_path / "split_1.json", tmp_path / "split_2.json"
+    good.write_text(json.dumps(split_metrics(1)))
+    bad.write_text(text)
+    out = tmp_path / "seed0" / "metrics.json"
+    assert main(["average-splits", "--metrics", str(good), str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {bad}: ") and re.search(message, err), err
+    assert not out.parent.exists()
+    bad.write_text(json.dumps(split_metrics(2)))  # the same files, fixed, average
+    assert main(["average-splits", "--metrics", str(good), str(bad), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["zsl_acc"] == pytest.approx(0.3)

@@ -8,6 +8,8 @@ scripts pass them — but are checked against the data rather than trusted.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -132,8 +134,26 @@ _POSITIVE_INTS = (
 _CHOICES = {"protocol": ("paper", "val")}
 
 
+# Adam raises for a beta outside [0, 1); every beta/momentum key belongs here.
+_BETAS = ("beta1", "classifier_beta1")
+# train and synthesis seed torch generators with manualSeed + 1..3, and torch takes at most 2**64 - 1.
+_MAX_SEED = 2**64 - 4
+
+
 def validate(cfg: Config, source: str = "config") -> Config:
     """Refuse values that cannot run; every message names the key, the expected and the found value."""
+    # First, so that NaN (which passes every `<=` test) and Inf get their own message.
+    for key in _FLOAT_KEYS:
+        value = getattr(cfg, key)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{source}: key '{key}': expected a finite number, found {value}")
+    for key in _BETAS:
+        if not 0 <= getattr(cfg, key) < 1:
+            raise ConfigError(f"{source}: key '{key}': expected a number in [0, 1), found {getattr(cfg, key)}")
+    if cfg.manualSeed is not None and not 0 <= cfg.manualSeed <= _MAX_SEED:
+        raise ConfigError(
+            f"{source}: key 'manualSeed': expected null or an integer in [0, 2**64 - 4], found {cfg.manualSeed}"
+        )
     for key in _POSITIVE_INTS:
         value = getattr(cfg, key)
         if value <= 0:
@@ -162,12 +182,19 @@ def validate(cfg: Config, source: str = "config") -> Config:
             f"to the generator's hidden layer (generator_hidden wide), so they must agree; "
             f"found generator_hidden={cfg.generator_hidden}, ngh={cfg.ngh}"
         )
-    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+    # torch.device() would raise a bare RuntimeError later for anything else ("cuda0", "cuda:x").
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg.device):
         raise ConfigError(f"{source}: key 'device': expected auto, cpu, cuda or cuda:N, found {cfg.device!r}")
     return cfg
 
 
 _FIELD_TYPES = typing.get_type_hints(Config)
+_FLOAT_KEYS = tuple(key for key, hint in _FIELD_TYPES.items() if float in (hint, *typing.get_args(hint)))
+
+# A decimal float literal, as JSON and Python write one ('1e-05', '.5', '+1.5E3', '3'); no NaN/Inf.
+# YAML 1.1 loaders (snakemake's, PyYAML's safe_load) leave '1e-5' a string, and json.dumps(0.00001)
+# is '1e-05', so a float key must accept it whichever path the value took.
+_DECIMAL_FLOAT = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -187,8 +214,14 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif base is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, str) and _DECIMAL_FLOAT.fullmatch(value):
             return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except OverflowError:  # an int beyond float's range
+                raise ConfigError(f"{source}: key '{key}': expected a finite number, "
+                                  f"found an integer of {len(str(value))} digits") from None
     elif base is str:
         if isinstance(value, str):
             return value
@@ -201,7 +234,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 def from_mapping(values: Mapping[str, Any], source: str = "config", base: Config | None = None) -> Config:
     """Build a Config from a mapping, refusing unknown keys and wrongly typed values."""
     known = {f.name for f in fields(Config)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=str)  # keys of a YAML file need not all be strings
     if unknown:
         raise ConfigError(
             f"{source}: unknown key(s) {unknown}; known keys are listed in config/README.md"
@@ -211,13 +244,87 @@ def from_mapping(values: Mapping[str, Any], source: str = "config", base: Config
     return validate(cfg, source)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first_line: int, line: int):
+        super().__init__(key, first_line, line)
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader reading YAML 1.2 floats and refusing duplicate keys.
+
+    YAML 1.1 (PyYAML's default) reads '1e-5' and '1.0e5' as strings: an exponent needs a dot and
+    a sign there. A duplicate key silently keeps the last value, hiding an edit of the first one.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' may legitimately repeat keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # unhashable: SafeLoader reports it itself
+                continue
+            if first is not key_node:
+                raise _DuplicateKey(key, first.start_mark.line + 1, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """One line, keeping the position: PyYAML's own message spans several lines with a snippet."""
+    if isinstance(exc, _DuplicateKey):
+        return (f"key {exc.key!r}: expected each key once, found it again on line {exc.line} "
+                f"(first on line {exc.first_line})")
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        mark = exc.problem_mark
+        return f"not valid YAML: {what} (line {mark.line + 1}, column {mark.column + 1})"
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return f"not valid YAML: expected printable text, found character #x{code:04x} (position {exc.position})"
+    return "not valid YAML: " + " ".join(str(exc).split())
+
+
+def read_file(path: str | Path) -> dict[Any, Any]:
+    """The flat mapping a YAML config file holds; every failure is one ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: expected a UTF-8 text file, found byte 0x{exc.object[exc.start]:02x} "
+                          f"at offset {exc.start}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        loaded = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: {_yaml_error(exc)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, found {type(loaded).__name__}")
+    return loaded
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """`key=value` with the value read as YAML (so 1e-4, true, null and 3 get their types)."""
+    """`key=value` with the value read as YAML 1.2 (so 1e-4 and 0.5 are floats, 3 an int, true a
+    bool, null None); a value that is not valid YAML stays the raw string."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = yaml.load(raw, Loader=_Loader) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -226,22 +333,11 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
          extra: Mapping[str, Any] | None = None) -> Config:
     """Load a YAML config file (a flat mapping of keys), then `extra`, then `--set key=value` overrides."""
-    values: dict[str, Any] = {}
+    values: dict[Any, Any] = {}
     source = "config"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys, found {type(loaded).__name__}")
-        values.update(loaded)
+        values.update(read_file(path))
     if extra:
         values.update(extra)
     for item in overrides:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tfvaegan.data import DataError, RawDataset, inspect, l2_normalise_rows, write_mat
+from tfvaegan.fileio import current_umask
 
 
 
@@ -109,37 +110,47 @@ def _is_number(text: str) -> bool:
 def read_attribute_csv(path: Path, class_names: list[str]) -> np.ndarray:
     """(C, A) attributes in `class_names` order from a CSV: class name, then one column per attribute.
 
-    A header row is optional: a first row whose attribute cells are all numbers is data.
+    A header row is optional: the first row is one when its first cell is no class folder's name and
+    either reads 'class'/'name' or none of its other cells is a number; otherwise it is data, so that
+    a bad value in it is reported as such.
     """
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected the attribute CSV: class name, one column per "
                         f"attribute)")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-    if rows and not all(_is_number(cell) for cell in rows[0][1:]):
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [(line, row) for line, row in enumerate(csv.reader(handle), start=1)
+                    if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: expected UTF-8 text, found byte {exc.object[exc.start]:#04x} at offset "
+                        f"{exc.start}") from None
+    if rows and rows[0][1][0].strip() not in class_names and (
+            rows[0][1][0].strip().lower() in ("class", "classes", "class_name", "name")
+            or not any(_is_number(cell) for cell in rows[0][1][1:])):
         rows = rows[1:]  # header
     if not rows:
         raise DataError(f"{path}: expected one row per class, found no data rows")
-    width = len(rows[0])
+    width = len(rows[0][1])
     if width < 2:
-        raise DataError(f"{path}: line 1: expected a class name and at least one attribute column, "
+        raise DataError(f"{path}: line {rows[0][0]}: expected a class name and at least one attribute column, "
                         f"found {width} column(s)")
     values: dict[str, np.ndarray] = {}
-    for line, row in enumerate(rows, start=1):
+    for line, row in rows:
         name = row[0].strip()
         if len(row) != width:
-            raise DataError(f"{path}: class '{name}': expected {width} columns as in the first row, found {len(row)}")
+            raise DataError(f"{path}: line {line}, class '{name}': expected {width} columns as in the first row, "
+                            f"found {len(row)}")
         if name in values:
-            raise DataError(f"{path}: class '{name}': expected one row per class, found a duplicate row")
-        try:
-            vector = np.array([float(cell) for cell in row[1:]], dtype=np.float64)
-        except ValueError:
-            bad = next(cell for cell in row[1:] if not _is_number(cell))
-            raise DataError(f"{path}: class '{name}': expected numeric attribute values, found {bad!r}") from None
+            raise DataError(f"{path}: line {line}, class '{name}': expected one row per class, found a duplicate row")
+        bad = next((column for column, cell in enumerate(row[1:], start=2) if not _is_number(cell)), None)
+        if bad is not None:
+            raise DataError(f"{path}: line {line}, column {bad}, class '{name}': expected a numeric attribute "
+                            f"value, found {row[bad - 1]!r}")
+        vector = np.array([float(cell) for cell in row[1:]], dtype=np.float64)
         if not np.all(np.isfinite(vector)):
-            raise DataError(f"{path}: class '{name}': expected finite attribute values, found NaN/Inf")
+            raise DataError(f"{path}: line {line}, class '{name}': expected finite attribute values, found NaN/Inf")
         if not np.any(vector):
-            raise DataError(f"{path}: class '{name}': expected a non-zero attribute vector, found all zeros")
+            raise DataError(f"{path}: line {line}, class '{name}': expected a non-zero attribute vector, found all zeros")
         values[name] = vector
     missing = [name for name in class_names if name not in values]
     extra = [name for name in values if name not in class_names]
@@ -178,6 +189,11 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
         att_source = str(attributes_csv)
     unseen_idx = choose_unseen(class_names, unseen, unseen_fraction, seed)
     locs = xlsa17_locations(labels, unseen_idx, seed, test_seen_fraction, val_class_fraction)
+    if locs["test_seen_loc"].size == 0:  # refuse before the long extraction what the loader refuses after it
+        largest = np.delete(np.bincount(labels), unseen_idx).max()
+        raise DataError(f"{out}: key 'test_seen_loc': expected at least one seen-class test image, found an empty "
+                        f"set (largest seen class: {largest} image(s); with --test-seen-fraction {test_seen_fraction}"
+                        f" a class needs >= {max(2, int(0.5 / test_seen_fraction) + 1)} to give test_seen one)")
 
     from tfvaegan import extract
 
@@ -196,6 +212,7 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the dataset from its users
         extract.write_feature_file(staging / f"{image_embedding}.mat", features, labels + 1, entries)
         write_mat(staging / f"{class_embedding}_splits.mat", {
             "att": l2_normalise_rows(attributes).T.astype(np.float64),
@@ -212,8 +229,9 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
             "sizes": {key: int(rows.size) for key, rows in locs.items()},
         }, indent=2) + "\n")
         _, problems = inspect(staging.parent, _check_config(staging.name, image_embedding, class_embedding))
-        if problems:
-            raise DataError(f"{out}: the built dataset failed validation: {problems[0]}")
+        if problems:  # named as the output, which is what the user asked for and will look at
+            raise DataError(f"{out}: the built dataset failed validation: "
+                            f"{problems[0].replace(str(staging), str(out))}")
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

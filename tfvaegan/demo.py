@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,10 @@ ATTRIBUTE_NAMES = (
     + [f"size_{s}" for s in SIZES] + [f"texture_{t}" for t in TEXTURES]
 )
 N_CLASSES = len(COLOURS) * len(SHAPES) * len(SIZES) * len(TEXTURES)
+
+
+class OptionError(ValueError):
+    """An out-of-range option; kept apart from the ValueErrors (bad paths, bugs) that must not read as one."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ def all_classes() -> list[DemoClass]:
 def choose_unseen(classes: list[DemoClass], n_unseen: int, rng: np.random.Generator) -> np.ndarray:
     """Seeded choice of unseen classes such that every attribute value stays among the seen ones."""
     if not 1 <= n_unseen <= len(classes) // 2:
-        raise ValueError(f"n_unseen: expected 1..{len(classes) // 2}, found {n_unseen}")
+        raise OptionError(f"n_unseen: expected 1..{len(classes) // 2}, found {n_unseen}")
     attributes = np.stack([c.attributes() for c in classes])
     for _ in range(1000):
         unseen = np.sort(rng.choice(len(classes), n_unseen, replace=False))
@@ -134,6 +141,28 @@ def _split_locations(labels: np.ndarray, unseen: np.ndarray, n_val_classes: int,
     return out
 
 
+def _check_out(out: Path, classes: list[DemoClass]) -> None:
+    """Accept a new or empty folder, or one whose images/ a previous demo run wrote (whatever its options:
+    snakemake deletes the declared outputs, not images/, before rerunning the rule); refuse anything else
+    rather than delete or mix with files that are not the demo's."""
+    from tfvaegan.data import DataError
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: expected a folder for the demo (new, empty or a previous demo output), "
+                        f"found a file")
+    out.mkdir(parents=True, exist_ok=True)
+    if not any(out.iterdir()):
+        return
+    names = {c.name for c in classes}
+    image_dir = out / "images"
+    foreign = ([p.name for p in image_dir.iterdir() if not (p.is_dir() and p.name in names)]
+               if image_dir.is_dir() else None)
+    if foreign is None or foreign:
+        found = f"images/ holding {foreign[:3]}" if foreign else "no images/ of a previous demo run"
+        raise DataError(f"{out}: expected a new or empty folder or a previous demo output, found a non-empty "
+                        f"folder with {found} (choose another --out; nothing was changed)")
+
+
 def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_size: int = 32,
               n_unseen: int = 12, n_val_classes: int = 8, test_seen_fraction: float = 0.2,
               progress: bool = True) -> dict:
@@ -141,33 +170,49 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_
     from PIL import Image
 
     from tfvaegan.data import write_mat
-    from tfvaegan.fileio import atomic_write_text
+    from tfvaegan.fileio import atomic_write_text, current_umask
 
     if images_per_class < 5:
-        raise ValueError(f"images_per_class: expected >= 5, found {images_per_class}")
+        raise OptionError(f"images_per_class: expected >= 5, found {images_per_class}")
     if image_size < 32:
-        raise ValueError(f"image_size: expected >= 32, found {image_size}")
+        raise OptionError(f"image_size: expected >= 32, found {image_size}")
     out = Path(out)
     rng = np.random.default_rng(seed)
     classes = all_classes()
     unseen = choose_unseen(classes, n_unseen, rng)
     n_seen = len(classes) - len(unseen)
     if not 1 <= n_val_classes < n_seen:
-        raise ValueError(f"n_val_classes: expected 1..{n_seen - 1}, found {n_val_classes}")
+        raise OptionError(f"n_val_classes: expected 1..{n_seen - 1}, found {n_val_classes}")
 
+    _check_out(out, classes)
     image_dir = out / "images"
-    entries, labels = [], []
-    for label, cls in enumerate(classes):
-        class_dir = image_dir / cls.name
-        class_dir.mkdir(parents=True, exist_ok=True)
-        for k in range(images_per_class):
-            relative = f"images/{cls.name}/{cls.name}_{k:03d}.png"
-            # Images are plain writes: the rule's declared outputs (split file, list) come last.
-            Image.fromarray(render(cls, image_size, rng)).save(out / relative, format="PNG")
-            entries.append(relative)
-            labels.append(label)
-        if progress:
-            print(f"demo: class {label + 1}/{len(classes)} ({cls.name}) written", file=sys.stderr)
+    # The images are made in a staging folder and swapped in whole: no half-written PNG, and no
+    # image of an earlier run with other options left among them.
+    staging = Path(tempfile.mkdtemp(prefix=".images.building-", dir=out))
+    try:
+        staging.chmod(0o777 & ~current_umask())
+        entries, labels = [], []
+        for label, cls in enumerate(classes):
+            (staging / cls.name).mkdir()
+            for k in range(images_per_class):
+                name = f"{cls.name}/{cls.name}_{k:03d}.png"
+                Image.fromarray(render(cls, image_size, rng)).save(staging / name, format="PNG")
+                entries.append(f"images/{name}")
+                labels.append(label)
+            if progress:
+                print(f"demo: class {label + 1}/{len(classes)} ({cls.name}) written", file=sys.stderr)
+        # The old list and split file describe the old images: they go first, so that a crash
+        # from here on leaves an output that is visibly incomplete rather than inconsistent.
+        for name in ("image_list.txt", "att_splits.mat"):
+            (out / name).unlink(missing_ok=True)
+        if image_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=".images.old-", dir=out))
+            os.replace(image_dir, old / "images")
+            shutil.rmtree(old)
+        os.replace(staging, image_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     labels_arr = np.array(labels)
     locs = _split_locations(labels_arr, unseen, n_val_classes, test_seen_fraction, rng)
 
@@ -199,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         make_demo(args.out, seed=args.seed, images_per_class=args.images_per_class,
                   image_size=args.image_size, n_unseen=args.n_unseen, n_val_classes=args.n_val_classes)
-    except ValueError as exc:  # an out-of-range option
+    except OptionError as exc:
         raise UserError(f"demo: {exc}") from None
     return 0
 

@@ -9,15 +9,22 @@ accepted with a warning that prints the checksum found, so that it can be pinned
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import http.client
 import json
+import lzma
 import os
+import re
 import shutil
 import sys
 import tarfile
+import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 CHUNK = 1 << 20
@@ -32,25 +39,40 @@ def sha256_of(path: str | Path) -> str:
 
 
 def _open_from(url: str, offset: int, timeout: float):
-    """(stream, total size or None, resumed?) for `url` starting at byte `offset`."""
+    """(stream, total size or None, start) for `url` from byte `offset`: `start` is `offset` when
+    resuming, 0 when starting over; `stream` is None when the first `offset` bytes are the whole file."""
+    from tfvaegan.cli import UserError
+
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         path = Path(urllib.request.url2pathname(parsed.path))
         if not path.is_file():
             raise FileNotFoundError(f"{url}: file not found")
+        size = path.stat().st_size
+        start = offset if offset <= size else 0  # a part longer than the file cannot continue it
+        if start and start == size:
+            return None, size, start
         handle = open(path, "rb")
-        handle.seek(offset)
-        return handle, path.stat().st_size, True
+        handle.seek(start)
+        return handle, size, start
     if parsed.scheme not in ("http", "https"):
-        from tfvaegan.cli import UserError
-
         raise UserError(f"--url {url!r}: expected an http, https or file URL")
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-    response = urllib.request.urlopen(request, timeout=timeout)
-    resumed = offset > 0 and response.status == 206
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:
+            raise
+        # The partial file reaches the end of the remote one: complete if the sizes agree,
+        # otherwise (longer, or size unknown) it cannot be resumed, so start over.
+        total = re.fullmatch(r"bytes \*/(\d+)", exc.headers.get("Content-Range", "").strip())
+        if total and int(total.group(1)) == offset:
+            return None, offset, offset
+        stream, size, _ = _open_from(url, 0, timeout)
+        return stream, size, 0
+    start = offset if offset and response.status == 206 else 0  # a 200 ignored the Range
     length = response.headers.get("Content-Length")
-    total = (int(length) + (offset if resumed else 0)) if length else None
-    return response, total, resumed
+    return response, (int(length) + start) if length else None, start
 
 
 def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 60.0,
@@ -58,7 +80,8 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
     """Download `url` to `dest`, resuming `<dest>.part`; verify it; return `dest`.
 
     An existing `dest` whose checksum matches is reused. A checksum mismatch deletes the
-    download (it cannot be resumed into something valid) and raises.
+    download (it cannot be resumed into something valid) and raises. A partial file that is
+    longer than the remote file is discarded and the download starts over.
     """
     from tfvaegan.cli import UserError
 
@@ -69,26 +92,36 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
         return dest
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
+    retry = f"rerun to resume, or fetch the file yourself and put it at {dest}"
     try:
-        stream, total, resumed = _open_from(url, offset, timeout)
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise UserError(f"download {url}: {exc}; rerun to resume, or fetch the file yourself and "
-                        f"put it at {dest}") from None
-    if offset and not resumed:
-        offset = 0  # the server ignored the Range request: start again
-    _say(progress, f"download: {url} -> {dest}" + (f" (resuming at {offset} bytes)" if offset else ""))
-    done, next_report = offset, 0.0
-    with stream, open(part, "ab" if offset else "wb") as out:
-        for block in iter(lambda: stream.read(CHUNK), b""):
-            out.write(block)
-            done += len(block)
-            if total and done / total >= next_report:
-                _say(progress, f"download: {done / 1e6:.1f}/{total / 1e6:.1f} MB ({100 * done // total}%)")
-                next_report = done / total + 0.05
+        stream, total, start = _open_from(url, offset, timeout)
+    except FileNotFoundError:
+        raise
+    except (OSError, http.client.HTTPException) as exc:
+        raise UserError(f"download {url}: {exc}; {retry}") from None
+    if offset and start == 0:
+        _say(progress, f"download: {url} -> {dest}: the partial file ({offset} bytes) cannot be continued "
+                       f"(remote file: {total if total is not None else 'unknown'} bytes); starting again from 0")
+    elif offset:
+        _say(progress, f"download: {url} -> {dest} " + (f"(resuming at {offset} bytes)" if stream else
+                                                          f"({offset} bytes already downloaded)"))
+    else:
+        _say(progress, f"download: {url} -> {dest}")
+    done, next_report = start, 0.0
+    if stream is not None:
+        try:
+            with stream, open(part, "ab" if start else "wb") as out:
+                # read1: whatever has arrived is written, so a stall loses nothing already received
+                for block in iter(lambda: stream.read1(CHUNK), b""):
+                    out.write(block)
+                    done += len(block)
+                    if total and done / total >= next_report:
+                        _say(progress, f"download: {done / 1e6:.1f}/{total / 1e6:.1f} MB ({100 * done // total}%)")
+                        next_report = done / total + 0.05
+        except (OSError, http.client.HTTPException) as exc:  # timeouts, resets: the part is kept
+            raise UserError(f"download {url}: {str(exc) or type(exc).__name__} after {done} bytes; {retry}") from None
     if total is not None and done != total:
-        raise UserError(f"download {url}: expected {total} bytes, found {done}; rerun to resume")
+        raise UserError(f"download {url}: expected {total} bytes, found {done}; {retry}")
     found = sha256_of(part)
     if sha256 is None:
         print(f"warning: download {url}: no sha256 configured, not verified; found sha256 {found} "
@@ -106,8 +139,9 @@ def _say(enabled: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _target(data_root: Path, member: str, prefix: str, only: tuple[str, ...]) -> Path | None:
-    """Where an archive member goes: None when it is outside `prefix`/`only`; refuses escapes."""
+def _target(archive: Path, member: str, prefix: str, only: tuple[str, ...]) -> PurePosixPath | None:
+    """Where an archive member goes, relative to the data root: None when it is outside
+    `prefix`/`only`; refuses escapes."""
     from tfvaegan.data import DataError
 
     name = member.replace("\\", "/")
@@ -115,49 +149,91 @@ def _target(data_root: Path, member: str, prefix: str, only: tuple[str, ...]) ->
         return None
     relative = PurePosixPath(name[len(prefix):])
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-        raise DataError(f"archive member {member!r}: expected a path inside the archive, found one that "
+        raise DataError(f"{archive}: member {member!r}: expected a path inside the archive, found one that "
                         f"leaves the data root")
     if only and relative.parts[0] not in only:
         return None
-    return data_root.joinpath(*relative.parts)
+    return relative
+
+
+# What reading a damaged (truncated, bad CRC) zip or tar(.gz/.xz) raises.
+CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+ARCHIVE_MAGIC = (b"PK", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
 
 
 def unpack(archive: str | Path, data_root: str | Path, member_prefix: str = "",
-           only: tuple[str, ...] = (), progress: bool = True) -> list[Path]:
+           only: tuple[str, ...] = (), progress: bool = True, delete_corrupt: bool = False) -> list[Path]:
     """Extract the regular files under `member_prefix` (optionally only the folders `only`) into
-    `data_root`, each written to a temporary name and renamed, so an interruption leaves no
-    half-written file under its final name."""
+    `data_root`, all or nothing: every member name is checked first, the files are extracted into
+    a staging folder inside `data_root` and moved into place only once all of them were read
+    intact. A truncated or corrupt archive is deleted when `delete_corrupt` (a rerun then fetches
+    it again instead of reusing it)."""
     from tfvaegan.data import DataError
-    from tfvaegan.fileio import atomic_path
 
     archive, data_root = Path(archive), Path(data_root)
-    written: list[Path] = []
+    prefix = member_prefix.replace("\\", "/").strip("/")
+    prefix = prefix + "/" if prefix else ""  # the prefix names a folder, with or without its slash
 
-    def copy(source, target: Path) -> None:
-        with atomic_path(target) as temp, open(temp, "wb") as out:
-            shutil.copyfileobj(source, out, CHUNK)
-        written.append(target)
-        _say(progress, f"unpack: {target}")
+    def corrupt(detail: str) -> DataError:
+        if delete_corrupt:
+            archive.unlink(missing_ok=True)
+            detail += "; it was deleted, rerun to download it again"
+        return DataError(f"{archive}: expected a complete .zip or .tar(.gz) archive, found {detail}")
 
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                target = _target(data_root, info.filename, member_prefix, only)
-                if target is not None and not info.is_dir():
-                    with zf.open(info) as source:
-                        copy(source, target)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            for info in tf:
-                target = _target(data_root, info.name, member_prefix, only)
-                if target is not None and info.isfile():  # links and devices are never extracted
-                    with tf.extractfile(info) as source:
-                        copy(source, target)
-    else:
-        raise DataError(f"{archive}: expected a .zip or .tar(.gz) archive, found neither")
-    if not written:
-        raise DataError(f"{archive}: expected files under {member_prefix!r}"
-                        f"{f' in {list(only)}' if only else ''}, found none")
+    handle = None
+    try:
+        if zipfile.is_zipfile(archive):
+            handle = zipfile.ZipFile(archive)
+            members = [(i.filename, i) for i in handle.infolist() if not i.is_dir()]
+            read = handle.open
+        elif tarfile.is_tarfile(archive):
+            handle = tarfile.open(archive)
+            # links and devices are never extracted; listing reads the whole archive, so a
+            # truncated one fails here, before anything is written
+            members = [(i.name, i) for i in handle.getmembers() if i.isfile()]
+            read = handle.extractfile
+        else:
+            with open(archive, "rb") as head:
+                damaged = head.read(6).startswith(ARCHIVE_MAGIC)
+            raise corrupt("a truncated or corrupt one" if damaged else "something else")
+    except CORRUPT as exc:
+        if handle is not None:
+            handle.close()
+        raise corrupt(f"a truncated or corrupt one ({exc})") from None
+    with handle:
+        targets = [(rel, info) for name, info in members if (rel := _target(archive, name, prefix, only)) is not None]
+        if not targets:
+            raise DataError(f"{archive}: expected files under {prefix!r}{f' in {list(only)}' if only else ''}, "
+                            f"found none")
+        files = {rel for rel, _ in targets}
+        for rel, _ in targets:
+            for folder in rel.parents:
+                if folder in files or (data_root / folder).is_file():
+                    where = "in the archive" if folder in files else f"in {data_root}"
+                    raise DataError(f"{archive}: member {str(rel)!r}: expected {str(folder)!r} to be a folder, "
+                                    f"found a file of that name {where}")
+            if (data_root / rel).is_dir():
+                raise DataError(f"{archive}: member {str(rel)!r}: expected to write a file, found a folder "
+                                f"{data_root / rel}")
+        data_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=data_root))
+        try:
+            for rel, info in targets:
+                staged = staging.joinpath(*rel.parts)
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                with read(info) as source, open(staged, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK)
+            written = []
+            for rel in sorted(files):
+                target = data_root.joinpath(*rel.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging.joinpath(*rel.parts), target)
+                written.append(target)
+                _say(progress, f"unpack: {target}")
+        except CORRUPT as exc:
+            raise corrupt(f"a truncated or corrupt one ({exc})") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return written
 
 
@@ -208,7 +284,7 @@ def _run_download(args: argparse.Namespace) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else data_root / ".downloads"
     name = Path(urllib.parse.urlparse(args.url).path).name or "archive"
     archive = fetch(args.url, cache / name, sha, timeout=args.timeout)
-    files = unpack(archive, data_root, args.member_prefix, tuple(args.only or ()))
+    files = unpack(archive, data_root, args.member_prefix, tuple(args.only or ()), delete_corrupt=True)
     print(f"download: {len(files)} files unpacked into {data_root}", file=sys.stderr)
     return 0
 

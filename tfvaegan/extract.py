@@ -12,10 +12,11 @@ res101.mat files of xlsa17, so the split file's 1-based locations index its rows
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import numpy as np
 
@@ -28,6 +29,7 @@ WEIGHT_FILES = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+MIN_IMAGE_SIZE = 16  # below this ResNet's stride-32 stages pool a single padded pixel
 
 
 def safe_image_path(image_root: str | Path, entry: str) -> Path:
@@ -38,6 +40,8 @@ def safe_image_path(image_root: str | Path, entry: str) -> Path:
     text = str(entry).strip().replace("\\", "/")
     if not text:
         raise DataError(f"image list entry: expected a path relative to {root}, found an empty entry")
+    if "\0" in text:
+        raise DataError(f"image list entry {entry!r}: expected a path, found a NUL byte in it")
     if PurePosixPath(text).is_absolute() or (len(text) > 1 and text[1] == ":"):
         raise DataError(
             f"image list entry {entry!r}: expected a path relative to the image root {root}, found an "
@@ -76,6 +80,7 @@ def build_backbone(backbone: str = "resnet101", weights: str | Path | None = Non
     """The ResNet with its classifier removed (outputs the pooled 2048-d features), in eval mode."""
     import torch
     import torchvision
+
     from tfvaegan.cli import UserError
 
     if backbone not in WEIGHT_FILES:
@@ -86,32 +91,132 @@ def build_backbone(backbone: str = "resnet101", weights: str | Path | None = Non
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(seed)
         model = getattr(torchvision.models, backbone)(weights=None)
-    if path is not None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise UserError(f"backbone weights {path}: not a {backbone} state dict ({str(exc).splitlines()[0]})") from None
     model.fc = torch.nn.Identity()
+    if path is not None:
+        _load_backbone_state(model, path, backbone)
     return model.eval()
+
+
+def _load_backbone_state(model, path: Path, backbone: str) -> None:
+    """Loads a state dict into `model` (whose fc is already removed), strict on everything but fc."""
+    import torch
+
+    from tfvaegan.cli import UserError
+
+    expected = (f"backbone weights {path}: expected a state dict (mapping of parameter names to tensors) "
+                f"saved with torch.save, found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # EOFError, UnpicklingError, KeyError, RuntimeError... on foreign files
+        # torch's own message suggests weights_only=False, which would run code from the file: never echo it
+        raise UserError(f"{expected} a file that does not load as tensors only ({type(exc).__name__})") from None
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]  # training checkpoints nest the weights
+    if not isinstance(state, Mapping) or not state:
+        found = "an empty mapping" if isinstance(state, Mapping) else f"a {type(state).__name__}"
+        raise UserError(f"{expected} {found}")
+    bad = next(((k, v) for k, v in state.items() if not isinstance(k, str) or not torch.is_tensor(v)), None)
+    if bad is not None:
+        raise UserError(f"{expected} entry {bad[0]!r} holding {type(bad[1]).__name__}")
+    # DataParallel prefixes every key with "module."; the fc head is discarded, so its shape may differ
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = model.state_dict()
+    # torchvision's ImageNet files predate BatchNorm's num_batches_tracked buffer, which eval never uses
+    problems = {"missing keys": [k for k in own if k not in state and not k.endswith("num_batches_tracked")],
+                "unexpected keys": [k for k in state if k not in own],
+                "shape mismatch": [k for k in state if k in own and state[k].shape != own[k].shape]}
+    if any(problems.values()):
+        problems = [f"{what} {keys[:3]}{' ...' if len(keys) > 3 else ''}" for what, keys in problems.items() if keys]
+        raise UserError(f"backbone weights {path}: not a {backbone} state dict ({'; '.join(problems)})")
+    model.load_state_dict(state, strict=False)
+
+
+def check_options(batch_size: int, image_size: int, device) -> None:
+    """Refuses option values that would otherwise fail deep inside torch, after the work began."""
+    import torch
+
+    from tfvaegan.cli import UserError
+
+    for option, value, least in (("--batch-size", batch_size, 1), ("--image-size", image_size, MIN_IMAGE_SIZE)):
+        if not isinstance(value, int) or value < least:
+            raise UserError(f"{option}: expected an integer >= {least}, found {value!r}")
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind is None or kind.type not in ("cpu", "cuda"):
+        raise UserError(f"--device: expected cpu, cuda or cuda:N, found {device!r}")
+    if kind.type == "cuda" and not (torch.cuda.is_available() and (kind.index or 0) < torch.cuda.device_count()):
+        raise UserError(f"--device: expected a GPU that exists, found {device!r} but this machine has "
+                        f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'} CUDA device(s)")
+
+
+def _decode_failure(exc: Exception) -> str:
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "a file in no image format PIL recognises"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split()) or '(no message)'}"
+
+
+def _rgb(img):
+    # convert("RGB") clips 16-bit greyscale at 255 instead of scaling it, so such images come out white
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        from PIL import Image
+
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).clip(0, 255).round().astype(np.uint8))
+    return img.convert("RGB")
 
 
 def load_image(path: Path, image_size: int) -> np.ndarray:
     """Resize the shorter side to image_size, centre-crop a square, normalise: (3, S, S) float32."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        w, h = img.size
-        scale = image_size / min(w, h)
-        img = img.resize((max(image_size, round(w * scale)), max(image_size, round(h * scale))),
-                         Image.BILINEAR)
-        w, h = img.size
-        left, top = (w - image_size) // 2, (h - image_size) // 2
-        img = img.crop((left, top, left + image_size, top + image_size))
-        pixels = np.asarray(img, dtype=np.float32) / 255.0
+    from tfvaegan.data import DataError
+
+    try:
+        with Image.open(path) as img:
+            img = _rgb(img)
+            w, h = img.size
+            scale = image_size / min(w, h)
+            img = img.resize((max(image_size, round(w * scale)), max(image_size, round(h * scale))),
+                             Image.BILINEAR)
+            w, h = img.size
+            left, top = (w - image_size) // 2, (h - image_size) // 2
+            img = img.crop((left, top, left + image_size, top + image_size))
+            pixels = np.asarray(img, dtype=np.float32) / 255.0
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+        raise DataError(f"{path}: expected an image PIL can decode, found {_decode_failure(exc)}") from None
     pixels = (pixels - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def _decode_problem(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (MIN_IMAGE_SIZE, MIN_IMAGE_SIZE))  # JPEGs decode scaled down, still to their end
+            img.load()  # verify() misses truncated and corrupt JPEGs
+    except Exception as exc:
+        return _decode_failure(exc)
+    return None
+
+
+def check_images(image_paths: Sequence[str | Path]) -> None:
+    """Decodes every image once, so that a bad file stops extraction before any work rather than at its batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tfvaegan.data import DataError
+
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+        problems = list(pool.map(_decode_problem, image_paths))
+    bad = [(str(path), why) for path, why in zip(image_paths, problems) if why]
+    if bad:
+        others = f"; also {[path for path, _ in bad[1:4]]}{' ...' if len(bad) > 4 else ''}" if len(bad) > 1 else ""
+        raise DataError(f"{bad[0][0]}: expected an image PIL can decode, found {bad[0][1]} "
+                        f"({len(bad)} of {len(image_paths)} images unreadable{others})")
 
 
 def extract_features(image_paths: Sequence[str | Path], weights: str | Path | None = None,
@@ -121,10 +226,12 @@ def extract_features(image_paths: Sequence[str | Path], weights: str | Path | No
     """Pooled backbone features of the images, in their order: (N, 2048) float32."""
     import torch
 
-    if batch_size <= 0:
-        raise ValueError(f"batch_size: expected a positive integer, found {batch_size}")
+    check_options(batch_size, image_size, device)
     model = build_backbone(backbone, weights, seed, allow_random_init).to(device)
     n = len(image_paths)
+    if progress:
+        print(f"extract: checking that the {n} images decode", file=sys.stderr)
+    check_images(image_paths)
     out = np.empty((n, 2048), dtype=np.float32)
     start = time.monotonic()
     report_every = max(1, (n // batch_size) // 20)  # about twenty progress lines
@@ -143,6 +250,11 @@ def extract_features(image_paths: Sequence[str | Path], weights: str | Path | No
 def read_image_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str], np.ndarray]:
     """Entries and 1-based labels from a text list ("<path> <label>" per line) or a .mat file
     holding `image_files` and `labels` (an xlsa17 res101.mat, to re-extract its images in order)."""
+    return _read_list(list_file, strip_prefix)[:2]
+
+
+def _read_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str], np.ndarray, list[str]]:
+    """read_image_list, plus where each entry came from ("line 7"), for messages about it."""
     from tfvaegan.data import DataError
 
     list_file = Path(list_file)
@@ -150,27 +262,35 @@ def read_image_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list
         raise FileNotFoundError(f"image list {list_file}: file not found")
     if list_file.suffix == ".mat":
         entries, labels = _read_mat_list(list_file)
+        places = [f"image_files entry {i}" for i in range(1, len(entries) + 1)]
     else:
-        entries, label_list = [], []
-        for number, line in enumerate(list_file.read_text().splitlines(), 1):
+        try:
+            text = list_file.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{list_file}: expected UTF-8 text, found byte {exc.object[exc.start]:#04x} at "
+                            f"offset {exc.start} that is not") from None
+        entries, label_list, places = [], [], []
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             path, _, label = line.rstrip().rpartition(" ")
-            if not path or not label.isdigit() or int(label) < 1:
+            # isdigit() alone accepts '²' and other non-ASCII digits that int() refuses
+            if not path or not (label.isascii() and label.isdigit()) or int(label) < 1:
                 raise DataError(f"{list_file}: line {number}: expected '<relative path> <1-based label>', "
                                 f"found {line.strip()!r}")
             entries.append(path.strip())
             label_list.append(int(label))
+            places.append(f"line {number}")
         labels = np.array(label_list, dtype=np.int64)
     if not entries:
         raise DataError(f"{list_file}: expected at least one image entry, found none")
     if strip_prefix:
         entries = [e[len(strip_prefix):] if e.startswith(strip_prefix) else e for e in entries]
-    return entries, labels
+    return entries, labels, places
 
 
 def _read_mat_list(list_file: Path) -> tuple[list[str], np.ndarray]:
-    from tfvaegan.data import DataError, read_mat
+    from tfvaegan.data import DataError, _describe, read_mat
 
     content = read_mat(list_file)
     for key in ("image_files", "labels"):
@@ -180,11 +300,18 @@ def _read_mat_list(list_file: Path) -> tuple[list[str], np.ndarray]:
     if not isinstance(entries, list):
         raise DataError(f"{list_file}: key 'image_files': expected a cell array of strings, "
                         f"found {type(entries).__name__}")
-    labels = np.asarray(content["labels"]).ravel().astype(np.int64)
+    labels = content["labels"]
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iuf":
+        raise DataError(f"{list_file}: key 'labels': expected numeric 1-based labels, found {_describe(labels)}")
+    labels = labels.ravel()
+    bad = np.flatnonzero(~(np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 1)))
+    if bad.size:
+        raise DataError(f"{list_file}: key 'labels': expected positive integers (1-based class labels), found "
+                        f"{labels[bad[0]]} at entry {bad[0] + 1} ({bad.size} such label(s))")
     if len(entries) != len(labels):
         raise DataError(f"{list_file}: keys 'image_files' and 'labels': expected equal lengths, "
                         f"found {len(entries)} and {len(labels)}")
-    return entries, labels
+    return entries, labels.astype(np.int64)
 
 
 def class_folder_list(image_root: str | Path, class_names: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -193,18 +320,32 @@ def class_folder_list(image_root: str | Path, class_names: Sequence[str] | None 
     from tfvaegan.data import DataError
 
     root = Path(image_root)
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    # hidden entries (.git, macOS ._x.png resource forks, .DS_Store) are neither classes nor images
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     ) if root.is_dir() else []
     if not folders:
         raise DataError(f"{root}: expected one sub-folder of images per class, found none")
     order = list(class_names) if class_names is not None else folders
+    if len(set(order)) != len(order):
+        repeated = sorted({n for n in order if order.count(n) > 1})
+        raise DataError(f"class names: expected distinct names, found {repeated[:5]} more than once")
     missing = sorted(set(order) - set(folders))
     if missing:
         raise DataError(f"{root}: expected a folder for every class, found none for {missing[:5]}")
-    entries, labels = [], []
+    unnamed = sorted(set(folders) - set(order))
+    if unnamed:  # their images would silently go unextracted
+        raise DataError(f"{root}: expected only folders of the given classes (allclasses_names), found "
+                        f"{len(unnamed)} other folder(s): {unnamed[:5]}")
+    entries, labels, empty = [], [], []
     for label, name in enumerate(order, 1):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in (root / name).iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
         entries += [f"{name}/{p.name}" for p in files]
         labels += [label] * len(files)
+        empty += [] if files else [name]
+    if empty:
+        raise DataError(f"{root / empty[0]}: expected at least one image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                        f"per class folder, found none in {len(empty)} folder(s): {empty[:5]}")
     return entries, np.array(labels, dtype=np.int64)
 
 
@@ -225,18 +366,42 @@ def write_feature_file(out: str | Path, features: np.ndarray, labels: np.ndarray
 
 def _run(args: argparse.Namespace) -> int:
     from tfvaegan.cli import UserError
+    from tfvaegan.data import DataError
 
     if (args.list is None) == (not args.class_folders):
         raise UserError("extract: expected exactly one of --list FILE or --class-folders")
+    if args.list is not None and args.split_file is not None:
+        raise UserError("extract: --split-file: expected it only with --class-folders (a --list gives the labels "
+                        "itself), found it with --list")
+    check_options(args.batch_size, args.image_size, args.device)
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: expected a file path, found a directory")
+    blocker = next(p for p in out.absolute().parents if p.exists())
+    if not blocker.is_dir():
+        raise UserError(f"--out {out}: expected a path inside folders, found {blocker}, which is a file")
     if args.list is not None:
-        entries, labels = read_image_list(args.list, args.strip_prefix)
+        entries, labels, places = _read_list(args.list, args.strip_prefix)
     else:
         entries, labels = class_folder_list(args.image_root, _class_names(args.split_file))
-    paths = [safe_image_path(args.image_root, e) for e in entries]
-    missing = [e for e, p in zip(entries, paths) if not p.is_file()]
+        places = entries
+
+    def at(i: int) -> str:
+        return f"{args.list}: {places[i]}: " if args.list is not None else ""
+
+    paths, first = [], {}
+    for i, entry in enumerate(entries):
+        try:
+            paths.append(safe_image_path(args.image_root, entry))
+        except DataError as exc:
+            raise DataError(f"{at(i)}{exc}") from None
+        if first.setdefault(paths[-1], i) != i:
+            raise DataError(f"{at(i)}image {entry!r}: expected each image listed once, found it also at "
+                            f"{places[first[paths[-1]]]}")
+    missing = [i for i, p in enumerate(paths) if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{args.image_root}: {len(missing)} listed image(s) not found, "
-                                f"first: {missing[0]!r}")
+        raise FileNotFoundError(f"{at(missing[0])}image {entries[missing[0]]!r}: expected a file under "
+                                f"{args.image_root}, found none ({len(missing)} listed image(s) missing)")
     print(f"extract: {len(paths)} images from {args.image_root} with {args.backbone} "
           f"({args.image_size} px, batch {args.batch_size}, {args.device})", file=sys.stderr)
     features = extract_features(paths, weights=args.weights, batch_size=args.batch_size, device=args.device,
@@ -248,12 +413,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _class_names(split_file: str | None) -> list[str] | None:
-    from tfvaegan.data import read_mat
+    from tfvaegan.data import DataError, _describe, read_mat
 
     if split_file is None:
         return None
     names = read_mat(Path(split_file)).get("allclasses_names")
-    return names if isinstance(names, list) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        # falling back to sorted folder order could silently mismatch the split file's labels
+        found = ("no such key" if names is None else "an empty or blank entry" if isinstance(names, list)
+                 else _describe(names))
+        raise DataError(f"{split_file}: key 'allclasses_names': expected a cell array of class names (the class "
+                        f"folders, in label order), found {found}")
+    return names
 
 
 def add_cli(subparsers) -> None:

@@ -8,6 +8,7 @@ selection run).
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Sequence
@@ -60,6 +61,11 @@ def _empty_figure(message: str):
 
 def plot_paper_vs_ours(zsl: pd.DataFrame, gzsl: pd.DataFrame, path: Path) -> None:
     """Grouped bars per benchmark: paper, then ours per protocol (and variant when several are shown)."""
+    _save(paper_vs_ours_figure(zsl, gzsl), path)
+
+
+def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
+    """The paper_vs_ours figure from the zsl and gzsl tables."""
     def shown(frame: pd.DataFrame) -> pd.DataFrame:
         # The complete model is what the paper's main table reports; ablations go to ablation.csv.
         full = frame[frame.variant == FULL_MODEL_VARIANT]
@@ -107,7 +113,7 @@ def plot_paper_vs_ours(zsl: pd.DataFrame, gzsl: pd.DataFrame, path: Path) -> Non
     fig.suptitle("TF-VAEGAN, ours vs the paper\n(paper protocol: epochs chosen on the test set; "
                  "val protocol: on a validation split)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def _label_bars(ax, bars, values: Sequence[float], errors: Sequence[float] | None = None,
@@ -122,30 +128,90 @@ def _label_bars(ax, bars, values: Sequence[float], errors: Sequence[float] | Non
                         xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
 
 
-def read_train_log(path: Path) -> pd.DataFrame:
-    """train_log.csv with accuracies in percent; a file lacking the columns is a one-line error."""
-    frame = pd.read_csv(path)
+# eval_split values a run's train_log.csv may hold, by protocol: the paper run is evaluated on test;
+# the val protocol's selection run on val, then its final retraining on trainval (losses only).
+EVAL_SPLITS = {"paper": ("test",), "val": ("val", "trainval")}
+EVALUATED_SPLITS = ("test", "val")  # drawn solid; the final retraining dotted
+
+
+def read_train_log(path: Path, protocol: str | None = None) -> pd.DataFrame:
+    """train_log.csv with accuracies in percent and every row's run segment in `eval_split`.
+
+    Epochs that were not evaluated (eval_every > 1) have an empty `eval_split`; they belong to the
+    run of the next evaluated row (a run's last epoch is always evaluated; the final retraining of
+    the val protocol writes `trainval` on every row), so the column is back-filled. A file that
+    cannot be read, lacks columns, holds a non-number, ends on rows of no run or names a split the
+    run's `protocol` does not evaluate on is a one-line error.
+    """
+    from tfvaegan.cli import UserError
+
     needed = {"epoch", "eval_split"} | {c for c, _ in LOSS_PANELS} | {c for c, _, _ in ACCURACY_LINES}
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: header: expected columns {sorted(needed)}, found an empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: expected a CSV file with columns {sorted(needed)} ({first})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the training log ({exc.strerror or exc})") from None
     missing = sorted(needed - set(frame.columns))
     if missing:
-        from tfvaegan.cli import UserError
-
         raise UserError(f"{path}: header: expected columns {sorted(needed)}, missing {missing}")
+    if frame.empty:
+        raise UserError(f"{path}: expected at least one epoch row after the header, found none")
+    for column in ["epoch"] + [c for c, _ in LOSS_PANELS] + [c for c, _, _ in ACCURACY_LINES]:
+        text = frame[column].str.strip()
+        numbers = pd.to_numeric(text.where(text != "", None), errors="coerce")
+        # An empty cell (no accuracy on an epoch not evaluated) or "nan" (a diverged loss) is a missing
+        # value; anything else must be a number, and every row needs its epoch.
+        bad = numbers.isna() if column == "epoch" else numbers.isna() & ~text.str.lower().isin(["", "nan"])
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{path}: line {row + 2}, column '{column}': expected a number"
+                            f"{'' if column == 'epoch' else ' or empty'}, found {frame[column].iloc[row]!r}")
+        frame[column] = numbers
     for column, _, _ in ACCURACY_LINES:
-        frame[column] = 100 * pd.to_numeric(frame[column], errors="coerce")
+        frame[column] = 100 * frame[column]
+    split = frame["eval_split"].str.strip()
+    split = split.where(split != "", None)
+    allowed = EVAL_SPLITS.get(protocol, tuple(dict.fromkeys(s for v in EVAL_SPLITS.values() for s in v)))
+    wrong = split.notna() & ~split.isin(allowed)
+    if wrong.any():
+        row = int(np.flatnonzero(wrong.to_numpy())[0])
+        what = f" for the {protocol} protocol" if protocol in EVAL_SPLITS else ""
+        raise UserError(f"{path}: line {row + 2}, column 'eval_split': expected one of {list(allowed)}{what} "
+                        f"or empty, found {split.iloc[row]!r}")
+    split = split.bfill()
+    if split.isna().any():
+        row = int(np.flatnonzero(split.isna().to_numpy())[0])
+        raise UserError(f"{path}: line {row + 2}, column 'eval_split': expected the run's last epoch to be "
+                        f"evaluated (a non-empty eval_split on or after this line), found only empty values")
+    frame["eval_split"] = split
     return frame
+
+
+def read_train_logs(runs: Sequence[Run]) -> list[tuple[Run, pd.DataFrame]]:
+    """The train_log.csv beside each metrics.json, all read and checked; runs without one are named."""
+    found = []
+    for run in runs:
+        log = run.path.parent / TRAIN_LOG
+        if log.is_file():
+            found.append((run, read_train_log(log, run.protocol)))
+        else:
+            print(f"note: {log} not found; {run.benchmark}/{run.protocol}/{run.variant}/seed{run.seed} has no curves")
+    return found
 
 
 def plot_training_curves(runs: Sequence[Run], path: Path) -> None:
     """One column per benchmark: critic loss, generator loss and per-epoch accuracy of every run."""
-    logs = [(run, run.path.parent / TRAIN_LOG) for run in runs]
-    found = [(run, read_train_log(log)) for run, log in logs if log.is_file()]
-    for run, log in logs:
-        if not log.is_file():
-            print(f"note: {log} not found; {run.benchmark}/{run.protocol}/{run.variant}/seed{run.seed} has no curves")
+    _save(training_curves_figure(read_train_logs(runs)), path)
+
+
+def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
+    """The training-curves figure from read_train_logs' (run, log) pairs."""
     if not found:
-        _save(_empty_figure(f"no {TRAIN_LOG} next to the metrics files"), path)
-        return
+        return _empty_figure(f"no {TRAIN_LOG} next to the metrics files")
     benchmarks = sorted({run.benchmark for run, _ in found}, key=benchmark_sort_key)
     several_variants = len({run.variant for run, _ in found}) > 1
     names = sorted({_run_series(run, several_variants) for run, _ in found}, key=lambda n: (not n.startswith("paper"), n))
@@ -155,10 +221,10 @@ def plot_training_curves(runs: Sequence[Run], path: Path) -> None:
     for col, benchmark in enumerate(benchmarks):
         for run, log in (item for item in found if item[0].benchmark == benchmark):
             colour = colours[_run_series(run, several_variants)]
-            # A val-protocol log holds the selection run (eval_split val) and then the final
-            # retraining on trainval, whose epochs restart at the beginning: draw them apart.
-            for split, part in log.groupby("eval_split", sort=False, dropna=False):
-                style = "-" if split in ("test", "val") else ":"
+            # One line per run segment: the paper run, or the val protocol's selection run (eval_split
+            # val) and then its final retraining on trainval, whose epochs restart at the beginning.
+            for split, part in log.groupby("eval_split", sort=False):
+                style = "-" if split in EVALUATED_SPLITS else ":"
                 for row, (column, _) in enumerate(LOSS_PANELS):
                     axes[row][col].plot(part["epoch"], part[column], style, color=colour, alpha=0.8, lw=1)
             for column, style, _ in ACCURACY_LINES:
@@ -174,13 +240,13 @@ def plot_training_curves(runs: Sequence[Run], path: Path) -> None:
         axes[-1][col].grid(alpha=0.3)
     handles = [Line2D([], [], color=colours[n], label=n) for n in names]
     handles += [Line2D([], [], color="black", ls=style, label=label) for _, style, label in ACCURACY_LINES]
-    if any((~log["eval_split"].isin(["test", "val"])).any() for _, log in found):
+    if any((~log["eval_split"].isin(EVALUATED_SPLITS)).any() for _, log in found):
         handles.append(Line2D([], [], color="black", ls=":", label="loss of the final retraining (val protocol)"))
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False,
                bbox_to_anchor=(0.5, -0.07))
     fig.suptitle("Training curves (one line per seed)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def _run_series(run: Run, several_variants: bool) -> str:
@@ -188,14 +254,24 @@ def _run_series(run: Run, several_variants: bool) -> str:
     return f"{run.protocol} protocol (accuracy on {split})" + (f", {run.variant}" if several_variants else "")
 
 
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def _cmd_plots(args) -> int:
+    # Every input is read and checked, and both figures drawn, before either file is written.
     runs = load_runs(args.metrics)
     tables = build_tables(runs, paper_from_args(args))
+    logs = read_train_logs(runs)
     out_dir = Path(args.out_dir)
-    plot_paper_vs_ours(tables["zsl"], tables["gzsl"], out_dir / "paper_vs_ours.png")
-    print(f"wrote {out_dir / 'paper_vs_ours.png'}")
-    plot_training_curves(runs, out_dir / "training_curves.png")
-    print(f"wrote {out_dir / 'training_curves.png'}")
+    images = {out_dir / "paper_vs_ours.png": _png(paper_vs_ours_figure(tables["zsl"], tables["gzsl"])),
+              out_dir / "training_curves.png": _png(training_curves_figure(logs))}
+    for path, data in images.items():
+        write_atomic(path, lambda temp, data=data: Path(temp).write_bytes(data))
+        print(f"wrote {path}")
     return 0
 
 

@@ -50,17 +50,37 @@ def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
     return merged
 
 
-def _run(args: argparse.Namespace) -> int:
+def _check_split(path: str, data: dict) -> None:
+    """The keys averaging reads beyond those the tables check (tables.check_run does the rest)."""
     from tfvaegan.cli import UserError
 
+    seconds = data.get("seconds_per_epoch")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or not 0.0 <= seconds < math.inf):
+        raise UserError(f"{path}: key 'seconds_per_epoch': expected a non-negative number or null, "
+                        f"found {seconds!r}")
+    notes = data.get("notes")
+    if notes is not None and (not isinstance(notes, list) or not all(isinstance(n, str) for n in notes)):
+        raise UserError(f"{path}: key 'notes': expected a list of strings or null, found {notes!r}")
+
+
+def read_split_metrics(paths: list[str]) -> list[dict]:
+    """Every split's metrics.json, each checked as the tables check one; one clear error for a bad file."""
+    from tfvaegan.tables import check_run, read_metrics_json
+
     runs = []
-    for path in args.metrics:
-        try:
-            runs.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: expected a readable metrics.json ({exc})") from None
+    for path in paths:
+        data = read_metrics_json(path)
+        check_run(path, data)
+        _check_split(path, data)
+        runs.append(data)
+    return runs
+
+
+def _run(args: argparse.Namespace) -> int:
     from tfvaegan.fileio import atomic_write_text
 
+    runs = read_split_metrics(list(args.metrics))
     merged = average_metrics(runs, list(args.metrics))
     out = Path(args.out)
     atomic_write_text(out, json.dumps(merged, indent=2) + "\n")

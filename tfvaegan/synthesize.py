@@ -13,6 +13,8 @@ CHUNK_ROWS = 16384  # bounds the generator's hidden activations (rows x 4096 flo
 def synthesize(model: TFVAEGAN, attribute: Tensor, classes: Tensor, per_class: int,
                nz: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """`per_class` features for each class in `classes` (global ids), class-major like the official code."""
+    if per_class < 1:
+        raise ValueError(f"per_class: expected a positive number of features per class, found {per_class}")
     was_training = model.training
     model.eval()
     labels = classes.repeat_interleave(per_class)

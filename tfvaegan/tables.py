@@ -82,8 +82,8 @@ def _text(path: Path, data: dict, key: str) -> str:
     return value.strip()
 
 
-def load_run(path: str | Path) -> Run:
-    """Read and check one metrics.json; a bad file is one error naming the file, key, expected, found."""
+def read_metrics_json(path: str | Path) -> dict:
+    """The JSON object of one metrics.json; an unreadable file or a non-object is one clear error."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -91,11 +91,37 @@ def load_run(path: str | Path) -> Run:
         raise _user_error(f"{path}: metrics file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _user_error(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise _user_error(f"{path}: cannot read the metrics file ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise _user_error(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _check_protocol(path: Path, data: dict, protocol: str) -> None:
+    """The top-level `protocol` must agree with `config.protocol` and `selection.protocol` where present."""
+    found = {"protocol": protocol}
+    for key in ("config", "selection"):
+        section = data.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise _user_error(f"{path}: key '{key}': expected an object or null, found {type(section).__name__}")
+        if "protocol" in section:
+            found[f"{key}.protocol"] = section["protocol"]
+    if any(value != protocol for value in found.values()):
+        keys = ", ".join(f"'{key}'" for key in found)
+        values = ", ".join(f"{key}={value!r}" for key, value in found.items())
+        raise _user_error(f"{path}: keys {keys}: expected one protocol, found {values}")
+
+
+def check_run(path: str | Path, data: dict) -> Run:
+    """Check one metrics.json's object; a bad one is one error naming the file, key, expected, found."""
+    path = Path(path)
     protocol = _text(path, data, "protocol")
     if protocol not in PROTOCOLS:
         raise _user_error(f"{path}: key 'protocol': expected one of {PROTOCOLS}, found {protocol!r}")
+    _check_protocol(path, data, protocol)
     seed = data.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise _user_error(f"{path}: key 'seed': expected an integer, found {seed!r}")
@@ -106,6 +132,11 @@ def load_run(path: str | Path) -> Run:
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
                zsl_acc=_fraction(path, data, "zsl_acc", optional=False), **gzsl)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read and check one metrics.json; a bad file is one error naming the file, key, expected, found."""
+    return check_run(path, read_metrics_json(path))
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
@@ -127,34 +158,64 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     return runs
 
 
+def _paper_metric_ok(metric: str) -> bool:
+    """`zsl_top1`, `gzsl_u`, `gzsl_s`, `gzsl_h`, or `ablation:<variant>:<one of those>`."""
+    if metric in PAPER_METRICS:
+        return True
+    parts = metric.split(":")
+    return (len(parts) == 3 and parts[0] == "ablation" and parts[1] == parts[1].strip() != ""
+            and parts[2] in PAPER_METRICS)
+
+
 def load_paper(path: str | Path | None) -> dict[tuple[str, str], float]:
-    """config/paper_results.csv → {(benchmark in lower case, metric): value in percent}."""
+    """config/paper_results.csv → {(benchmark in lower case, metric): value in percent}.
+
+    Every row must have exactly the four columns, a benchmark name, a known metric, a percentage and a
+    source; anything else is one error naming the file, the line and the column.
+    """
     if path is None:
         return {}
     path = Path(path)
     if not path.is_file():
         raise _user_error(f"{path}: paper results file not found")
     values: dict[tuple[str, str], float] = {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != PAPER_COLUMNS:
-            raise _user_error(f"{path}: header: expected columns {list(PAPER_COLUMNS)}, found {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            metric = row["metric"].strip()
-            if metric.split(":")[-1] not in PAPER_METRICS:
-                raise _user_error(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
-                                  f"or ablation:<variant>:<metric>, found {metric!r}")
-            try:
-                value = float(row["value"])
-            except (TypeError, ValueError):
-                value = math.nan
-            if not 0.0 <= value <= 100.0:
-                raise _user_error(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
-                                  f"found {row['value']!r}")
-            key = (row["benchmark"].strip().lower(), metric)
-            if key in values:
-                raise _user_error(f"{path}: line {line}: expected one value per (benchmark, metric), found {key} twice")
-            values[key] = value
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if tuple(reader.fieldnames or ()) != PAPER_COLUMNS:
+                raise _user_error(f"{path}: header: expected columns {list(PAPER_COLUMNS)}, "
+                                  f"found {reader.fieldnames}")
+            for row in reader:
+                line = reader.line_num
+                cells = [value for key, value in row.items() if key is not None and value is not None]
+                cells += row.get(None) or []
+                if len(cells) != len(PAPER_COLUMNS):
+                    raise _user_error(f"{path}: line {line}: expected {len(PAPER_COLUMNS)} columns "
+                                      f"{list(PAPER_COLUMNS)}, found {len(cells)}: {cells}")
+                for column in ("benchmark", "source"):
+                    if not row[column].strip():
+                        raise _user_error(f"{path}: line {line}, column '{column}': expected a non-empty value, "
+                                          f"found {row[column]!r}")
+                metric = row["metric"].strip()
+                if not _paper_metric_ok(metric):
+                    raise _user_error(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
+                                      f"or ablation:<variant>:<one of those>, found {metric!r}")
+                try:
+                    value = float(row["value"])
+                except (TypeError, ValueError):
+                    value = math.nan
+                if not 0.0 <= value <= 100.0:
+                    raise _user_error(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
+                                      f"found {row['value']!r}")
+                key = (row["benchmark"].strip().lower(), metric)
+                if key in values:
+                    raise _user_error(f"{path}: line {line}: expected one value per (benchmark, metric), "
+                                      f"found {key} twice")
+                values[key] = value
+    except UnicodeDecodeError as exc:
+        raise _user_error(f"{path}: expected a UTF-8 CSV file ({exc})") from None
+    except csv.Error as exc:
+        raise _user_error(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     return values
 
 

@@ -420,15 +420,34 @@ def train(cfg: Config, data: ZSLData, device: torch.device, *,
     result = TrainResult(trainer)
     start = 0
     if checkpoint is not None and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        if saved.get("fingerprint") == fingerprint:
-            trainer.load_state(saved["trainer"])
-            _set_rng_state(saved["rng"], device, eval_generator)
-            result.history = list(saved["history"])
-            start = int(saved["epoch"])
-            log(f"resuming from {checkpoint} after epoch {start}")
-        else:
-            log(f"ignoring {checkpoint}: it belongs to a different configuration or dataset")
+        # The checkpoint is only a cache: one that cannot be read or restored (truncated, not a
+        # checkpoint, inconsistent) is ignored and training starts from scratch; it is overwritten by
+        # the next checkpoint. A failed restore may have half-applied, so everything is rebuilt.
+        try:
+            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            if not isinstance(saved, dict):
+                raise TypeError(f"expected a dict, found {type(saved).__name__}")
+            if saved.get("fingerprint") == fingerprint:
+                history = list(saved["history"])
+                start = int(saved["epoch"])
+                if not 0 < start <= cfg.nepoch or len(history) != start or not all(
+                        isinstance(row, dict) and isinstance(row.get("seconds"), (int, float)) for row in history):
+                    raise ValueError(f"epoch {start} does not match its {len(history)} history rows")
+                trainer.load_state(saved["trainer"])
+                _set_rng_state(saved["rng"], device, eval_generator)
+                result.history = history
+                log(f"resuming from {checkpoint} after epoch {start}")
+            else:
+                log(f"ignoring {checkpoint}: it belongs to a different configuration or dataset")
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache means: start afresh
+            reason = (str(exc).strip().splitlines() or [""])[0][:160]
+            log(f"ignoring {checkpoint}: not a usable training checkpoint "
+                f"({type(exc).__name__}: {reason}); starting from scratch")
+            seed_everything(seed)
+            eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
+            trainer = Trainer(cfg, data, device)
+            result = TrainResult(trainer)
+            start = 0
     elapsed = sum(row["seconds"] for row in result.history)
     for epoch in range(start, cfg.nepoch):
         began = time.perf_counter()

@@ -5,11 +5,11 @@ import re
 import shlex
 from pathlib import Path
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from tfvaegan.config import ConfigError, from_mapping
+from tfvaegan.config import read_file as read_config_file
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -48,10 +48,10 @@ def _load_file_values(benchmark):
     path = benchmark_file(benchmark)
     if not path.is_file():
         _fail(f"config key 'catalog.{benchmark}.config': file {path} not found")
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        _fail(f"{path}: expected a mapping of config keys, found {type(values).__name__}")
-    return values
+    try:
+        return read_config_file(path)  # as the jobs read it: 1e-5 a float, a key given twice refused
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def _download_benchmarks():
