@@ -171,6 +171,32 @@ def test_harmonic_mean():
     assert harmonic_mean(0.0, 0.0) == 0.0
 
 
+def test_per_class_accuracy_edge_cases_are_clear_errors():
+    label, pred = torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0])
+    # labels outside the class list are ignored (official loop over the target classes)
+    assert per_class_accuracy(pred, label, torch.tensor([0])) == 1.0
+    assert per_class_accuracy(torch.tensor([0, 7]), label[:2], torch.tensor([0, 1])) == pytest.approx(0.5)
+    empty = torch.tensor([], dtype=torch.long)
+    with pytest.raises(ValueError, match="at least one labelled sample, found 0"):
+        per_class_accuracy(empty, empty, torch.tensor([0]))
+    with pytest.raises(ValueError, match="at least one target class, found 0"):
+        per_class_accuracy(pred, label, empty)
+    # a negative class id used to wrap around to the last class (class -1 scored as class 1)
+    with pytest.raises(ValueError, match=r"non-negative class ids in classes, found \[-1\]"):
+        per_class_accuracy(pred, label, torch.tensor([-1]))
+    with pytest.raises(ValueError, match=r"non-negative class ids in label, found \[-1\]"):
+        per_class_accuracy(pred, torch.tensor([-1, 1, 1]), torch.tensor([1]))
+
+
+def test_harmonic_mean_refuses_values_that_are_not_accuracies():
+    assert harmonic_mean(0.0, 0.7) == 0.0
+    assert harmonic_mean(1.0, 1.0) == 1.0
+    # -1 (the "nothing kept yet" sentinel) used to give H = 2.0
+    for seen, unseen in ((-1.0, 0.5), (0.5, float("nan")), (1.5, 0.5)):
+        with pytest.raises(ValueError, match="accuracy in \\[0, 1\\]"):
+            harmonic_mean(seen, unseen)
+
+
 def test_softmax_classifier_learns_separable_data():
     g = torch.Generator().manual_seed(0)
     centers = torch.randn(4, 6, generator=g) * 4

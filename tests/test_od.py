@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tfvaegan.classify import ClassifierSettings, EvalSet
+from tfvaegan.config import Config
 from tfvaegan.od import (DetectorSettings, entropy, local_labels, od_gzsl, routed_accuracy,
                          train_detector)
 
@@ -152,3 +153,62 @@ def test_same_seed_same_numbers_other_seed_other_numbers(problem):
     first = run(problem, seed=3, detector=short)
     assert run(problem, seed=3, detector=short) == first
     assert run(problem, seed=4, detector=short).curve != first.curve
+
+
+# ------------------------------------------------------------------ edge cases
+def test_entropy_is_finite_when_a_probability_underflows_to_zero():
+    logits = torch.tensor([[0.0, -math.inf, 0.0], [3e38, -3e38, 0.0]], requires_grad=True)
+    values = entropy(logits)
+    assert torch.allclose(values.detach(), torch.tensor([math.log(2), 0.0]))
+    values.sum().backward()
+    assert bool(torch.isfinite(logits.grad).all())
+
+
+def test_local_labels_refuses_negative_ids_instead_of_wrapping():
+    with pytest.raises(ValueError, match="non-negative"):
+        local_labels(torch.tensor([-1, 0]), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="found 0 labels"):
+        local_labels(torch.tensor([], dtype=torch.long), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("threshold", [-0.5, 0.0])
+def test_config_threshold_at_or_below_zero_is_refused(threshold):
+    # entropy >= 0: every test sample would be routed to the unseen classifier (s = 0, H = 0)
+    cfg = dataclasses.replace(Config(), od_entropy_threshold=threshold)
+    with pytest.raises(ValueError, match=rf"key 'od_entropy_threshold': expected null or a number in "
+                                         rf"\(0, ln\(number of seen classes\)\], found {threshold}"):
+        DetectorSettings.from_config(cfg)
+    assert DetectorSettings.from_config(dataclasses.replace(Config(), od_entropy_threshold=0.7)).entropy_threshold == 0.7
+
+
+def test_nan_threshold_is_refused():
+    # NaN routes every sample nowhere (both comparisons false): s = u = 0 silently
+    with pytest.raises(ValueError, match="entropy_threshold: expected None or a number, found nan"):
+        DetectorSettings(entropy_threshold=math.nan)
+
+
+def test_threshold_above_ln_n_seen_is_refused(problem):
+    # entropy over 6 seen classes is at most ln 6: everything would be routed to seen (H = 0)
+    with pytest.raises(ValueError, match=r"'od_entropy_threshold'.*\(0, 1\.7918\], found 1\.8"):
+        run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=1.8))
+
+
+def test_detector_batch_of_one_is_refused():
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 2, found 1"):
+        DetectorSettings(batch_size=1)
+
+
+@pytest.mark.parametrize("part", ["test seen", "test unseen", "training seen", "synthetic unseen"])
+def test_empty_sample_sets_are_clear_errors(problem, part):
+    p = dict(problem)
+    ev = p["evaluation"]
+    if part == "test seen":
+        p["evaluation"] = EvalSet(ev.seen_x[:0], ev.seen_y[:0], ev.unseen_x, ev.unseen_y)
+    elif part == "test unseen":
+        p["evaluation"] = EvalSet(ev.seen_x, ev.seen_y, ev.unseen_x[:0], ev.unseen_y[:0])
+    elif part == "training seen":
+        p["train_seen_x"], p["train_seen_y"] = p["train_seen_x"][:0], p["train_seen_y"][:0]
+    else:
+        p["syn_unseen_x"], p["syn_unseen_y"] = p["syn_unseen_x"][:0], p["syn_unseen_y"][:0]
+    with pytest.raises(ValueError, match=f"{part} samples: expected at least one.*found 0 samples"):
+        run(p, detector=DetectorSettings(nepoch=1))

@@ -252,3 +252,66 @@ def test_split_needs_an_integer_seed():
     raw = generated_raw(np.random.default_rng(0))
     with pytest.raises(ValueError, match="integer seed"):
         validation_split(raw, CFG, seed=None)
+
+
+# ------------------------------------------------------------------ edge cases
+def _no_val_loc(counts, n_unseen_images=4):
+    """Training classes 0..k-1 with counts[c] images each, one unseen test class k, no val_loc."""
+    labels = np.concatenate([np.repeat(np.arange(len(counts)), counts),
+                             np.full(n_unseen_images, len(counts))])
+    index = np.arange(labels.size)
+    return make_raw(labels, {"trainval": index[labels < len(counts)], "test_seen": np.array([], dtype=np.int64),
+                             "test_unseen": index[labels == len(counts)]}), labels
+
+
+def test_training_classes_with_one_image_each_are_a_clear_data_error():
+    raw, _ = _no_val_loc([1, 1, 1, 1, 1])
+    with pytest.raises(DataError, match="key 'trainval_loc'.*at least 2 images.*4 training classes with 1 image"):
+        validation_split(raw, CFG, seed=0)
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.99])
+def test_val_seen_fraction_extremes_keep_every_class_trained_and_validated(fraction):
+    raw, labels = _no_val_loc([1, 2, 3, 2, 9])
+    cfg = dataclasses.replace(CFG, val_seen_fraction=fraction, val_unseen_fraction=0.2)
+    split = validation_split(raw, cfg, seed=3)
+    trained = np.unique(labels[split.train])
+    assert np.array_equal(np.unique(labels[split.val_seen]), trained[np.bincount(labels[split.train]
+                          .tolist() + labels[split.val_seen].tolist())[trained] >= 2])
+    assert np.intersect1d(trained, np.unique(labels[split.val_unseen])).size == 0
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.99, None])
+def test_few_training_classes_leave_both_validation_and_training_classes(n_classes, fraction):
+    raw, labels = _no_val_loc([4] * n_classes)
+    split = validation_split(raw, dataclasses.replace(CFG, val_unseen_fraction=fraction), seed=0)
+    assert split.train.size and split.val_seen.size and split.val_unseen.size
+    again = validation_split(raw, dataclasses.replace(CFG, val_unseen_fraction=fraction), seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip((split.train, split.val_seen, split.val_unseen),
+                                                    (again.train, again.val_seen, again.val_unseen)))
+
+
+def test_repeated_val_loc_indices_are_not_counted_as_test_images():
+    raw = generated_raw(np.random.default_rng(0))
+    clean = validation_split(raw, CFG, seed=0).notes[0]
+    raw.locs["val"] = np.concatenate([raw.locs["val"], raw.locs["val"][:3]])
+    assert validation_split(raw, CFG, seed=0).notes[0] == clean
+
+
+def test_select_epochs_reads_an_iterator_of_rows_once_for_both_metrics():
+    rows = [{"epoch": "1", "zsl_acc": "0.5", "gzsl_h": "0.4", "eval_split": "val"},
+            {"epoch": "2", "zsl_acc": "0.6", "gzsl_h": "0.3", "eval_split": "val"}]
+    chosen = select_epochs(iter(rows), "val")  # e.g. a csv.DictReader over train_log.csv
+    assert chosen["best_epoch_zsl"] == 2 and chosen["best_epoch_gzsl"] == 1 and chosen["gzsl_h"] == 0.4
+
+
+def test_selection_errors_name_the_key():
+    assert select_epoch([{"epoch": "3.0", "zsl_acc": "0.5"}], "zsl_acc") == 3
+    with pytest.raises(ValueError, match="key 'epoch': expected an integer epoch, found None"):
+        select_epoch([{"zsl_acc": "0.5"}], "zsl_acc")
+    with pytest.raises(ValueError, match="key 'zsl_acc': expected a number or empty, found 'abc'"):
+        select_epoch([{"epoch": "2", "zsl_acc": "abc"}], "zsl_acc")
+    # all-NaN history: no evaluated row
+    with pytest.raises(ValueError, match="no epoch evaluated 'zsl_acc' on 'val'"):
+        select_epoch([{"epoch": 1, "zsl_acc": "nan", "eval_split": "val"}], "zsl_acc", "val")

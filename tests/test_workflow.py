@@ -97,6 +97,9 @@ def test_dry_run_of_the_six_benchmarks_lists_every_job(tmp_path):
     assert "--set=dataset=\"ucf101_i3d/split_29\"" in commands or "'--set=dataset=\"ucf101_i3d/split_29\"'" in commands
     assert "--set=recons_weight=0.0" in commands and "--set=manualSeed=1" in commands
     assert "results/hmdb51/val/baseline/seed1/split_1/metrics.json" in commands
+    # every rule calls the package CLI (`python -m tfvaegan <stage>`), the split average included
+    assert "python -m tfvaegan average-splits --metrics" in commands
+    assert "python -m tfvaegan.splits" not in commands
 
 
 def test_custom_benchmark_inherits_a_named_benchmark_with_overrides(tmp_path):
@@ -140,6 +143,80 @@ def test_unknown_config_key_stops_before_any_job(tmp_path):
     result = snakemake(tmp_path, "--configfile", config, "-n")
     assert result.returncode != 0
     assert "unknown key(s) ['nepochs']" in result.stdout + result.stderr
+    # checked when the workflow is read, not inside a job's params while the DAG is built
+    assert "InputFunctionException" not in result.stdout + result.stderr
+    assert "Building DAG of jobs" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"variants": {"..": {}}}, "config key 'variants': name '..'"),
+    ({"variants": {".hidden": {}}}, "config key 'variants': name '.hidden'"),
+    ({"benchmarks": ["tables"], "catalog": {**DEFAULT_CONFIG["catalog"], "tables": DEFAULT_CONFIG["catalog"]["demo"]}},
+     "config key 'catalog': name 'tables'"),
+    ({"benchmarks": ["a/b"], "catalog": {**DEFAULT_CONFIG["catalog"], "a/b": DEFAULT_CONFIG["catalog"]["demo"]}},
+     "config key 'catalog': name 'a/b'"),
+    ({"benchmarks": ["demo", "demo"]}, "has non-unique elements"),
+    ({"seeds": ["0"]}, "'0' is not of type 'integer'"),
+    ({"benchmarks": ["nope"]}, "config key 'benchmarks': 'nope' has no entry under 'catalog'"),
+    ({"catalog": {**DEFAULT_CONFIG["catalog"], "demo": {**DEFAULT_CONFIG["catalog"]["demo"], "config": "nothere.yaml"}}},
+     "config key 'catalog.demo.config': file"),
+    ({"overrides": {"feedback_loop": "two"}}, "key 'feedback_loop'"),
+])
+def test_bad_workflow_config_gives_one_error_before_the_dag(tmp_path, changes, message):
+    config = write_config(tmp_path / "bad.yaml", **changes)
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in out, out[-2000:]
+    assert "Building DAG of jobs" not in out and "Exception" not in out.replace("WorkflowError", "")
+
+
+def test_variant_names_with_plus_and_dots_make_their_own_folders(tmp_path):
+    config = write_config(tmp_path / "plus.yaml", protocols=["paper"],
+                          variants={"tfvaegan": {}, "+decoder": {"feedback_loop": 1, "disc_features": False},
+                                    "v1.2": {"nepoch": 3}})
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout)["classify"] == 3
+    outputs = {out for rule, out in planned_jobs(result.stdout) if rule == "classify"}
+    assert outputs == {f"results/demo/paper/{v}/seed0/metrics.json" for v in ("tfvaegan", "+decoder", "v1.2")}
+    assert "--variant +decoder" in result.stdout and "--set=nepoch=3" in result.stdout
+
+
+# --------------------------------------------------------------------------- the slurm profile
+SLURM_PROFILE = PROJECT_ROOT / "workflow" / "profiles" / "slurm"
+
+
+def test_slurm_profile_options_exist_and_resume_like_the_default_profile():
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    help_text = subprocess.run(["snakemake", "--executor", "slurm", "--help"], capture_output=True, text=True,
+                               timeout=300).stdout
+    for key in profile:
+        assert re.search(rf"--{re.escape(key)}\b", help_text), f"profile option {key!r} is not a snakemake option"
+    default = yaml.safe_load((PROJECT_ROOT / "workflow" / "profiles" / "default" / "config.yaml").read_text())
+    assert profile.get("rerun-incomplete") is default["rerun-incomplete"] is True  # docs/slurm.md: resuming
+
+
+def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_path):
+    env = {**os.environ, "TFVAEGAN_SLURM_GPUS": "2"}
+    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE), "-n"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, flags=re.M)
+    assert jobs
+    for rule, resources in jobs:
+        if rule == "all":
+            continue
+        assert ("gpu=2" in resources) == (rule in ("train", "synthesize", "classify")), (rule, resources)
+        assert "cpus_per_task=" in resources and "runtime=" in resources and "mem_mb=" in resources, rule
+    rules = set(subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--list-rules"],
+                               capture_output=True, text=True, timeout=300).stdout.split())
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    assert set(profile["set-resources"]) <= rules
+    # rule names the profile's comments and docs/slurm.md mention are rules of the workflow
+    for text in ((SLURM_PROFILE / "config.yaml").read_text(), (PROJECT_ROOT / "docs" / "slurm.md").read_text()):
+        named = set(re.findall(r"\b(?:download|verify|extract|demo|average)_[a-z0-9_]+", text))
+        assert named and named <= rules, named - rules
 
 
 def test_schema_refuses_an_unknown_protocol(tmp_path):

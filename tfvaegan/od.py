@@ -55,10 +55,21 @@ class DetectorSettings:
         if self.threshold_rule not in THRESHOLD_RULES:
             raise ValueError(f"detector threshold_rule: expected one of {THRESHOLD_RULES}, "
                              f"found {self.threshold_rule!r}")
+        if self.batch_size < 2:  # half of it real seen, half synthetic: 1 would give empty batches
+            raise ValueError(f"detector batch_size: expected an integer >= 2, found {self.batch_size}")
+        if self.entropy_threshold is not None and math.isnan(self.entropy_threshold):
+            # entropy < NaN and entropy >= NaN are both false: every sample would be routed nowhere.
+            # (±inf stay allowed here: they route everything one way, a diagnostic.)
+            raise ValueError(f"detector entropy_threshold: expected None or a number, found {self.entropy_threshold}")
 
     @classmethod
     def from_config(cls, cfg, select: str = "best") -> "DetectorSettings":
-        return cls(entropy_threshold=cfg.od_entropy_threshold, select=select)
+        threshold = cfg.od_entropy_threshold
+        if threshold is not None and (not math.isfinite(threshold) or threshold <= 0):
+            # entropy >= 0: a threshold <= 0 routes every test sample to the unseen classifier (s = 0)
+            raise ValueError(f"key 'od_entropy_threshold': expected null or a number in (0, ln(number of "
+                             f"seen classes)], found {threshold}")
+        return cls(entropy_threshold=threshold, select=select)
 
 
 @dataclass
@@ -78,13 +89,23 @@ class ODResult:
 
 
 def entropy(logits: Tensor) -> Tensor:
-    """Shannon entropy (nats) of softmax(logits), one value per row."""
+    """Shannon entropy (nats) of softmax(logits), one value per row; 0·log 0 counts as 0."""
     log_probs = F.log_softmax(logits, dim=1)
-    return -(log_probs.exp() * log_probs).sum(1)
+    probs = log_probs.exp()
+    # A probability that underflows to 0 has log -inf (logits with -inf, or a logit gap beyond the
+    # float range): p·log p must be 0 there, not 0·(-inf) = NaN.
+    # Masking the log (not the product) keeps the gradient finite too.
+    return -(probs * torch.where(probs > 0, log_probs, torch.zeros_like(log_probs))).sum(1)
 
 
 def local_labels(labels: Tensor, classes: Tensor) -> Tensor:
     """Global class ids → positions in `classes`; a label outside `classes` is a ValueError."""
+    if labels.numel() == 0 or classes.numel() == 0:
+        raise ValueError(f"local_labels: expected labels and classes, found {labels.numel()} labels "
+                         f"and {classes.numel()} classes")
+    if bool((labels < 0).any()) or bool((classes < 0).any()):  # lookup[-1] would wrap around
+        raise ValueError("local_labels: expected non-negative class ids, found "
+                         f"{sorted(set(torch.cat((labels[labels < 0], classes[classes < 0])).tolist()))[:5]}")
     lookup = torch.full((int(max(labels.max(), classes.max())) + 1,), -1, dtype=torch.long,
                         device=labels.device)
     lookup[classes] = torch.arange(len(classes), device=labels.device)
@@ -195,6 +216,19 @@ def od_gzsl(train_seen_x: Tensor, train_seen_y: Tensor, syn_unseen_x: Tensor, sy
         raise ValueError(f"od_gzsl: classifier select: expected one of {SELECT_MODES}, found {classifier.select!r}")
     if evaluation.seen_x is None or evaluation.seen_y is None:
         raise ValueError("od_gzsl: the evaluation set has no seen samples; GZSL needs them")
+    for name, x, y in (("training seen", train_seen_x, train_seen_y),
+                       ("synthetic unseen", syn_unseen_x, syn_unseen_y),
+                       ("test seen", evaluation.seen_x, evaluation.seen_y),
+                       ("test unseen", evaluation.unseen_x, evaluation.unseen_y)):
+        if len(x) == 0 or len(x) != len(y):
+            raise ValueError(f"od_gzsl: {name} samples: expected at least one, with one label each; "
+                             f"found {len(x)} samples and {len(y)} labels")
+    if (detector.entropy_threshold is not None and math.isfinite(detector.entropy_threshold)
+            and detector.entropy_threshold > math.log(len(seenclasses))):
+        # The detector's entropy over n seen classes is at most ln n: every sample would go to seen
+        # (s = the seen classifier alone, u = 0). +inf asks for that on purpose, a finite value is a slip.
+        raise ValueError(f"key 'od_entropy_threshold': expected null or a number in (0, ln(number of seen "
+                         f"classes)] = (0, {math.log(len(seenclasses)):.4f}], found {detector.entropy_threshold}")
 
     seen_w, seen_b, seen_epoch, seen_alone = train_local_classifier(
         train_seen_x, train_seen_y, seenclasses, evaluation.seen_x, evaluation.seen_y, classifier, generator)

@@ -98,6 +98,7 @@ def _classes_from_val_loc(raw: Any, trainval: np.ndarray, labels: np.ndarray,
     val_loc = _loc(raw, "val")
     if val_loc is None or val_loc.size == 0:
         return None
+    val_loc = np.unique(val_loc)  # a repeated index must not count as an image outside trainval_loc
     # xlsa17: train_loc ∪ val_loc = trainval_loc ∪ test_seen_loc, so the raw val_loc holds test images.
     pool = np.intersect1d(val_loc, trainval)
     if pool.size < val_loc.size:
@@ -176,6 +177,12 @@ def validation_split(raw: Any, cfg: Any, seed: int) -> ValidationSplit:
             f"training classes, found all {val_classes.size} training classes in val_loc"
         )
     train, val_seen = _stratified_holdout(train_pool, labels, cfg.val_seen_fraction, rng)
+    if val_seen.size == 0:
+        raise DataError(
+            f"{split_file}: key 'trainval_loc': the val protocol holds out validation-seen images from "
+            f"training classes with at least 2 images, found {np.unique(labels[train_pool]).size} training "
+            f"classes with 1 image each (after {val_classes.size} validation-unseen classes)"
+        )
     split = ValidationSplit(train=train, val_seen=val_seen, val_unseen=np.sort(val_unseen),
                             notes=notes, source=source)
     assert_no_test_leak(split, raw)
@@ -219,7 +226,11 @@ def metric_value(row: Mapping[str, Any], metric: str) -> float | None:
     value = row.get(metric)
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"history row of epoch {row.get('epoch')!r}: key '{metric}': expected a number "
+                         f"or empty, found {value!r}") from None
     return None if math.isnan(value) else value
 
 
@@ -259,7 +270,19 @@ def best_row(history_rows: Iterable[Mapping[str, Any]], metric: str,
 def select_epoch(history_rows: Iterable[Mapping[str, Any]], metric: str,
                  eval_split: str | None = None) -> int:
     """The `epoch` value of the best evaluated row (argmax of `metric`, earliest on ties)."""
-    return int(best_row(history_rows, metric, eval_split)["epoch"])
+    return _epoch(best_row(history_rows, metric, eval_split))
+
+
+def _epoch(row: Mapping[str, Any]) -> int:
+    """The row's `epoch` as an int; '3' and '3.0' (a CSV round trip) are both 3."""
+    value = row.get("epoch")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
+        raise ValueError(f"history row: key 'epoch': expected an integer epoch, found {value!r}")
+    return int(number)
 
 
 def select_epochs(history_rows: Sequence[Mapping[str, Any]], protocol: str) -> dict[str, Any]:
@@ -274,12 +297,13 @@ def select_epochs(history_rows: Sequence[Mapping[str, Any]], protocol: str) -> d
     if protocol not in EVAL_SPLIT_OF_PROTOCOL:
         raise ValueError(f"protocol: expected one of {sorted(EVAL_SPLIT_OF_PROTOCOL)}, found {protocol!r}")
     split = EVAL_SPLIT_OF_PROTOCOL[protocol]
+    history_rows = list(history_rows)  # read three times below: an iterator (csv.DictReader) would be spent
     zsl = best_row(history_rows, "zsl_acc", split)
-    chosen: dict[str, Any] = {"eval_split": split, "best_epoch_zsl": int(zsl["epoch"]),
+    chosen: dict[str, Any] = {"eval_split": split, "best_epoch_zsl": _epoch(zsl),
                               "zsl_acc": metric_value(zsl, "zsl_acc")}
     if any(metric_value(r, "gzsl_h") is not None for r in history_rows):
         gzsl = best_row(history_rows, "gzsl_h", split)
-        chosen["best_epoch_gzsl"] = int(gzsl["epoch"])
+        chosen["best_epoch_gzsl"] = _epoch(gzsl)
         chosen.update({m: metric_value(gzsl, m) for m in GZSL_METRICS})
     else:
         chosen["best_epoch_gzsl"] = None

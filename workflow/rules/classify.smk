@@ -40,8 +40,10 @@ rule average_splits:
     wildcard_constraints:
         benchmark=SPLIT_BENCHMARK_REGEX,
         protocol="paper|val",
-        variant=r"[A-Za-z0-9_.+-]+",
+        variant=NAME_REGEX,
         seed=r"\d+",
+    params:
+        n_splits=lambda w: len(splits(w.benchmark)),  # the splits averaged (a changed list reruns)
     conda:
         CONDA_ENV
     log:
@@ -53,4 +55,4 @@ rule average_splits:
         mem_mb=resources_of("tables")["mem_mb"],
         runtime=resources_of("tables")["runtime"],
     shell:
-        "python -m tfvaegan.splits --metrics {input} --out {output} > {log} 2>&1"
+        "python -m tfvaegan average-splits --metrics {input} --out {output} > {log} 2>&1"

@@ -33,9 +33,18 @@ for _name in config["benchmarks"]:
     if _name not in config["catalog"]:
         _fail(f"config key 'benchmarks': {_name!r} has no entry under 'catalog' "
               f"(known: {sorted(config['catalog'])})")
+# Variant and benchmark names become folders of results/: letters, digits and _.+-, not starting with
+# a dot ('.', '..' and hidden folders would leave or hide the run folder); a benchmark must not take
+# the name of results/tables or results/plots, nor contain a '/', which would shift every wildcard.
+NAME_REGEX = r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*"
 for _name in config["variants"]:
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", _name):
-        _fail(f"config key 'variants': name {_name!r} must be letters, digits or _.+- (it becomes a folder)")
+    if not re.fullmatch(NAME_REGEX, str(_name)):
+        _fail(f"config key 'variants': name {_name!r} must be letters, digits or _.+-, not starting with "
+              f"a dot (it becomes a folder)")
+for _name in config["catalog"]:
+    if not re.fullmatch(NAME_REGEX, str(_name)) or _name in ("tables", "plots"):
+        _fail(f"config key 'catalog': name {_name!r} must be letters, digits or _.+-, not starting with "
+              f"a dot, and not 'tables' or 'plots' (it becomes a folder next to results/tables)")
 
 
 def benchmark_file(benchmark):
@@ -128,12 +137,13 @@ def _alternatives(names):
 
 _SPLIT_BENCHMARKS = [b for b in config["catalog"] if config["catalog"][b].get("splits")]
 _PLAIN_BENCHMARKS = [b for b in config["catalog"] if b not in _SPLIT_BENCHMARKS]
-_SEED_PART = r"(?:paper|val)/[A-Za-z0-9_.+-]+/seed\d+"
+_SEED_PART = rf"(?:paper|val)/{NAME_REGEX}/seed\d+"
 # A run folder: the seed folder of a benchmark with one split, or a split folder below the seed
 # folder of a benchmark with several (whose seed folder holds only the averaged metrics.json).
 RUN_REGEX = (f"(?:{_alternatives(_PLAIN_BENCHMARKS)})/{_SEED_PART}"
              f"|(?:{_alternatives(_SPLIT_BENCHMARKS)})/{_SEED_PART}/split_\\d+")
 SPLIT_BENCHMARK_REGEX = _alternatives(_SPLIT_BENCHMARKS)
+BENCHMARK_REGEX = _alternatives(config["catalog"])
 
 
 def parse_run(run):
@@ -142,6 +152,16 @@ def parse_run(run):
     split = int(parts[4][len("split_"):]) if len(parts) == 5 else None
     return dict(benchmark=parts[0], protocol=parts[1], variant=parts[2], seed=int(parts[3][len("seed"):]),
                 split=split)
+
+
+# Every run's Config is checked now, so that a bad variant or override (an unknown key, a value of the
+# wrong type) stops Snakemake with one message before the DAG is built, for any target.
+for _benchmark in config["benchmarks"]:
+    for _variant in config["variants"]:
+        for _protocol in config["protocols"]:
+            for _seed in config["seeds"]:
+                for _split in splits(_benchmark) or [None]:
+                    run_settings(_benchmark, _protocol, _variant, _seed, _split)
 
 
 def train_settings(wildcards):

@@ -93,6 +93,8 @@ rule verify_features:
         checked_data_files,
     output:
         f"{RESULTS}/{{benchmark}}/data.json",
+    wildcard_constraints:
+        benchmark=BENCHMARK_REGEX,
     params:
         data_root=DATA,
         config=lambda w: benchmark_file(w.benchmark),
