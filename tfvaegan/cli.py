@@ -76,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def exception_first_line(exc: BaseException, limit: int = 160) -> str:
+    """'Type: first sentence' of a library's exception, for one-line messages that quote it (torch's
+    load errors, for one, run to paragraphs of advice)."""
+    text = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 # OS errors that a wrong path given by the user causes; others (EIO, ENOMEM, ...) keep their traceback.
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 

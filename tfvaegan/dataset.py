@@ -10,15 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from tfvaegan.data import DataError, RawDataset, inspect, l2_normalise_rows, write_mat
-from tfvaegan.fileio import current_umask
+from tfvaegan.fileio import staging_folder
 
 
 
@@ -210,9 +208,7 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
         raise DataError(f"feature extractor: expected ({len(entries)}, D) features, found shape {features.shape}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
-        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the dataset from its users
+    with staging_folder(out.parent, f".{out.name}.building-") as staging:
         extract.write_feature_file(staging / f"{image_embedding}.mat", features, labels + 1, entries)
         write_mat(staging / f"{class_embedding}_splits.mat", {
             "att": l2_normalise_rows(attributes).T.astype(np.float64),
@@ -233,9 +229,6 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
             raise DataError(f"{out}: the built dataset failed validation: "
                             f"{problems[0].replace(str(staging), str(out))}")
         os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"dataset build: wrote {out} ({len(class_names) - len(unseen_idx)} seen, {len(unseen_idx)} unseen "
           f"classes; trainval {locs['trainval_loc'].size}, test_seen {locs['test_seen_loc'].size}, "
           f"test_unseen {locs['test_unseen_loc'].size})", flush=True)

@@ -170,7 +170,7 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_
     from PIL import Image
 
     from tfvaegan.data import write_mat
-    from tfvaegan.fileio import atomic_write_text, current_umask
+    from tfvaegan.fileio import atomic_write_text, staging_folder
 
     if images_per_class < 5:
         raise OptionError(f"images_per_class: expected >= 5, found {images_per_class}")
@@ -188,9 +188,7 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_
     image_dir = out / "images"
     # The images are made in a staging folder and swapped in whole: no half-written PNG, and no
     # image of an earlier run with other options left among them.
-    staging = Path(tempfile.mkdtemp(prefix=".images.building-", dir=out))
-    try:
-        staging.chmod(0o777 & ~current_umask())
+    with staging_folder(out, ".images.building-") as staging:
         entries, labels = [], []
         for label, cls in enumerate(classes):
             (staging / cls.name).mkdir()
@@ -210,9 +208,6 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_
             os.replace(image_dir, old / "images")
             shutil.rmtree(old)
         os.replace(staging, image_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     labels_arr = np.array(labels)
     locs = _split_locations(labels_arr, unseen, n_val_classes, test_seen_fraction, rng)
 

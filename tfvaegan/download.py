@@ -19,13 +19,14 @@ import re
 import shutil
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+
+from tfvaegan.fileio import staging_folder
 
 CHUNK = 1 << 20
 
@@ -216,24 +217,22 @@ def unpack(archive: str | Path, data_root: str | Path, member_prefix: str = "",
                 raise DataError(f"{archive}: member {str(rel)!r}: expected to write a file, found a folder "
                                 f"{data_root / rel}")
         data_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=data_root))
         try:
-            for rel, info in targets:
-                staged = staging.joinpath(*rel.parts)
-                staged.parent.mkdir(parents=True, exist_ok=True)
-                with read(info) as source, open(staged, "wb") as out:
-                    shutil.copyfileobj(source, out, CHUNK)
-            written = []
-            for rel in sorted(files):
-                target = data_root.joinpath(*rel.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging.joinpath(*rel.parts), target)
-                written.append(target)
-                _say(progress, f"unpack: {target}")
+            with staging_folder(data_root, ".unpack-") as staging:
+                for rel, info in targets:
+                    staged = staging.joinpath(*rel.parts)
+                    staged.parent.mkdir(parents=True, exist_ok=True)
+                    with read(info) as source, open(staged, "wb") as out:
+                        shutil.copyfileobj(source, out, CHUNK)
+                written = []
+                for rel in sorted(files):
+                    target = data_root.joinpath(*rel.parts)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staging.joinpath(*rel.parts), target)
+                    written.append(target)
+                    _say(progress, f"unpack: {target}")
         except CORRUPT as exc:
             raise corrupt(f"a truncated or corrupt one ({exc})") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return written
 
 

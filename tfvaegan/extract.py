@@ -155,9 +155,11 @@ def check_options(batch_size: int, image_size: int, device) -> None:
 def _decode_failure(exc: Exception) -> str:
     from PIL import UnidentifiedImageError
 
+    from tfvaegan.data import _reason
+
     if isinstance(exc, UnidentifiedImageError):
         return "a file in no image format PIL recognises"
-    return f"{type(exc).__name__}: {' '.join(str(exc).split()) or '(no message)'}"
+    return _reason(exc)
 
 
 def _rgb(img):

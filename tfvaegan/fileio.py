@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +39,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def staging_folder(parent: str | Path, prefix: str) -> Iterator[Path]:
+    """Yield a new folder in `parent` to build an output in, then move it (or its contents) into
+    place; whatever is still in it when the block ends, successfully or not, is removed."""
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide a moved-in folder from its users
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

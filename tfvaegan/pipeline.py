@@ -25,7 +25,7 @@ from tfvaegan import config as config_module
 from tfvaegan import data as data_module
 from tfvaegan import protocols
 from tfvaegan.classify import evaluate
-from tfvaegan.cli import UserError
+from tfvaegan.cli import UserError, exception_first_line
 from tfvaegan.config import Config
 from tfvaegan.models import TFVAEGAN
 from tfvaegan.synthesize import synthesize
@@ -57,12 +57,6 @@ def train_log_text(history: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
@@ -79,7 +73,7 @@ def load_checkpoint(path: Path, expected_format: str = MODEL_FORMAT) -> dict:
     except Exception as exc:  # noqa: BLE001 - truncated (OSError, RuntimeError), text (KeyError), pickles, ...
         raise UserError(
             f"{path}: expected a {expected_format} file (a plain dict of tensors, loaded with "
-            f"weights_only=True); refused, damaged or not such a file: {_first_line(exc)}"
+            f"weights_only=True); refused, damaged or not such a file: {exception_first_line(exc)}"
         ) from None
     if not isinstance(content, dict) or content.get("format") != expected_format:
         found = content.get("format") if isinstance(content, dict) else type(content).__name__
@@ -249,7 +243,7 @@ def _read_selection_cache(cache: Path) -> dict | None:
             raise ValueError("key 'history': expected a list of per-epoch objects")
         return cached
     except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
-        log(f"ignoring {cache}: not a usable selection cache ({_first_line(exc)}); running the selection again")
+        log(f"ignoring {cache}: not a usable selection cache ({exception_first_line(exc)}); running the selection again")
         return None
 
 

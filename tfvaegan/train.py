@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tfvaegan.cli import exception_first_line
 from tfvaegan.config import Config, ConfigError
 from tfvaegan.data import ZSLData
 from tfvaegan.fileio import atomic_torch_save
@@ -440,9 +441,8 @@ def train(cfg: Config, data: ZSLData, device: torch.device, *,
             else:
                 log(f"ignoring {checkpoint}: it belongs to a different configuration or dataset")
         except Exception as exc:  # noqa: BLE001 - any unreadable cache means: start afresh
-            reason = (str(exc).strip().splitlines() or [""])[0][:160]
-            log(f"ignoring {checkpoint}: not a usable training checkpoint "
-                f"({type(exc).__name__}: {reason}); starting from scratch")
+            log(f"ignoring {checkpoint}: not a usable training checkpoint ({exception_first_line(exc)}); "
+                f"starting from scratch")
             seed_everything(seed)
             eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
             trainer = Trainer(cfg, data, device)

@@ -1,5 +1,6 @@
 # Configuration checks, the benchmark x protocol x variant x seed product, and input helpers.
 # Everything a rule needs to know about a run is derived here from config/config.yaml.
+import functools
 import json
 import re
 import shlex
@@ -92,6 +93,7 @@ def run_values(benchmark, protocol, variant, seed, split=None):
     return values
 
 
+@functools.lru_cache(maxsize=None)  # checked for every run at start-up, then asked again per job
 def run_settings(benchmark, protocol, variant, seed, split=None):
     """`--set k=v` arguments (on top of --config <benchmark file>) and the resolved values."""
     values = run_values(benchmark, protocol, variant, seed, split)
