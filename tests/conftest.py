@@ -24,7 +24,7 @@ def run_cli(capsys):
 @pytest.fixture(scope="session")
 def small_demo(tmp_path_factory) -> Path:
     """A small demo benchmark (5 images per class), generated once per test session; read-only."""
-    from tfvaegan.demo import make_demo
+    from tfvaegan.features.demo import make_demo
 
     out = tmp_path_factory.mktemp("small_demo")
     make_demo(out, seed=0, images_per_class=5, image_size=32, progress=False)

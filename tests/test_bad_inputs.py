@@ -11,13 +11,19 @@ import pytest
 import scipy.sparse
 import torch
 
-from helpers_data import toy_arrays, write_xlsa17
-from tfvaegan import config, data
-from tfvaegan.cli import UserError, main
+from toy import toy_arrays, write_toy
+from tfvaegan import config
+from tfvaegan.data.validate import load_raw
+from tfvaegan.errors import DataError
+from toy import load_test_split
+from tfvaegan.cli import main
+from tfvaegan.errors import UserError
 from tfvaegan.config import Config, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-TOY = toy_arrays()  # what write_xlsa17 writes by default
+TOY = toy_arrays()  # what write_toy writes by default
+N = TOY["labels"].size  # its number of samples
+C = TOY["att"].shape[1]  # and of classes
 
 
 def _col(values) -> np.ndarray:
@@ -48,14 +54,14 @@ CASES = {
     "missing key features": ({"features": None}, {}, "res101.mat", "'features'"),
     "missing key trainval_loc": ({}, {"trainval_loc": None}, "att_splits.mat", "'trainval_loc'"),
     "missing key att": ({}, {"att": None}, "att_splits.mat", "'att'"),
-    "features not 2-D": ({"features": np.zeros((2, 4, 200))}, {}, "res101.mat", "'features'"),
+    "features not 2-D": ({"features": np.zeros((2, 4, N))}, {}, "res101.mat", "'features'"),
     "non-numeric features": ({"features": ["a", "b"]}, {}, "res101.mat", "'features'"),
     "labels count != feature count": ({"labels": TOY["labels"][:-5]}, {}, "res101.mat", "'features'"),
     "features stored N x D": ({"features": TOY["features"].T.copy()}, {}, "res101.mat", "'features'"),
-    "labels not a vector": ({"labels": np.ones((200, 2))}, {}, "res101.mat", "'labels'"),
+    "labels not a vector": ({"labels": np.ones((N, 2))}, {}, "res101.mat", "'labels'"),
     "labels 0-based": ({"labels": TOY["labels"] - 1}, {}, "res101.mat", "'labels'"),
     "0-based locations": ({}, {"trainval_loc": TOY["trainval_loc"] - 1}, "att_splits.mat", "'trainval_loc'"),
-    "location out of range": ({}, {"test_seen_loc": _with(TOY["test_seen_loc"], (0, 0), 201)},
+    "location out of range": ({}, {"test_seen_loc": _with(TOY["test_seen_loc"], (0, 0), N + 1)},
                               "att_splits.mat", "'test_seen_loc'"),
     "non-integer locations": ({}, {"test_seen_loc": _with(TOY["test_seen_loc"], (0, 0), 2.5)},
                               "att_splits.mat", "'test_seen_loc'"),
@@ -88,7 +94,7 @@ CASES = {
                         "res101.mat", "'features'"),
     "repeated locations": ({}, {"test_seen_loc": np.vstack([TOY["test_seen_loc"], TOY["test_seen_loc"][3:5]])},
                            "att_splits.mat", "'test_seen_loc'"),
-    "logical mask as locations": ({}, {"trainval_loc": _col(np.isin(np.arange(200) + 1, TOY["trainval_loc"]))},
+    "logical mask as locations": ({}, {"trainval_loc": _col(np.isin(np.arange(N) + 1, TOY["trainval_loc"]))},
                                   "att_splits.mat", "'trainval_loc'"),
     "empty test_seen set": ({}, {"test_seen_loc": np.zeros((0, 1))}, "att_splits.mat", "'test_seen_loc'"),
 }
@@ -116,10 +122,10 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_malformed_dataset_is_refused_clearly(tmp_path, capsys, case):
     feature_overrides, split_overrides, file_named, key_named = CASES[case]
-    folder = write_xlsa17(tmp_path, feature_overrides=feature_overrides, split_overrides=split_overrides)
+    folder = write_toy(tmp_path, feature_overrides=feature_overrides, split_overrides=split_overrides)
     before = _snapshot(tmp_path)
-    with pytest.raises(data.DataError) as caught:
-        data.load(tmp_path, Config(dataset="TOY"))
+    with pytest.raises(DataError) as caught:
+        load_test_split(tmp_path, Config(dataset="TOY"))
     message = str(caught.value)
     assert file_named in message and key_named in message, message
     assert "expected" in message and "found" in message, message
@@ -135,29 +141,29 @@ def test_malformed_dataset_is_refused_clearly(tmp_path, capsys, case):
 
 @pytest.mark.parametrize("version", ["v5", "v7.3"])
 def test_truncated_mat_is_refused(tmp_path, capsys, version):
-    folder = write_xlsa17(tmp_path, version=version)
+    folder = write_toy(tmp_path, version=version)
     split_file = folder / "att_splits.mat"
     split_file.write_bytes(split_file.read_bytes()[: split_file.stat().st_size // 2])
-    with pytest.raises(data.DataError, match=r"att_splits\.mat: expected a readable MATLAB .mat file.*found a "
+    with pytest.raises(DataError, match=r"att_splits\.mat: expected a readable MATLAB .mat file.*found a "
                                              r"truncated or corrupt file"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+        load_raw(tmp_path, Config(dataset="TOY"))
     assert main(["dataset", "check", str(folder)]) != 0
     assert "truncated or corrupt" in capsys.readouterr().out
 
 
 def test_foreign_file_named_mat_is_refused(tmp_path):
-    folder = write_xlsa17(tmp_path)
+    folder = write_toy(tmp_path)
     (folder / "res101.mat").write_text("features,labels\n1,2\n")
-    with pytest.raises(data.DataError, match=r"res101\.mat: expected a readable MATLAB"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+    with pytest.raises(DataError, match=r"res101\.mat: expected a readable MATLAB"):
+        load_raw(tmp_path, Config(dataset="TOY"))
 
 
 @pytest.mark.parametrize("missing", ["res101.mat", "att_splits.mat"])
 def test_missing_file_is_refused(tmp_path, capsys, missing):
-    folder = write_xlsa17(tmp_path)
+    folder = write_toy(tmp_path)
     (folder / missing).unlink()
-    with pytest.raises(data.DataError, match=rf"{missing}: file not found \(expected the"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+    with pytest.raises(DataError, match=rf"{missing}: file not found \(expected the"):
+        load_raw(tmp_path, Config(dataset="TOY"))
     assert main(["dataset", "check", str(folder)]) != 0
     assert f"{missing}: file not found" in capsys.readouterr().out
 
@@ -165,36 +171,36 @@ def test_missing_file_is_refused(tmp_path, capsys, missing):
 def test_matlab_struct_in_place_of_features_is_refused(tmp_path):
     import h5py
 
-    folder = write_xlsa17(tmp_path, version="v7.3")
+    folder = write_toy(tmp_path, version="v7.3")
     with h5py.File(folder / "res101.mat", "r+") as handle:
         del handle["features"]
         handle.create_group("features").attrs["MATLAB_class"] = np.bytes_("struct")
-    with pytest.raises(data.DataError, match=r"res101\.mat: key 'features': expected a D x N matrix \(numeric\), "
+    with pytest.raises(DataError, match=r"res101\.mat: key 'features': expected a D x N matrix \(numeric\), "
                                              r"found a MATLAB struct"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+        load_raw(tmp_path, Config(dataset="TOY"))
 
 
 def test_v73_sparse_features_are_refused_briefly(tmp_path):
     import h5py
 
-    folder = write_xlsa17(tmp_path, version="v7.3")
+    folder = write_toy(tmp_path, version="v7.3")
     with h5py.File(folder / "res101.mat", "r+") as handle:  # MATLAB's layout of a sparse matrix
         del handle["features"]
         group = handle.create_group("features")
         group.attrs["MATLAB_class"], group.attrs["MATLAB_sparse"] = np.bytes_("double"), np.uint64(32)
         group["data"], group["ir"], group["jc"] = np.ones(3), np.zeros(3, np.uint64), np.zeros(201, np.uint64)
-    with pytest.raises(data.DataError, match=r"res101\.mat: key 'features': expected a D x N matrix \(dense numeric\), "
+    with pytest.raises(DataError, match=r"res101\.mat: key 'features': expected a D x N matrix \(dense numeric\), "
                                              r"found a sparse matrix \(save it with full\(features\)\)$"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+        load_raw(tmp_path, Config(dataset="TOY"))
 
 
 @pytest.mark.parametrize("key,stored", [("features", "N x D"), ("att", "C x A")])
 def test_transposed_v73_array_gets_the_h5py_hint(tmp_path, key, stored):
     overrides = {key: TOY[key].T.copy()}
-    write_xlsa17(tmp_path, version="v7.3", **{"feature_overrides" if key == "features" else "split_overrides": overrides})
-    with pytest.raises(data.DataError, match=rf"key '{key}'.*a v7\.3 file stores the transpose of each MATLAB "
+    write_toy(tmp_path, version="v7.3", **{"feature_overrides" if key == "features" else "split_overrides": overrides})
+    with pytest.raises(DataError, match=rf"key '{key}'.*a v7\.3 file stores the transpose of each MATLAB "
                                              rf"array, so h5py must write {stored} to give MATLAB's"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+        load_raw(tmp_path, Config(dataset="TOY"))
 
 
 def _replace_with_dangling_cell(path: Path, key: str) -> None:
@@ -209,34 +215,34 @@ def _replace_with_dangling_cell(path: Path, key: str) -> None:
 
 @pytest.mark.parametrize("file,key", [("res101.mat", "image_files"), ("att_splits.mat", "allclasses_names")])
 def test_undecodable_optional_key_is_ignored_with_a_note(tmp_path, file, key):
-    folder = write_xlsa17(tmp_path, version="v7.3")
+    folder = write_toy(tmp_path, version="v7.3")
     _replace_with_dangling_cell(folder / file, key)
-    raw = data.load_raw(tmp_path, Config(dataset="TOY"))
+    raw = load_raw(tmp_path, Config(dataset="TOY"))
     assert raw.image_files is None if key == "image_files" else raw.class_names is None
     assert any(f"{file}: key '{key}' ignored" in note and "could not be decoded" in note for note in raw.notes)
-    assert raw.features.shape == (200, 32)
+    assert raw.features.shape == TOY["features"].T.shape
 
 
 def test_undecodable_required_key_is_named(tmp_path):
-    folder = write_xlsa17(tmp_path, version="v7.3")
+    folder = write_toy(tmp_path, version="v7.3")
     _replace_with_dangling_cell(folder / "res101.mat", "labels")
-    with pytest.raises(data.DataError, match=r"res101\.mat: key 'labels': expected .*found a variable that could "
+    with pytest.raises(DataError, match=r"res101\.mat: key 'labels': expected .*found a variable that could "
                                              r"not be decoded \(ValueError") as caught:
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+        load_raw(tmp_path, Config(dataset="TOY"))
     assert "corrupt" not in str(caught.value)
 
 
 def test_wrong_stem_names_the_file_looked_for(tmp_path):
-    write_xlsa17(tmp_path)
-    with pytest.raises(data.DataError, match=r"TOY/sent_splits\.mat: file not found"):
-        data.load_raw(tmp_path, Config(dataset="TOY", class_embedding="sent"))
+    write_toy(tmp_path)
+    with pytest.raises(DataError, match=r"TOY/sent_splits\.mat: file not found"):
+        load_raw(tmp_path, Config(dataset="TOY", class_embedding="sent"))
 
 
 def test_manual_attributes_with_wrong_class_count_are_refused(tmp_path):
-    folder = write_xlsa17(tmp_path)
+    folder = write_toy(tmp_path)
     np.save(folder / "manual.npy", np.ones((9, 4)))
-    with pytest.raises(data.DataError, match=r"manual\.npy: key '\(manual attributes\)': expected 10 rows.*found 9"):
-        data.load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
+    with pytest.raises(DataError, match=rf"manual\.npy: key '\(manual attributes\)': expected {C} rows.*found 9"):
+        load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
 
 
 def _savez(path: Path, array: np.ndarray) -> None:
@@ -244,12 +250,12 @@ def _savez(path: Path, array: np.ndarray) -> None:
         np.savez(handle, att=array)
 
 
-GOOD_MANUAL = np.random.default_rng(0).random((10, 4)) + 0.05
+GOOD_MANUAL = np.random.default_rng(0).random((C, 4)) + 0.05
 MANUAL_CASES = {
     "npz archive": (lambda path: _savez(path, GOOD_MANUAL),
                     r"expected a numeric \.npy array .*found an \.npz archive \(arrays: att;"),
     "transposed": (lambda path: np.save(path, GOOD_MANUAL.T),
-                   r"expected 10 rows.*found 4 \(the array looks transposed, attributes x classes\)"),
+                   rf"expected {C} rows.*found 4 \(the array looks transposed, attributes x classes\)"),
     "beyond float32": (lambda path: np.save(path, _with(GOOD_MANUAL, (2, 1), 1e39)),
                        (r"expected values within the float32 range.*found 1 finite value\(s\) beyond it \(first at "
                         r"class 3, attribute 2, value 1e\+39\)")),
@@ -261,32 +267,32 @@ MANUAL_CASES = {
 @pytest.mark.parametrize("case", sorted(MANUAL_CASES))
 def test_malformed_manual_attributes_are_refused(tmp_path, case):
     write, pattern = MANUAL_CASES[case]
-    folder = write_xlsa17(tmp_path)
+    folder = write_toy(tmp_path)
     write(folder / "manual.npy")
-    with pytest.raises(data.DataError, match=r"manual\.npy: .*" + pattern) as caught:
-        data.load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
+    with pytest.raises(DataError, match=r"manual\.npy: .*" + pattern) as caught:
+        load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
     assert "\n" not in str(caught.value)
 
 
 def test_pickled_manual_attributes_are_not_unpickled(tmp_path):
-    folder = write_xlsa17(tmp_path)
+    folder = write_toy(tmp_path)
     np.save(folder / "manual.npy", np.array([{"a": 1}] * 10, dtype=object), allow_pickle=True)
-    with pytest.raises(data.DataError, match=r"manual\.npy: expected a numeric \.npy array"):
-        data.load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
+    with pytest.raises(DataError, match=r"manual\.npy: expected a numeric \.npy array"):
+        load_raw(tmp_path, Config(dataset="TOY", manual_att=True, manual_att_file="manual.npy"))
 
 
 def test_check_lists_every_independent_problem(tmp_path, capsys):
-    folder = write_xlsa17(tmp_path, feature_overrides={"features": _with(TOY["features"], (0, 0), np.nan)},
+    folder = write_toy(tmp_path, feature_overrides={"features": _with(TOY["features"], (0, 0), np.nan)},
                           split_overrides={"att": _with(TOY["att"], (slice(None), 2), 0.0)})
     assert main(["dataset", "check", str(folder)]) == 1
     out = capsys.readouterr().out
     assert "2 problem(s)" in out and "NaN" in out and "all-zero" in out
-    with pytest.raises(data.DataError, match=r"and 1 more problem"):
-        data.load_raw(tmp_path, Config(dataset="TOY"))
+    with pytest.raises(DataError, match=r"and 1 more problem"):
+        load_raw(tmp_path, Config(dataset="TOY"))
 
 
 def test_check_through_a_real_process(tmp_path):
-    folder = write_xlsa17(tmp_path, split_overrides={"trainval_loc": TOY["trainval_loc"] - 1})
+    folder = write_toy(tmp_path, split_overrides={"trainval_loc": TOY["trainval_loc"] - 1})
     result = subprocess.run([sys.executable, "-m", "tfvaegan", "dataset", "check", str(folder)],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 1
@@ -309,9 +315,8 @@ def test_bad_config_is_refused(tmp_path, values, key):
 
 
 def _run_command(tmp_path, *overrides):
-    pytest.importorskip("tfvaegan.pipeline")
     root = tmp_path / "data"
-    write_xlsa17(root)
+    write_toy(root)
     out = tmp_path / "out"
     argv = ["run", "--data-root", str(root), "--dataset", "TOY", "--out", str(out)]
     for item in overrides:
@@ -329,7 +334,7 @@ def test_run_refuses_bad_config_before_writing(tmp_path, capsys, override):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present here")
 def test_gpu_requested_where_none_exists(tmp_path, capsys):
-    from tfvaegan.train import resolve_device
+    from tfvaegan.device import resolve_device
 
     with pytest.raises(ConfigError, match=r"device.*expected.*found 'cuda'"):
         resolve_device("cuda")
@@ -339,9 +344,8 @@ def test_gpu_requested_where_none_exists(tmp_path, capsys):
 
 
 def test_run_on_malformed_data_exits_2_without_metrics(tmp_path, capsys):
-    pytest.importorskip("tfvaegan.pipeline")
     root = tmp_path / "data"
-    write_xlsa17(root, feature_overrides={"features": _with(TOY["features"], (1, 1), np.inf)})
+    write_toy(root, feature_overrides={"features": _with(TOY["features"], (1, 1), np.inf)})
     out = tmp_path / "out"
     assert main(["run", "--data-root", str(root), "--dataset", "TOY", "--out", str(out),
                  "--set", "nepoch=1"]) == 2
@@ -351,12 +355,12 @@ def test_run_on_malformed_data_exits_2_without_metrics(tmp_path, capsys):
 
 @pytest.mark.parametrize("entry", ["../outside.jpg", "cls/../../outside.jpg", "/etc/passwd"])
 def test_image_entry_escaping_the_root_is_refused(tmp_path, entry):
-    from tfvaegan.extract import safe_image_path
+    from tfvaegan.features.extract import safe_image_path
 
     root = tmp_path / "images"
     (root / "cls").mkdir(parents=True)
     (tmp_path / "outside.jpg").write_bytes(b"not an image")
-    with pytest.raises(data.DataError, match=r"image list entry .*expected a path"):
+    with pytest.raises(DataError, match=r"image list entry .*expected a path"):
         safe_image_path(root, entry)
     assert safe_image_path(root, "cls/a.jpg") == (root / "cls" / "a.jpg").resolve()
 
@@ -369,8 +373,7 @@ class NotAStateDict:
 
 
 def test_checkpoint_that_is_not_a_plain_state_dict_is_refused(tmp_path):
-    pytest.importorskip("tfvaegan.pipeline")
-    from tfvaegan.pipeline import load_checkpoint
+    from tfvaegan.artifacts import load_artifact as load_checkpoint
 
     path = tmp_path / "model.pt"
     torch.save({"format": "x", "evil": NotAStateDict()}, path)
@@ -382,13 +385,13 @@ def test_checkpoint_that_is_not_a_plain_state_dict_is_refused(tmp_path):
 
 def test_zsl_only_dataset_without_seen_test_images_loads_and_evaluates(tmp_path):
     # An empty test_seen_loc is refused only when GZSL needs it (the catalogue above); ZSL runs.
-    from tfvaegan.classify import evaluate
-    from tfvaegan.models import TFVAEGAN
+    from tfvaegan.method.evaluate import evaluate
+    from tfvaegan.method.models import TFVAEGAN
 
-    write_xlsa17(tmp_path, split_overrides={"test_seen_loc": np.zeros((0, 1))})
+    write_toy(tmp_path, split_overrides={"test_seen_loc": np.zeros((0, 1))})
     cfg = Config(dataset="TOY", gzsl=False, syn_num=5, classifier_nepoch=2, ngh=16, generator_hidden=16,
                  encoder_hidden=16, ndh=16)
-    zdata = data.load(tmp_path, cfg)
+    zdata = load_test_split(tmp_path, cfg)
     assert zdata.test_seen_feature.shape[0] == 0 and zdata.test_unseen_feature.shape[0] > 0
     cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
     row = evaluate(TFVAEGAN(cfg), zdata, cfg, torch.Generator().manual_seed(0))

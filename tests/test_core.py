@@ -10,23 +10,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfvaegan import data as data_module
-from tfvaegan.classify import ClassifierSettings, EvalSet, evaluate, gzsl, zsl
+from toy import load_test_split
+from tfvaegan.method.classifier import ClassifierSettings
+from tfvaegan.method.evaluate import EvalSet, evaluate, gzsl, zsl
 from tfvaegan.config import Config, ConfigError, from_mapping
-from tfvaegan.metrics import harmonic_mean, per_class_accuracy
-from tfvaegan.models import TFVAEGAN, Critic
-from tfvaegan.reference import official_evaluation, official_generator_step, official_optimizers
-from tfvaegan.train import (Trainer, adapt_lambda, critic_loss_and_gradients, decoder_loss, gradient_penalty,
-                            resolve_device, train, vae_loss, weighted_l1)
-from toy_data import TINY, make_toy
+from tfvaegan.method.metrics import harmonic_mean, per_class_accuracy
+from tfvaegan.method.models import TFVAEGAN, Critic
+from tfvaegan.bench.official import official_evaluation, official_generator_step, official_optimizers
+from tfvaegan.device import resolve_device
+from tfvaegan.method.losses import (adapt_lambda, critic_loss_and_gradients, decoder_loss, gradient_penalty, vae_loss,
+                                    weighted_l1)
+from tfvaegan.method.train import Trainer, train
+from toy import TINY, write_toy
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
-    make_toy(root)
+    write_toy(root)
     cfg = from_mapping({**TINY, "dataset": "TOY"})
-    zdata = data_module.load(root, cfg)
+    zdata = load_test_split(root, cfg)
     cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
     return root, cfg, zdata
 
@@ -225,7 +228,7 @@ def test_training_step_matches_official_transcription(toy, feedback_pass):
     # real and fake terms cancel) into lr-sized steps, which would hide what is compared here.
     sgd = lambda module: torch.optim.SGD(module.parameters(), lr=0.05)
     for name in ("encoder", "generator", "critic", "feedback", "decoder"):
-        setattr(trainer.opt, name, sgd(getattr(trainer.model, name)))
+        trainer.opt[name] = sgd(getattr(trainer.model, name))
     opts = official_optimizers(reference, cfg, make=sgd)
     torch.manual_seed(123)
     expected_lambda = official_generator_step(reference, opts, cfg, zdata, feedback_pass, cfg.lambda1)
@@ -279,7 +282,7 @@ def test_same_seed_same_numbers_on_cpu(toy):
 def test_mixed_precision_step_runs_bf16_products_and_keeps_float32_state(toy):
     # CUDA runs a step's forward passes under bf16 autocast (amp); CPU autocast exercises the same
     # code: products in bf16, losses, parameters and gradients in float32, close to a float32 step.
-    from tfvaegan.bench import GemmRecorder
+    from tfvaegan.bench.timing import GemmRecorder
 
     _, cfg, zdata = toy
     trainers = []
@@ -304,7 +307,7 @@ def test_mixed_precision_step_runs_bf16_products_and_keeps_float32_state(toy):
 def test_amp_switches_tf32_with_bf16():
     # amp: false must mean float32 throughout on CUDA, TF32 products included (only flags are set,
     # so this runs without a GPU).
-    from tfvaegan.train import prepare_device
+    from tfvaegan.device import prepare_device
 
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     try:
@@ -368,7 +371,7 @@ def test_cuda_request_without_gpu_is_refused():
 
 
 def test_benchmark_counts_the_flops_of_every_matrix_product():
-    from tfvaegan.bench import GemmRecorder
+    from tfvaegan.bench.timing import GemmRecorder
 
     layer = torch.nn.Linear(8, 4)
     x = torch.randn(3, 8, requires_grad=True)
@@ -382,13 +385,13 @@ def test_benchmark_counts_the_flops_of_every_matrix_product():
 def test_bench_writes_its_problem_as_a_cub_shaped_dataset(tmp_path):
     # `bench --write-data` is how a whole CUB-sized run is timed where CUB itself is absent: the
     # official CUB config must load it with CUB's sizes, and the split must be the bench's own.
-    from tfvaegan.bench import CUB, cub_sized_problem, write_cub_sized_dataset
+    from tfvaegan.bench.problem import CUB, cub_sized_problem, write_cub_sized_dataset
     from tfvaegan.config import load as load_config
 
     write_cub_sized_dataset(tmp_path)
     cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "benchmarks" / "cub.yaml",
                       ["preprocessing=false"])
-    zdata = data_module.load(tmp_path, cfg)
+    zdata = load_test_split(tmp_path, cfg)
     assert (zdata.res_size, zdata.att_size, zdata.n_classes) == (CUB["res"], CUB["att"], 200)
     assert len(zdata.train_label) == CUB["n_train"] and len(zdata.unseenclasses) == CUB["n_unseen"]
     _, in_memory = cub_sized_problem(torch.device("cpu"))

@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfvaegan import data, dataset, embeddings, extract
-from tfvaegan.cli import UserError, main
+from tfvaegan.features import dataset, embeddings, extract
+from tfvaegan.data.matfile import read_mat
+from tfvaegan.data.validate import load_raw
+from tfvaegan.errors import DataError
+from tfvaegan.cli import main
+from tfvaegan.errors import UserError
 from tfvaegan.config import Config
 
 CLASSES = ["cat", "dog", "fox", "owl", "yak", "zebra"]
@@ -65,7 +69,7 @@ def test_build_writes_a_valid_xlsa17_dataset(tmp_path, image_root, attributes_cs
     assert sorted(p.name for p in out.iterdir()) == ["att_splits.mat", "build_info.json", "res101.mat"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
-    features = data.read_mat(out / "res101.mat")
+    features = read_mat(out / "res101.mat")
     n = len(CLASSES) * IMAGES_PER_CLASS
     assert features["features"].shape == (2048, n) and features["features"].dtype == np.float32
     assert features["labels"].shape == (n, 1) and features["labels"].min() == 1
@@ -74,13 +78,13 @@ def test_build_writes_a_valid_xlsa17_dataset(tmp_path, image_root, attributes_cs
     assert [p.relative_to(image_root.resolve()).as_posix() for p in fake_extractor[0]["paths"]] == \
         features["image_files"]
 
-    splits = data.read_mat(out / "att_splits.mat")
+    splits = read_mat(out / "att_splits.mat")
     assert splits["allclasses_names"] == CLASSES
     assert splits["att"].shape == (3, len(CLASSES))
     np.testing.assert_allclose(np.linalg.norm(splits["att"], axis=0), 1.0)
     np.testing.assert_allclose(splits["original_att"][:, 4], [0, 0, 4 / 5 + 0.1])
 
-    raw = data.load_raw(out.parent, Config(dataset="MINE"))
+    raw = load_raw(out.parent, Config(dataset="MINE"))
     assert [raw.class_names[i] for i in raw.unseen_classes] == ["fox", "zebra"]
     assert raw.locs["test_unseen"].size == 2 * IMAGES_PER_CLASS
     assert raw.locs["test_seen"].size == 4 * round(0.2 * IMAGES_PER_CLASS)
@@ -129,7 +133,7 @@ def test_csv_without_header_is_read_as_data(tmp_path, image_root):
 def test_bad_attribute_csv_is_refused(tmp_path, image_root, fake_extractor, capsys, rows, message):
     path = tmp_path / "bad.csv"
     path.write_text("\n".join(rows) + "\n")
-    with pytest.raises(data.DataError, match=r"bad\.csv: " + message):
+    with pytest.raises(DataError, match=r"bad\.csv: " + message):
         dataset.read_attribute_csv(path, CLASSES)
     out = tmp_path / "MINE"
     assert _build(image_root, out, "--attributes", str(path), "--unseen", "fox") == 2
@@ -231,7 +235,7 @@ def test_class_name_embeddings_with_the_installed_model(tmp_path, image_root, fa
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # related names lie closer
     out = tmp_path / "NAMES"
     assert _build(image_root, out, "--attributes-from-names", "--unseen", "fox", "--device", "cpu") == 0
-    assert data.load_raw(tmp_path, Config(dataset="NAMES")).attributes.shape == (len(CLASSES), 384)
+    assert load_raw(tmp_path, Config(dataset="NAMES")).attributes.shape == (len(CLASSES), 384)
 
 
 @pytest.mark.slow
@@ -240,7 +244,7 @@ def test_build_with_the_real_extractor(tmp_path, image_root, attributes_csv):
     out = tmp_path / "REAL"
     assert _build(image_root, out, "--attributes", str(attributes_csv), "--unseen", "fox,owl",
                   "--allow-random-init", "--device", "cpu", "--batch-size", "36", "--image-size", "32") == 0
-    raw = data.load_raw(tmp_path, Config(dataset="REAL"))
+    raw = load_raw(tmp_path, Config(dataset="REAL"))
     assert raw.features.shape == (len(CLASSES) * IMAGES_PER_CLASS, 2048)
     assert np.isfinite(raw.features).all() and raw.features.std() > 0
     recorded = json.loads((out / "build_info.json").read_text())["random_init"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfvaegan.data import read_mat
-from tfvaegan.demo import ATTRIBUTE_NAMES, N_CLASSES, all_classes, make_demo
+from tfvaegan.data.matfile import read_mat
+from tfvaegan.features.demo import ATTRIBUTE_NAMES, N_CLASSES, all_classes, make_demo
 
 
 def _locs(split: dict) -> dict[str, np.ndarray]:
@@ -78,8 +78,8 @@ def test_loads_with_the_data_module(tmp_path, small_demo):
     import shutil
 
     from tfvaegan.config import Config
-    from tfvaegan.data import load_raw
-    from tfvaegan.extract import read_image_list, write_feature_file
+    from tfvaegan.data.validate import load_raw
+    from tfvaegan.features.extract import read_image_list, write_feature_file
 
     folder = tmp_path / "demo"
     folder.mkdir()
@@ -129,7 +129,7 @@ def test_rerun_replaces_the_images_and_keeps_other_files(tmp_path):
 
 
 def test_failed_run_keeps_the_previous_images(tmp_path, monkeypatch):
-    import tfvaegan.demo as demo
+    import tfvaegan.features.demo as demo
 
     out = tmp_path / "demo"
     make_demo(out, seed=0, images_per_class=5, image_size=32, progress=False)
@@ -164,7 +164,7 @@ def test_output_that_is_not_a_demo_folder_is_refused(run_cli, tmp_path):
     (ValueError("embedded null byte"), "error: a path: expected a path, found one containing a NUL byte"),
 ])
 def test_user_path_errors_are_one_line(run_cli, tmp_path, monkeypatch, error, message):
-    import tfvaegan.demo as demo
+    import tfvaegan.features.demo as demo
 
     def fail(*args, **kwargs):
         raise error
@@ -179,7 +179,7 @@ def test_user_path_errors_are_one_line(run_cli, tmp_path, monkeypatch, error, me
 
 @pytest.mark.parametrize("error", [ValueError("shapes do not match"), KeyError("att"), OSError(5, "I/O error")])
 def test_programming_errors_keep_their_traceback(run_cli, tmp_path, monkeypatch, error):
-    import tfvaegan.demo as demo
+    import tfvaegan.features.demo as demo
 
     monkeypatch.setattr(demo, "make_demo", lambda *a, **k: (_ for _ in ()).throw(error))
     with pytest.raises(type(error)):

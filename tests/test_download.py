@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from tfvaegan.data import DataError
-from tfvaegan.demo import N_CLASSES
-from tfvaegan.download import fetch, unpack
+from tfvaegan.errors import DataError
+from tfvaegan.features.demo import N_CLASSES
+from tfvaegan.features.download import fetch, unpack
 
 FILES = {
     "xlsa17/data/CUB/att_splits.mat": b"split file of CUB" * 50,
@@ -106,7 +106,7 @@ def test_members_leaving_the_data_root_are_refused(tmp_path):
 def test_verify_features_records_checksums_and_checks_sizes(run_cli, tmp_path, small_demo):
     import shutil
 
-    from tfvaegan.extract import read_image_list, write_feature_file
+    from tfvaegan.features.extract import read_image_list, write_feature_file
 
     folder = tmp_path / "data" / "demo"
     folder.mkdir(parents=True)
@@ -223,8 +223,8 @@ def test_a_stalled_download_keeps_the_partial_file_and_resumes(run_cli, server, 
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
                                    __import__("urllib.error").error.URLError("unreachable")])
 def test_a_broken_connection_mid_download_asks_for_a_rerun(monkeypatch, tmp_path, error):
-    from tfvaegan import download
-    from tfvaegan.cli import UserError
+    from tfvaegan.features import download
+    from tfvaegan.errors import UserError
 
     class Broken(io.BytesIO):
         def read1(self, size=-1):

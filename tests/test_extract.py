@@ -6,9 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from tfvaegan.cli import UserError
-from tfvaegan.data import DataError, read_mat
-from tfvaegan.extract import (
+from tfvaegan.errors import UserError
+from tfvaegan.data.matfile import read_mat
+from tfvaegan.errors import DataError
+from tfvaegan.features.extract import (
     class_folder_list,
     extract_features,
     read_image_list,
@@ -177,7 +178,7 @@ def _bad_images(folder):
 
 
 def test_every_image_is_checked_before_extraction(run_cli, tmp_path, monkeypatch):
-    from tfvaegan import extract
+    from tfvaegan.features import extract
 
     bad = _bad_images(tmp_path / "imgs" / "c")
     listing = tmp_path / "list.txt"
@@ -196,7 +197,7 @@ def test_every_image_is_checked_before_extraction(run_cli, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("name", ["truncated.png", "corrupt.jpg", "truncated.jpg", "text.png", "._x.png"])
 def test_each_kind_of_bad_image_is_found(tmp_path, name):
-    from tfvaegan.extract import check_images, load_image
+    from tfvaegan.features.extract import check_images, load_image
 
     _bad_images(tmp_path)
     check_images([tmp_path / "whole.png"])
@@ -209,7 +210,7 @@ def test_each_kind_of_bad_image_is_found(tmp_path, name):
 def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
     from PIL import Image
 
-    from tfvaegan.extract import IMAGENET_MEAN, IMAGENET_STD, load_image
+    from tfvaegan.features.extract import IMAGENET_MEAN, IMAGENET_STD, load_image
 
     Image.fromarray(np.full((40, 40), 128 * 257, dtype=np.uint16)).save(tmp_path / "grey16.png")
     assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
@@ -220,7 +221,7 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
 
 @pytest.mark.parametrize("bad", [0, -3, 1.5, np.nan])
 def test_mat_list_labels_must_be_positive_integers(tmp_path, bad):
-    from tfvaegan.data import write_mat
+    from tfvaegan.data.matfile import write_mat
 
     write_mat(tmp_path / "list.mat", {"image_files": ["a.png", "b.png"], "labels": np.array([[1.0], [bad]])})
     with pytest.raises(DataError, match=r"list.mat: key 'labels': expected positive integers.*at entry 2"):
@@ -243,7 +244,7 @@ def test_class_folders_refuse_empty_and_unnamed_folders_and_skip_hidden(tmp_path
 
 @pytest.mark.parametrize("names", [None, "ant", []])
 def test_split_file_without_class_names_is_refused(run_cli, tmp_path, names):
-    from tfvaegan.data import write_mat
+    from tfvaegan.data.matfile import write_mat
 
     _png(tmp_path / "imgs" / "ant" / "1.png")
     split = {"att": np.ones((1, 2))} | ({} if names is None else {"allclasses_names": names})
@@ -262,7 +263,7 @@ class Opaque:
 def test_bad_weights_files_are_one_error(tmp_path, content):
     import torch
 
-    from tfvaegan.extract import build_backbone
+    from tfvaegan.features.extract import build_backbone
 
     path = tmp_path / "weights.pth"
     saved = {"list": [torch.zeros(1)], "tensor": torch.zeros(3), "object": {"conv1.weight": Opaque()},
@@ -283,7 +284,7 @@ def test_nested_prefixed_checkpoint_with_another_head_loads(tmp_path):
     import torch
     import torchvision
 
-    from tfvaegan.extract import build_backbone
+    from tfvaegan.features.extract import build_backbone
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)

@@ -15,11 +15,12 @@ import os
 import pytest
 import torch
 
-from tfvaegan import data as data_module
-from tfvaegan.classify import evaluate
+from toy import load_test_split
+from tfvaegan.method.evaluate import evaluate
 from tfvaegan.config import from_mapping
-from tfvaegan.train import Trainer, prepare_device, train
-from toy_data import TINY, make_toy
+from tfvaegan.device import prepare_device
+from tfvaegan.method.train import Trainer, train
+from toy import TINY, write_toy
 
 DEVICE = torch.device(os.environ.get("TFVAEGAN_GPU_TEST_DEVICE", "cuda"))
 pytestmark = [
@@ -32,10 +33,10 @@ LOSS_KEYS = ("loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1")
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
-    make_toy(root)
+    write_toy(root)
     prepare_device(DEVICE)
     cfg = from_mapping({**TINY, "dataset": "TOY", "device": str(DEVICE)})
-    zdata = data_module.load(root, cfg)
+    zdata = load_test_split(root, cfg)
     return cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes), zdata
 
 

@@ -7,9 +7,12 @@ import math
 import pytest
 import torch
 
-from tfvaegan.classify import ClassifierSettings, EvalSet
+from tfvaegan.method.classifier import ClassifierSettings
+from tfvaegan.method.evaluate import EvalSet
 from tfvaegan.config import Config
-from tfvaegan.od import (DetectorSettings, entropy, local_labels, od_gzsl, routed_accuracy,
+from tfvaegan.method.classifier import local_labels
+from tfvaegan.method.evaluate import od_gzsl, routed_accuracy
+from tfvaegan.method.detector import (DetectorSettings, entropy,
                          train_detector)
 
 N_SEEN, N_UNSEEN, DIM = 6, 4, 24

@@ -9,10 +9,12 @@ import pytest
 import torch
 import yaml
 
-from helpers_data import write_action_layout
-from tfvaegan.cli import UserError, main
-from tfvaegan.pipeline import LOG_COLUMNS, load_checkpoint
-from toy_data import TINY, make_toy
+from toy import write_action_layout
+from tfvaegan.cli import main
+from tfvaegan.errors import UserError
+from tfvaegan.artifacts import LOG_COLUMNS
+from tfvaegan.artifacts import load_artifact as load_checkpoint
+from toy import TINY, write_toy
 
 HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
 
@@ -20,7 +22,7 @@ HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
 @pytest.fixture(scope="module")
 def toy_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    make_toy(root)
+    write_toy(root)
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     return root, config
@@ -157,7 +159,7 @@ def _one_error_line(capsys, *words):
 def other_models(toy_root, tmp_path_factory):
     """Two more trained models: same dataset and another seed; another dataset of another feature width."""
     root, config = toy_root
-    make_toy(root, name="TOY32", res_size=32, seed=1)
+    write_toy(root, dataset="TOY32", res_size=32, seed=1)
     outs = {}
     for name, dataset, seed in (("same_dataset", "TOY", 8), ("other_dataset", "TOY32", 7)):
         outs[name] = tmp_path_factory.mktemp(name)
@@ -320,13 +322,13 @@ def test_damaged_caches_are_ignored_logged_and_rebuilt(toy_root, tmp_path, capsy
 def test_checkpoint_that_fails_to_restore_restarts_from_scratch(toy_root, tmp_path):
     """A checkpoint of this very run (same fingerprint) whose state cannot be restored is ignored,
     and the run gives exactly the numbers of a run without it (nothing half-restored)."""
-    from tfvaegan import data as data_module
+    from toy import load_test_split
     from tfvaegan.config import from_mapping
-    from tfvaegan.train import train
+    from tfvaegan.method.train import train
 
     root, _ = toy_root
     cfg = from_mapping({**TINY, "dataset": "TOY", "nepoch": 2})
-    zdata = data_module.load(root, cfg)
+    zdata = load_test_split(root, cfg)
     cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
     straight = train(cfg, zdata, torch.device("cpu"), log=lambda _: None)
     ckpt = tmp_path / "model.ckpt"
@@ -343,7 +345,7 @@ def test_checkpoint_that_fails_to_restore_restarts_from_scratch(toy_root, tmp_pa
 
 def test_model_file_is_written_after_the_log_so_a_crash_leaves_no_mismatched_pair(toy_root, tmp_path, monkeypatch):
     from tfvaegan import config as config_module
-    from tfvaegan import pipeline
+    from tfvaegan import stages as pipeline
 
     root, config = toy_root
     model, log_path = tmp_path / "model.pt", tmp_path / "train_log.csv"

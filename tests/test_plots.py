@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfvaegan.cli import UserError, main
-from tfvaegan.plots import read_train_log
+from tfvaegan.cli import main
+from tfvaegan.errors import UserError
+from tfvaegan.report.plots import read_train_log
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LOG_COLUMNS = ["epoch", "seconds", "loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1", "zsl_acc",
@@ -82,7 +83,7 @@ def test_train_log_without_required_columns_is_a_clear_error(tmp_path):
 
 
 # train_log.csv files written verbatim by `python -m tfvaegan run --dataset TOY --set nepoch=5 --set eval_every=2`
-# (tests/toy_data.py, TINY config), paper and val protocol: epochs not evaluated have an empty eval_split.
+# (tests/toy.py, TINY config), paper and val protocol: epochs not evaluated have an empty eval_split.
 EVAL_EVERY_2_LOGS = {
     "paper": """\
 epoch,seconds,loss_d,loss_g,wasserstein,vae_loss,lambda1,zsl_acc,gzsl_seen,gzsl_unseen,gzsl_h,eval_split
@@ -130,8 +131,8 @@ def legend_labels(fig):
     ("val", [([1, 2, 3, 4, 5], "-"), ([1, 2, 3, 4], ":")], True),
 ])
 def test_eval_every_2_log_draws_one_loss_line_per_run(tmp_path, protocol, expected_lines, final_retraining):
-    from tfvaegan.plots import read_train_logs, training_curves_figure
-    from tfvaegan.tables import load_runs
+    from tfvaegan.report.plots import read_train_logs, training_curves_figure
+    from tfvaegan.report.tables import load_runs
 
     metrics = write_logged_run(tmp_path, protocol, EVAL_EVERY_2_LOGS[protocol])
     log = read_train_log(metrics.with_name("train_log.csv"), protocol)

@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 
 from tfvaegan.config import Config
-from tfvaegan.data import DataError, RawDataset
+from tfvaegan.data.validate import RawDataset
+from tfvaegan.errors import DataError, LeakError
 from tfvaegan.protocols import (
     SOURCE_GENERATED,
     SOURCE_VAL_LOC,
     XLSA17_VAL_CLASS_FRACTION,
     XLSA17_VAL_CLASSES,
-    LeakError,
     ValidationSplit,
     assert_no_test_leak,
     best_index,
-    select_epoch,
-    select_epochs,
+    best_row,
+    paper_selection,
+    row_epoch,
+    val_selection,
     validation_split,
 )
 
@@ -191,39 +193,48 @@ def history(eval_split, zsl, h):
             for e, (z, g) in enumerate(zip(zsl, h))]
 
 
-def test_select_epoch_is_argmax_earliest_on_ties_and_skips_unevaluated():
+def test_best_row_is_argmax_earliest_on_ties_and_skips_unevaluated():
     rows = history("val", ["", 0.2, 0.5, None, 0.5, float("nan")], [0.1] * 6)
-    assert select_epoch(rows, "zsl_acc") == 2
+    assert row_epoch(best_row(rows, "zsl_acc")) == 2
     assert best_index([None, 0.3, 0.7, 0.7]) == 2
     with pytest.raises(ValueError):
-        select_epoch(history("val", ["", None], ["", ""]), "zsl_acc")
+        best_row(history("val", ["", None], ["", ""]), "zsl_acc")
+
+
+SPLIT = ValidationSplit(train=np.arange(4), val_seen=np.arange(4, 6), val_unseen=np.arange(6, 9))
 
 
 def test_val_selection_uses_validation_metrics_only():
     val_rows = history("val", zsl=[0.1, 0.6, 0.3, 0.2], h=[0.2, 0.1, 0.5, 0.3])
     test_rows = history("test", zsl=[0.9, 0.1, 0.1, 0.1], h=[0.1, 0.1, 0.1, 0.9])
-    chosen = select_epochs(val_rows, "val")
-    assert (chosen["best_epoch_zsl"], chosen["best_epoch_gzsl"]) == (1, 2)
-    assert chosen["eval_split"] == "val"
+    assert val_selection(val_rows, reports_gzsl=False, split=SPLIT)["generator_epochs"] == 1
+    chosen = val_selection(val_rows, reports_gzsl=True, split=SPLIT)
+    assert chosen["generator_epochs"] == 2 and chosen["metric"] == "gzsl_h" and chosen["selected_on"] == "validation"
+    assert chosen["validation"]["gzsl_h"] == 0.5 and chosen["validation"]["n_val_unseen"] == 3
     # The test columns would pick epochs 0 and 3; a val selection that sees them must refuse, not pick.
-    assert (select_epochs(test_rows, "paper")["best_epoch_zsl"], select_epochs(test_rows, "paper")["best_epoch_gzsl"]) == (0, 3)
+    paper = paper_selection(test_rows, reports_gzsl=True)
+    assert (paper["best_epoch_zsl"], paper["best_epoch_gzsl"]) == (0, 3)
     with pytest.raises(LeakError, match="evaluated on 'test'"):
-        select_epochs(val_rows + test_rows, "val")
+        val_selection(val_rows + test_rows, reports_gzsl=True, split=SPLIT)
     with pytest.raises(LeakError):
-        select_epoch(test_rows, "zsl_acc", eval_split="val")
+        val_selection(test_rows, reports_gzsl=False, split=SPLIT)
+    with pytest.raises(LeakError):
+        paper_selection(val_rows, reports_gzsl=True)  # and the paper report reads test rows only
 
 
 def test_paper_selection_takes_zsl_and_gzsl_from_different_epochs():
     rows = history("test", zsl=[0.3, 0.8, 0.4], h=[0.2, 0.3, 0.6])
-    chosen = select_epochs(rows, "paper")
+    chosen = paper_selection(rows, reports_gzsl=True)
     assert chosen["best_epoch_zsl"] == 1 and math.isclose(chosen["zsl_acc"], 0.8)
     assert chosen["best_epoch_gzsl"] == 2 and math.isclose(chosen["gzsl_h"], 0.6)
 
 
 def test_selection_without_gzsl_reports_none():
     rows = history("test", zsl=[0.3, 0.8], h=["", ""])
-    chosen = select_epochs(rows, "paper")
-    assert chosen["best_epoch_gzsl"] is None and chosen["gzsl_h"] is None
+    chosen = paper_selection(rows, reports_gzsl=False)
+    assert chosen.get("best_epoch_gzsl") is None and chosen.get("gzsl_h") is None
+    with pytest.raises(ValueError, match="no epoch evaluated 'gzsl_h' on 'test'"):
+        paper_selection(rows, reports_gzsl=True)
 
 
 @pytest.mark.skipif(not (XLSA17 / "CUB" / "att_splits.mat").is_file(), reason="CUB splits absent")
@@ -231,7 +242,8 @@ def test_split_from_the_real_loader_on_real_cub(tmp_path):
     """Through tfvaegan.data.load_raw: the real CUB split file with tiny generated features."""
     import shutil
 
-    from tfvaegan.data import load_raw, write_mat
+    from tfvaegan.data.matfile import write_mat
+    from tfvaegan.data.validate import load_raw
 
     labels = np.load(XLSA17 / "CUB" / "labels.npy").ravel()
     folder = tmp_path / "CUB"
@@ -299,19 +311,19 @@ def test_repeated_val_loc_indices_are_not_counted_as_test_images():
     assert validation_split(raw, CFG, seed=0).notes[0] == clean
 
 
-def test_select_epochs_reads_an_iterator_of_rows_once_for_both_metrics():
-    rows = [{"epoch": "1", "zsl_acc": "0.5", "gzsl_h": "0.4", "eval_split": "val"},
-            {"epoch": "2", "zsl_acc": "0.6", "gzsl_h": "0.3", "eval_split": "val"}]
-    chosen = select_epochs(iter(rows), "val")  # e.g. a csv.DictReader over train_log.csv
+def test_paper_selection_reads_an_iterator_of_rows_once_for_both_metrics():
+    rows = [{"epoch": "1", "zsl_acc": "0.5", "gzsl_seen": "0.5", "gzsl_unseen": "0.4", "gzsl_h": "0.4", "eval_split": "test"},
+            {"epoch": "2", "zsl_acc": "0.6", "gzsl_seen": "0.3", "gzsl_unseen": "0.3", "gzsl_h": "0.3", "eval_split": "test"}]
+    chosen = paper_selection(iter(rows), reports_gzsl=True)  # e.g. a csv.DictReader over train_log.csv
     assert chosen["best_epoch_zsl"] == 2 and chosen["best_epoch_gzsl"] == 1 and chosen["gzsl_h"] == 0.4
 
 
 def test_selection_errors_name_the_key():
-    assert select_epoch([{"epoch": "3.0", "zsl_acc": "0.5"}], "zsl_acc") == 3
+    assert row_epoch(best_row([{"epoch": "3.0", "zsl_acc": "0.5"}], "zsl_acc")) == 3
     with pytest.raises(ValueError, match="key 'epoch': expected an integer epoch, found None"):
-        select_epoch([{"zsl_acc": "0.5"}], "zsl_acc")
+        row_epoch(best_row([{"zsl_acc": "0.5"}], "zsl_acc"))
     with pytest.raises(ValueError, match="key 'zsl_acc': expected a number or empty, found 'abc'"):
-        select_epoch([{"epoch": "2", "zsl_acc": "abc"}], "zsl_acc")
+        best_row([{"epoch": "2", "zsl_acc": "abc"}], "zsl_acc")
     # all-NaN history: no evaluated row
     with pytest.raises(ValueError, match="no epoch evaluated 'zsl_acc' on 'val'"):
-        select_epoch([{"epoch": 1, "zsl_acc": "nan", "eval_split": "val"}], "zsl_acc", "val")
+        best_row([{"epoch": 1, "zsl_acc": "nan", "eval_split": "val"}], "zsl_acc", "val")

@@ -11,8 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from helpers_data import XLSA17_ROOT
-from tfvaegan import data
+from conftest import XLSA17_ROOT
+from tfvaegan.data.matfile import read_mat
+from tfvaegan.data.matfile import write_mat
+from tfvaegan.data.validate import load_raw
+from toy import load_test_split
 from tfvaegan.cli import main
 from tfvaegan.config import Config
 
@@ -51,7 +54,7 @@ def _stage(root, name, labels, version="v5"):
     folder.mkdir()
     rng = np.random.default_rng(0)
     features = rng.random((FEATURE_WIDTH, labels.size), dtype=np.float32)
-    data.write_mat(folder / "res101.mat", {"features": features, "labels": labels.reshape(-1, 1)}, version=version)
+    write_mat(folder / "res101.mat", {"features": features, "labels": labels.reshape(-1, 1)}, version=version)
     for split_file in (XLSA17_ROOT / name).glob("*_splits.mat"):
         os.symlink(split_file, folder / split_file.name)
     return features
@@ -69,7 +72,7 @@ def staged(tmp_path_factory):
 def test_real_split_loads_with_the_published_sizes(staged, name, stem):
     expected = EXPECTED[(name, stem)]
     cfg = Config(dataset=name, class_embedding=stem)
-    raw = data.load_raw(staged, cfg)
+    raw = load_raw(staged, cfg)
     for key in ("trainval", "test_seen", "test_unseen", "train", "val"):
         if key in expected:
             assert raw.locs[key].size == expected[key], key
@@ -84,7 +87,7 @@ def test_real_split_loads_with_the_published_sizes(staged, name, stem):
                                       np.union1d(raw.locs["trainval"], raw.locs["test_seen"]))
         assert any("xlsa17" in note for note in raw.notes)
 
-    zsl = data.load(staged, cfg)
+    zsl = load_test_split(staged, cfg)
     assert zsl.n_classes == expected["classes"] and zsl.att_size == expected["att"]
     assert zsl.res_size == FEATURE_WIDTH
     assert zsl.train_feature.shape[0] == expected["trainval"]
@@ -104,12 +107,12 @@ def test_real_split_rewritten_as_v73_loads_identically(staged, tmp_path):
     labels = np.load(XLSA17_ROOT / name / "labels.npy")
     folder = tmp_path / name
     folder.mkdir()
-    v5 = data.load_raw(staged, Config(dataset=name))
-    content = data.read_mat(XLSA17_ROOT / name / "att_splits.mat")
-    data.write_mat(folder / "att_splits.mat", content, version="v7.3")
-    data.write_mat(folder / "res101.mat", {"features": v5.features.T, "labels": labels.reshape(-1, 1)},
+    v5 = load_raw(staged, Config(dataset=name))
+    content = read_mat(XLSA17_ROOT / name / "att_splits.mat")
+    write_mat(folder / "att_splits.mat", content, version="v7.3")
+    write_mat(folder / "res101.mat", {"features": v5.features.T, "labels": labels.reshape(-1, 1)},
                    version="v7.3")
-    v73 = data.load_raw(tmp_path, Config(dataset=name))
+    v73 = load_raw(tmp_path, Config(dataset=name))
     assert v73.formats[str(v73.split_file)] == "v7.3"
     np.testing.assert_array_equal(v5.features, v73.features)
     np.testing.assert_array_equal(v5.attributes, v73.attributes)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tfvaegan.cli import UserError, main
-from tfvaegan.tables import (
+from tfvaegan.cli import main
+from tfvaegan.errors import UserError
+from tfvaegan.report.tables import (
     ABLATION_COLUMNS,
     DEFAULT_PAPER_RESULTS,
     GZSL_COLUMNS,

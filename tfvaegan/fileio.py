@@ -1,7 +1,8 @@
-"""Atomic file writes: an output appears complete or not at all, never half-written."""
+"""Atomic file writes (an output appears complete or not at all, never half-written) and checksums."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -63,3 +64,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as temp:
         torch.save(obj, temp)
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

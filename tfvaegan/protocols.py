@@ -6,9 +6,10 @@ protocol chooses the generator and classifier epoch counts on a validation split
 training data only (`validation_split`), so that the test set is touched once. docs/protocols.md
 explains both and how to read the tables.
 
-Selection rules are pure functions over per-epoch history rows (the `train_log.csv` columns). In the
-`val` protocol they receive validation metrics only; `select_epoch(..., eval_split="val")` refuses a
-row evaluated on any other split rather than silently ignoring it.
+Selection rules are pure functions over per-epoch history rows (the `train_log.csv` columns):
+`paper_selection` and `val_selection`, both built on `best_row`. In the `val` protocol they receive
+validation metrics only; `best_row(..., eval_split="val")` refuses a row evaluated on any other
+split rather than silently ignoring it.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tfvaegan.data import DataError
+from tfvaegan.errors import DataError, LeakError
 
 SOURCE_VAL_LOC = "xlsa17 val_loc"
 SOURCE_GENERATED = "generated from training classes"
@@ -36,13 +37,6 @@ XLSA17_VAL_CLASSES = {
 # The median of the five shares (APY's 5/20 = 0.25; CUB 0.33, AWA2 0.33, FLO 0.24, SUN 0.10): a split
 # without val_loc gets a quarter of its training classes as validation-unseen classes.
 XLSA17_VAL_CLASS_FRACTION = statistics.median(v / n for v, n in XLSA17_VAL_CLASSES.values())
-
-GZSL_METRICS = ("gzsl_seen", "gzsl_unseen", "gzsl_h")
-EVAL_SPLIT_OF_PROTOCOL = {"paper": "test", "val": "val"}
-
-
-class LeakError(RuntimeError):
-    """A validation split or a selection touched test data: a bug, never a user error."""
 
 
 @dataclass(frozen=True)
@@ -267,13 +261,7 @@ def best_row(history_rows: Iterable[Mapping[str, Any]], metric: str,
     return evaluated[best_index([metric_value(r, metric) for r in evaluated])]
 
 
-def select_epoch(history_rows: Iterable[Mapping[str, Any]], metric: str,
-                 eval_split: str | None = None) -> int:
-    """The `epoch` value of the best evaluated row (argmax of `metric`, earliest on ties)."""
-    return _epoch(best_row(history_rows, metric, eval_split))
-
-
-def _epoch(row: Mapping[str, Any]) -> int:
+def row_epoch(row: Mapping[str, Any]) -> int:
     """The row's `epoch` as an int; '3' and '3.0' (a CSV round trip) are both 3."""
     value = row.get("epoch")
     try:
@@ -285,27 +273,34 @@ def _epoch(row: Mapping[str, Any]) -> int:
     return int(number)
 
 
-def select_epochs(history_rows: Sequence[Mapping[str, Any]], protocol: str) -> dict[str, Any]:
-    """Best epochs and their numbers, chosen separately for ZSL (zsl_acc) and GZSL (gzsl_h).
+def paper_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: bool) -> dict[str, Any]:
+    """The official report: the best ZSL accuracy and the best GZSL H over the epochs evaluated on
+    the test set, each from its own epoch (the earliest on ties)."""
+    history_rows = list(history_rows)  # read once per metric: an iterator (csv.DictReader) would be spent
+    zsl_row = best_row(history_rows, "zsl_acc", eval_split="test")
+    selection = {"protocol": "paper", "selected_on": "test",
+                 "best_epoch_zsl": row_epoch(zsl_row), "zsl_acc": metric_value(zsl_row, "zsl_acc")}
+    if reports_gzsl:
+        gzsl_row = best_row(history_rows, "gzsl_h", eval_split="test")
+        selection.update(best_epoch_gzsl=row_epoch(gzsl_row),
+                         **{key: metric_value(gzsl_row, key) for key in ("gzsl_seen", "gzsl_unseen", "gzsl_h")})
+    return selection
 
-    `paper`: rows evaluated on the test set, and the numbers are the headline results (the
-    official selection).
-    `val`: rows evaluated on the validation split; the numbers are validation accuracies, never
-    reported as results. The val pipeline itself trains for one epoch count chosen on a single
-    metric (best_row on gzsl_h, or zsl_acc without GZSL); this per-metric view is for inspection.
-    """
-    if protocol not in EVAL_SPLIT_OF_PROTOCOL:
-        raise ValueError(f"protocol: expected one of {sorted(EVAL_SPLIT_OF_PROTOCOL)}, found {protocol!r}")
-    split = EVAL_SPLIT_OF_PROTOCOL[protocol]
-    history_rows = list(history_rows)  # read three times below: an iterator (csv.DictReader) would be spent
-    zsl = best_row(history_rows, "zsl_acc", split)
-    chosen: dict[str, Any] = {"eval_split": split, "best_epoch_zsl": _epoch(zsl),
-                              "zsl_acc": metric_value(zsl, "zsl_acc")}
-    if any(metric_value(r, "gzsl_h") is not None for r in history_rows):
-        gzsl = best_row(history_rows, "gzsl_h", split)
-        chosen["best_epoch_gzsl"] = _epoch(gzsl)
-        chosen.update({m: metric_value(gzsl, m) for m in GZSL_METRICS})
-    else:
-        chosen["best_epoch_gzsl"] = None
-        chosen.update({m: None for m in GZSL_METRICS})
-    return chosen
+
+def val_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: bool,
+                  split: ValidationSplit) -> dict[str, Any]:
+    """The val protocol's choice on its validation run: the generator epoch with the best GZSL H
+    (ZSL accuracy without GZSL), and the classifier epochs that evaluation kept, for the retraining
+    on trainval. A row evaluated on anything but the validation split is a LeakError."""
+    metric = "gzsl_h" if reports_gzsl else "zsl_acc"
+    row = best_row(history_rows, metric, eval_split="val")
+    return {
+        "protocol": "val", "selected_on": "validation", "metric": metric,
+        "generator_epochs": row_epoch(row),
+        "zsl_classifier_epochs": row.get("zsl_classifier_epoch"),
+        "gzsl_classifier_epochs": row.get("gzsl_classifier_epoch"),
+        "validation": {"source": split.source, "notes": list(split.notes),
+                       "n_train": len(split.train), "n_val_seen": len(split.val_seen),
+                       "n_val_unseen": len(split.val_unseen),
+                       **{k: row.get(k) for k in ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")}},
+    }

@@ -1,58 +1,69 @@
 # Train and evaluate the final classifiers (ZSL, GZSL; OD-GZSL for actions) -> metrics.json.
 # Benchmarks with several splits (the action benchmarks) average their splits' metrics into the
-# seed folder's metrics.json.
+# run folder's metrics.json.
 
 
 rule classify:
     input:
-        model=f"{RESULTS}/{{run}}/model.pt",
-        synthetic=f"{RESULTS}/{{run}}/synthetic.pt",
+        model=f"{RUN}/model.pt",
+        synthetic=f"{RUN}/synthetic.pt",
     output:
-        f"{RESULTS}/{{run}}/metrics.json",
+        f"{RUN}/metrics.json",
     wildcard_constraints:
-        run=RUN_REGEX,
+        benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
-        benchmark=lambda w: parse_run(w.run)["benchmark"],
-        variant=lambda w: parse_run(w.run)["variant"],
+        benchmark=lambda w: w.benchmark,
+        variant=lambda w: w.variant,
+    message:
+        "{rule}: the ZSL and GZSL classifiers -> {output} ({threads} thread(s), {resources.gpu} GPU(s), "
+        "{resources.mem_mb} MB, at most {resources.runtime} min)"
     conda:
         CONDA_ENV
     log:
-        "logs/classify/{run}.log",
+        f"logs/classify/{RUN_NAME}.log",
     benchmark:
-        "benchmarks/classify/{run}.tsv"
-    threads: resources_of("classify")["threads"]
+        f"benchmarks/classify/{RUN_NAME}.tsv"
+    threads: threads_of("classify")
     resources:
-        mem_mb=resources_of("classify")["mem_mb"],
-        runtime=resources_of("classify")["runtime"],
-        gpu=gpus,
+        **resources_of("classify", gpu=True),
     shell:
         "OMP_NUM_THREADS={threads} python -m tfvaegan classify --model {input.model}"
         " --synthetic {input.synthetic} --data-root {params.data_root} --benchmark {params.benchmark:q}"
         " --variant {params.variant:q} --out {output} > {log} 2>&1"
 
 
+use rule classify as classify_split with:
+    input:
+        model=f"{SPLIT_RUN}/model.pt",
+        synthetic=f"{SPLIT_RUN}/synthetic.pt",
+    output:
+        f"{SPLIT_RUN}/metrics.json",
+    wildcard_constraints:
+        benchmark=SPLIT_BENCHMARK_REGEX,
+    log:
+        f"logs/classify/{SPLIT_RUN_NAME}.log",
+    benchmark:
+        f"benchmarks/classify/{SPLIT_RUN_NAME}.tsv"
+
+
 rule average_splits:
     input:
         split_metrics,
     output:
-        f"{RESULTS}/{{benchmark}}/{{protocol}}/{{variant}}/seed{{seed}}/metrics.json",
+        f"{RUN}/metrics.json",
     wildcard_constraints:
         benchmark=SPLIT_BENCHMARK_REGEX,
-        protocol="paper|val",
-        variant=NAME_REGEX,
-        seed=r"\d+",
     params:
         n_splits=lambda w: len(splits(w.benchmark)),  # the splits averaged (a changed list reruns)
     conda:
         CONDA_ENV
     log:
-        "logs/average_splits/{benchmark}/{protocol}/{variant}/seed{seed}.log",
+        f"logs/average_splits/{RUN_NAME}.log",
     benchmark:
-        "benchmarks/average_splits/{benchmark}/{protocol}/{variant}/seed{seed}.tsv"
+        f"benchmarks/average_splits/{RUN_NAME}.tsv"
     threads: 1
     resources:
-        mem_mb=resources_of("tables")["mem_mb"],
-        runtime=resources_of("tables")["runtime"],
+        **resources_of("tables"),
     shell:
         "python -m tfvaegan average-splits --metrics {input} --out {output} > {log} 2>&1"

@@ -1,18 +1,24 @@
-# Configuration checks, the benchmark x protocol x variant x seed product, and input helpers.
-# Everything a rule needs to know about a run is derived here from config/config.yaml.
+# The configuration checked, the runs it asks for, and the rules' input functions.
+# A run is one benchmark x protocol x variant x seed; its folder, RUN, is the results layout:
+#   results/{benchmark}/{protocol}/{variant}/seed{seed}/            one run (image benchmarks)
+#   results/{benchmark}/{protocol}/{variant}/seed{seed}/split_{split}/   one split of it (actions)
 import functools
 import json
 import re
 import shlex
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from tfvaegan.config import ConfigError, from_mapping
+from tfvaegan.config import from_mapping
 from tfvaegan.config import read_file as read_config_file
+from tfvaegan.data import layout
+from tfvaegan.errors import ConfigError
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+validate(config, schema=str(SCHEMA), set_default=True)
 
 PROJECT_ROOT = Path(workflow.basedir).parent
 DATA = config["data_root"].rstrip("/")
@@ -24,30 +30,21 @@ DATASETS_README = PROJECT_ROOT / "datasets" / "README.md"
 shell.prefix("export PYTHONPATH={}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ".format(shlex.quote(str(PROJECT_ROOT))))
 # Software of every rule when run with --sdm conda.
 CONDA_ENV = "../envs/tfvaegan.yaml"
+# Benchmark and variant names become folders; the schema holds the rule (one source for both).
+NAME_REGEX = yaml.safe_load(SCHEMA.read_text())["definitions"]["name"]["pattern"].strip("^$")
 
 
 def _fail(message):
     raise WorkflowError(message)
 
 
-for _name in config["benchmarks"]:
+for _name in config["benchmarks"]:  # a cross-reference, which the schema cannot check
     if _name not in config["catalog"]:
         _fail(f"config key 'benchmarks': {_name!r} has no entry under 'catalog' "
               f"(known: {sorted(config['catalog'])})")
-# Variant and benchmark names become folders of results/: letters, digits and _.+-, not starting with
-# a dot ('.', '..' and hidden folders would leave or hide the run folder); a benchmark must not take
-# the name of results/tables or results/plots, nor contain a '/', which would shift every wildcard.
-NAME_REGEX = r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*"
-for _name in config["variants"]:
-    if not re.fullmatch(NAME_REGEX, str(_name)):
-        _fail(f"config key 'variants': name {_name!r} must be letters, digits or _.+-, not starting with "
-              f"a dot (it becomes a folder)")
-for _name in config["catalog"]:
-    if not re.fullmatch(NAME_REGEX, str(_name)) or _name in ("tables", "plots"):
-        _fail(f"config key 'catalog': name {_name!r} must be letters, digits or _.+-, not starting with "
-              f"a dot, and not 'tables' or 'plots' (it becomes a folder next to results/tables)")
 
 
+# --------------------------------------------------------------------------- each run's config
 def benchmark_file(benchmark):
     """The benchmark's hyperparameter file; relative paths are relative to the project root."""
     path = Path(config["catalog"][benchmark]["config"])
@@ -82,6 +79,10 @@ def splits(benchmark):
     return list(config["catalog"][benchmark].get("splits") or [])
 
 
+def split_dataset(benchmark, split):
+    return config["catalog"][benchmark]["split_dataset"].format(split=split)
+
+
 def run_values(benchmark, protocol, variant, seed, split=None):
     """The run's Config values: benchmark file < variant < overrides < protocol, seed and split."""
     values = dict(BENCHMARK_VALUES[benchmark])
@@ -89,7 +90,7 @@ def run_values(benchmark, protocol, variant, seed, split=None):
     values.update(config["overrides"] or {})
     values.update(protocol=protocol, manualSeed=int(seed))
     if split is not None:
-        values["dataset"] = config["catalog"][benchmark]["split_dataset"].format(split=split)
+        values["dataset"] = split_dataset(benchmark, split)
     return values
 
 
@@ -108,52 +109,18 @@ def run_settings(benchmark, protocol, variant, seed, split=None):
     return sets, json.dumps(values, sort_keys=True)
 
 
+def settings_of(wildcards):
+    """run_settings of the run (or split) a job belongs to."""
+    return run_settings(wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
+                        int(wildcards.split) if hasattr(wildcards, "split") else None)
+
+
 def config_for(benchmark, split=None):
     """A Config of the benchmark file (with the split's dataset), for file locations."""
     values = dict(BENCHMARK_VALUES[benchmark])
     if split is not None:
-        values["dataset"] = config["catalog"][benchmark]["split_dataset"].format(split=split)
+        values["dataset"] = split_dataset(benchmark, split)
     return from_mapping(values, str(benchmark_file(benchmark)))
-
-
-# --------------------------------------------------------------------------- runs and paths
-def seed_dirs(benchmarks=None):
-    """Every results/<benchmark>/<protocol>/<variant>/seed<N> folder the config asks for."""
-    return [f"{RESULTS}/{b}/{p}/{v}/seed{s}"
-            for b in (benchmarks or config["benchmarks"]) for p in config["protocols"]
-            for v in config["variants"] for s in config["seeds"]]
-
-
-def all_metrics():
-    return [f"{d}/metrics.json" for d in seed_dirs()]
-
-
-def all_train_logs():
-    """train_log.csv next to each seed's metrics.json (split benchmarks have theirs per split)."""
-    return [f"{d}/train_log.csv" for d in seed_dirs([b for b in config["benchmarks"] if not splits(b)])]
-
-
-def _alternatives(names):
-    return "|".join(re.escape(n) for n in names) or "(?!)"  # (?!) matches nothing
-
-
-_SPLIT_BENCHMARKS = [b for b in config["catalog"] if config["catalog"][b].get("splits")]
-_PLAIN_BENCHMARKS = [b for b in config["catalog"] if b not in _SPLIT_BENCHMARKS]
-_SEED_PART = rf"(?:paper|val)/{NAME_REGEX}/seed\d+"
-# A run folder: the seed folder of a benchmark with one split, or a split folder below the seed
-# folder of a benchmark with several (whose seed folder holds only the averaged metrics.json).
-RUN_REGEX = (f"(?:{_alternatives(_PLAIN_BENCHMARKS)})/{_SEED_PART}"
-             f"|(?:{_alternatives(_SPLIT_BENCHMARKS)})/{_SEED_PART}/split_\\d+")
-SPLIT_BENCHMARK_REGEX = _alternatives(_SPLIT_BENCHMARKS)
-BENCHMARK_REGEX = _alternatives(config["catalog"])
-
-
-def parse_run(run):
-    """'cub/paper/tfvaegan/seed0' or 'hmdb51/val/tfvaegan/seed1/split_1' -> its parts."""
-    parts = run.split("/")
-    split = int(parts[4][len("split_"):]) if len(parts) == 5 else None
-    return dict(benchmark=parts[0], protocol=parts[1], variant=parts[2], seed=int(parts[3][len("seed"):]),
-                split=split)
 
 
 # Every run's Config is checked now, so that a bad variant or override (an unknown key, a value of the
@@ -166,43 +133,59 @@ for _benchmark in config["benchmarks"]:
                     run_settings(_benchmark, _protocol, _variant, _seed, _split)
 
 
-def train_settings(wildcards):
-    run = parse_run(wildcards.run)
-    return run_settings(**run)
+# --------------------------------------------------------------------------- the results layout
+RUN = f"{RESULTS}/{{benchmark}}/{{protocol}}/{{variant}}/seed{{seed}}"
+SPLIT_RUN = f"{RUN}/split_{{split}}"
+RUN_NAME = "{benchmark}/{protocol}/{variant}/seed{seed}"  # of the logs and benchmarks folders
+SPLIT_RUN_NAME = f"{RUN_NAME}/split_{{split}}"
 
 
-def dataset_of(wildcards):
-    run = parse_run(wildcards.run)
-    return run_values(**run)["dataset"]
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"  # (?!) matches nothing
 
 
-def data_record(wildcards):
-    return f"{RESULTS}/{parse_run(wildcards.run)['benchmark']}/data.json"
+BENCHMARK_REGEX = _alternatives(config["catalog"])
+SPLIT_BENCHMARK_REGEX = _alternatives([b for b in config["catalog"] if splits(b)])
+PLAIN_BENCHMARK_REGEX = _alternatives([b for b in config["catalog"] if not splits(b)])
+
+
+wildcard_constraints:
+    protocol="paper|val",
+    variant=NAME_REGEX,
+    seed=r"\d+",
+    split=r"\d+",
+
+
+def run_dirs(benchmarks=None):
+    """Every results/<benchmark>/<protocol>/<variant>/seed<N> folder the config asks for."""
+    return [RUN.format(benchmark=b, protocol=p, variant=v, seed=s)
+            for b in (benchmarks or config["benchmarks"]) for p in config["protocols"]
+            for v in config["variants"] for s in config["seeds"]]
+
+
+def all_metrics():
+    return [f"{d}/metrics.json" for d in run_dirs()]
+
+
+def all_train_logs():
+    """train_log.csv next to each run's metrics.json (split benchmarks have theirs per split)."""
+    return [f"{d}/train_log.csv" for d in run_dirs([b for b in config["benchmarks"] if not splits(b)])]
 
 
 def split_metrics(wildcards):
-    seed_dir = f"{RESULTS}/{wildcards.benchmark}/{wildcards.protocol}/{wildcards.variant}/seed{wildcards.seed}"
-    return [f"{seed_dir}/split_{k}/metrics.json" for k in splits(wildcards.benchmark)]
+    return [f"{SPLIT_RUN}/metrics.json".format(split=k, **wildcards) for k in splits(wildcards.benchmark)]
 
 
 # --------------------------------------------------------------------------- data files
-def extraction_settings(benchmark):
-    merged = dict(config["extraction"])
-    merged.update(config["catalog"][benchmark].get("extraction") or {})
-    return merged
-
-
 def data_files(benchmark):
-    """Feature, split (one per split) and manual-attribute files the benchmark reads: the layout of
-    tfvaegan.data.feature_path / split_path / manual_attribute_path (not imported here: it
-    would load torch each time Snakemake parses the workflow; tests check the two agree)."""
+    """The feature file, the split files (one per split) and the manual-attribute file (if used) the
+    benchmark reads, where tfvaegan.data.layout puts them."""
     configs = [config_for(benchmark, k) for k in splits(benchmark)] or [config_for(benchmark)]
     first = configs[0]
-    feature = f"{DATA}/{first.image_embedding_path or first.dataset}/{first.image_embedding}.mat"
-    files = [feature] + [f"{DATA}/{c.dataset}/{c.class_embedding}_splits.mat" for c in configs]
+    files = [layout.feature_path(DATA, first)] + [layout.split_path(DATA, c) for c in configs]
     if first.manual_att:
-        files.append(str(Path(feature).parent / first.manual_att_file))
-    return files
+        files.append(layout.manual_attribute_path(DATA, first))
+    return [str(f) for f in files]
 
 
 def checked_data_files(wildcards):
@@ -225,15 +208,20 @@ def data_datasets(benchmark):
     return [config_for(benchmark, k).dataset for k in splits(benchmark)] or [config_for(benchmark).dataset]
 
 
-def resources_of(rule_name):
-    return config["resources"][rule_name]
+# --------------------------------------------------------------------------- resources
+def threads_of(group):
+    return config["resources"][group]["threads"]
 
 
-def gpus(wildcards):
-    return config["gpus_per_job"]
+def resources_of(group, gpu=False):
+    """A rule's resources from config/config.yaml's `resources` group; GPU rules also request
+    `gpus_per_job` GPUs (the `gpu` resource)."""
+    settings = config["resources"][group]
+    return {"mem_mb": settings["mem_mb"], "runtime": settings["runtime"],
+            **({"gpu": config["gpus_per_job"]} if gpu else {})}
 
 
-# --------------------------------------------------------------------------- data rules' helpers
+# --------------------------------------------------------------------------- feature extraction
 def _benchmarks_with_features(modes):
     return [b for b in config["benchmarks"] if config["catalog"][b].get("features") in modes]
 
@@ -248,6 +236,12 @@ def _embedding_regex(modes):
 
 def _folder_benchmark(folder):
     return next(b for b in config["benchmarks"] if config_for(b).dataset == folder)
+
+
+def extraction_settings(benchmark):
+    merged = dict(config["extraction"])
+    merged.update(config["catalog"][benchmark].get("extraction") or {})
+    return merged
 
 
 def _in_dataset_folder(folder, path, default):

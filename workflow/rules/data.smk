@@ -19,10 +19,9 @@ rule demo_benchmark:
         "logs/demo_benchmark/{folder}.log",
     benchmark:
         "benchmarks/demo_benchmark/{folder}.tsv"
-    threads: resources_of("data")["threads"]
+    threads: threads_of("data")
     resources:
-        mem_mb=resources_of("data")["mem_mb"],
-        runtime=resources_of("data")["runtime"],
+        **resources_of("data"),
     shell:
         "python -m tfvaegan demo --out {params.out_dir} --seed {params.seed}"
         " --images-per-class {params.images_per_class} --image-size {params.image_size} > {log} 2>&1"
@@ -39,16 +38,18 @@ rule extract_features:
     params:
         image_root=image_root,
         args=extraction_args,
+    message:
+        "{rule}: the images of {input.images} -> {output} ({threads} thread(s), "
+        "{resources.mem_mb} MB, at most {resources.runtime} min)"
     conda:
         CONDA_ENV
     log:
         "logs/extract_features/{folder}/{embedding}.log",
     benchmark:
         "benchmarks/extract_features/{folder}/{embedding}.tsv"
-    threads: resources_of("extract")["threads"]
+    threads: threads_of("extract")
     resources:
-        mem_mb=resources_of("extract")["mem_mb"],
-        runtime=resources_of("extract")["runtime"],
+        **resources_of("extract"),
     shell:
         "OMP_NUM_THREADS={threads} python -m tfvaegan extract --image-root {params.image_root}"
         " --list {input.images} --out {output} {params.args} > {log} 2>&1"
@@ -73,6 +74,8 @@ if DOWNLOAD_FILES:
             sha256=config["download"]["sha256"] or "",
             prefix=config["download"]["member_prefix"],
             only=" ".join(f"--only {shlex.quote(config_for(b).dataset)}" for b in _download_benchmarks()),
+        message:
+            "{rule}: the xlsa17 archive ({params.url}, resumable) -> {params.data_root}"
         conda:
             CONDA_ENV
         log:
@@ -81,8 +84,7 @@ if DOWNLOAD_FILES:
             "benchmarks/download_xlsa17.tsv"
         threads: 1
         resources:
-            mem_mb=resources_of("data")["mem_mb"],
-            runtime=resources_of("data")["runtime"],
+            **resources_of("data"),
         shell:
             "python -m tfvaegan download --url {params.url:q} --sha256 {params.sha256:q}"
             " --data-root {params.data_root} --member-prefix {params.prefix:q} {params.only} > {log} 2>&1"
@@ -106,10 +108,9 @@ rule verify_features:
         "logs/verify_features/{benchmark}.log",
     benchmark:
         "benchmarks/verify_features/{benchmark}.tsv"
-    threads: resources_of("data")["threads"]
+    threads: threads_of("data")
     resources:
-        mem_mb=resources_of("data")["mem_mb"],
-        runtime=resources_of("data")["runtime"],
+        **resources_of("data"),
     shell:
         "python -m tfvaegan verify-features --data-root {params.data_root} --config {params.config}"
         " {params.datasets} --out {output} > {log} 2>&1"

@@ -4,24 +4,35 @@
 
 rule synthesize:
     input:
-        model=f"{RESULTS}/{{run}}/model.pt",
+        model=f"{RUN}/model.pt",
     output:
-        f"{RESULTS}/{{run}}/synthetic.pt",
+        f"{RUN}/synthetic.pt",
     wildcard_constraints:
-        run=RUN_REGEX,
+        benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
     conda:
         CONDA_ENV
     log:
-        "logs/synthesize/{run}.log",
+        f"logs/synthesize/{RUN_NAME}.log",
     benchmark:
-        "benchmarks/synthesize/{run}.tsv"
-    threads: resources_of("synthesize")["threads"]
+        f"benchmarks/synthesize/{RUN_NAME}.tsv"
+    threads: threads_of("synthesize")
     resources:
-        mem_mb=resources_of("synthesize")["mem_mb"],
-        runtime=resources_of("synthesize")["runtime"],
-        gpu=gpus,
+        **resources_of("synthesize", gpu=True),
     shell:
         "OMP_NUM_THREADS={threads} python -m tfvaegan synthesize --model {input.model}"
         " --data-root {params.data_root} --out {output} > {log} 2>&1"
+
+
+use rule synthesize as synthesize_split with:
+    input:
+        model=f"{SPLIT_RUN}/model.pt",
+    output:
+        f"{SPLIT_RUN}/synthetic.pt",
+    wildcard_constraints:
+        benchmark=SPLIT_BENCHMARK_REGEX,
+    log:
+        f"logs/synthesize/{SPLIT_RUN_NAME}.log",
+    benchmark:
+        f"benchmarks/synthesize/{SPLIT_RUN_NAME}.tsv"

@@ -18,10 +18,9 @@ rule tables:
         "logs/tables.log",
     benchmark:
         "benchmarks/tables.tsv"
-    threads: resources_of("tables")["threads"]
+    threads: threads_of("tables")
     resources:
-        mem_mb=resources_of("tables")["mem_mb"],
-        runtime=resources_of("tables")["runtime"],
+        **resources_of("tables"),
     shell:
         "python -m tfvaegan tables --metrics {input.metrics} --paper {input.paper}"
         " --out-dir {params.out_dir} > {log} 2>&1"
@@ -45,10 +44,9 @@ rule plots:
         "logs/plots.log",
     benchmark:
         "benchmarks/plots.tsv"
-    threads: resources_of("tables")["threads"]
+    threads: threads_of("tables")
     resources:
-        mem_mb=resources_of("tables")["mem_mb"],
-        runtime=resources_of("tables")["runtime"],
+        **resources_of("tables"),
     shell:
         "MPLBACKEND=Agg python -m tfvaegan plots --metrics {input.metrics} --paper {input.paper}"
         " --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,32 +1,46 @@
-# Train the generative model of one run. params.values holds the run's resolved config, so a
-# changed hyperparameter of one benchmark reruns exactly that benchmark's runs. The command
-# resumes from <model>.ckpt after an interruption (train writes resumable checkpoints).
+# Train the generative model of one run (of one split of a run, for the action benchmarks).
+# params.values holds the run's resolved config, so a changed hyperparameter of one benchmark reruns
+# exactly that benchmark's runs. The command resumes from <model>.ckpt after an interruption (train
+# writes resumable checkpoints).
 
 
 rule train:
     input:
-        data=data_record,
+        data=f"{RESULTS}/{{benchmark}}/data.json",
     output:
-        model=f"{RESULTS}/{{run}}/model.pt",
-        log=f"{RESULTS}/{{run}}/train_log.csv",
+        model=f"{RUN}/model.pt",
+        log=f"{RUN}/train_log.csv",
     wildcard_constraints:
-        run=RUN_REGEX,
+        benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
-        config=lambda w: benchmark_file(parse_run(w.run)["benchmark"]),
-        sets=lambda w: train_settings(w)[0],
-        values=lambda w: train_settings(w)[1],
+        config=lambda w: benchmark_file(w.benchmark),
+        sets=lambda w: settings_of(w)[0],
+        values=lambda w: settings_of(w)[1],
+    message:
+        "{rule}: TF-VAEGAN -> {output.model} ({threads} thread(s), {resources.gpu} GPU(s), "
+        "{resources.mem_mb} MB, at most {resources.runtime} min)"
     conda:
         CONDA_ENV
     log:
-        "logs/train/{run}.log",
+        f"logs/train/{RUN_NAME}.log",
     benchmark:
-        "benchmarks/train/{run}.tsv"
-    threads: resources_of("train")["threads"]
+        f"benchmarks/train/{RUN_NAME}.tsv"
+    threads: threads_of("train")
     resources:
-        mem_mb=resources_of("train")["mem_mb"],
-        runtime=resources_of("train")["runtime"],
-        gpu=gpus,
+        **resources_of("train", gpu=True),
     shell:
         "OMP_NUM_THREADS={threads} python -m tfvaegan train --data-root {params.data_root} --config {params.config}"
         " {params.sets} --model {output.model} --log {output.log} > {log} 2>&1"
+
+
+use rule train as train_split with:
+    output:
+        model=f"{SPLIT_RUN}/model.pt",
+        log=f"{SPLIT_RUN}/train_log.csv",
+    wildcard_constraints:
+        benchmark=SPLIT_BENCHMARK_REGEX,
+    log:
+        f"logs/train/{SPLIT_RUN_NAME}.log",
+    benchmark:
+        f"benchmarks/train/{SPLIT_RUN_NAME}.tsv"

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_path
 
 FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
@@ -27,7 +28,7 @@ FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablati
 ABLATION_ORDER = ("baseline", "+decoder", "+feedback")
 PROTOCOLS = ("paper", "val")
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
-DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[1] / "config" / "paper_results.csv"
+DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "config" / "paper_results.csv"
 PAPER_COLUMNS = ("benchmark", "metric", "value", "source")
 PAPER_METRICS = ("zsl_top1", "gzsl_u", "gzsl_s", "gzsl_h")
 
@@ -38,12 +39,6 @@ GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std"
 ABLATION_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
                     "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h"]
 DECIMALS = 2
-
-
-def _user_error(message: str) -> Exception:
-    from tfvaegan.cli import UserError
-
-    return UserError(message)
 
 
 @dataclass(frozen=True)
@@ -71,14 +66,14 @@ def _fraction(path: Path, data: dict, key: str, optional: bool) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         expected = "a fraction in [0, 1]" + (" or null" if optional else "")
-        raise _user_error(f"{path}: key '{key}': expected {expected}, found {value!r}")
+        raise UserError(f"{path}: key '{key}': expected {expected}, found {value!r}")
     return float(value)
 
 
 def _text(path: Path, data: dict, key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise _user_error(f"{path}: key '{key}': expected a non-empty string, found {value!r}")
+        raise UserError(f"{path}: key '{key}': expected a non-empty string, found {value!r}")
     return value.strip()
 
 
@@ -88,13 +83,13 @@ def read_metrics_json(path: str | Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise _user_error(f"{path}: metrics file not found") from None
+        raise UserError(f"{path}: metrics file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _user_error(f"{path}: not valid JSON ({exc})") from None
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
     except OSError as exc:
-        raise _user_error(f"{path}: cannot read the metrics file ({exc.strerror or exc})") from None
+        raise UserError(f"{path}: cannot read the metrics file ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
-        raise _user_error(f"{path}: expected a JSON object, found {type(data).__name__}")
+        raise UserError(f"{path}: expected a JSON object, found {type(data).__name__}")
     return data
 
 
@@ -106,13 +101,13 @@ def _check_protocol(path: Path, data: dict, protocol: str) -> None:
         if section is None:
             continue
         if not isinstance(section, dict):
-            raise _user_error(f"{path}: key '{key}': expected an object or null, found {type(section).__name__}")
+            raise UserError(f"{path}: key '{key}': expected an object or null, found {type(section).__name__}")
         if "protocol" in section:
             found[f"{key}.protocol"] = section["protocol"]
     if any(value != protocol for value in found.values()):
         keys = ", ".join(f"'{key}'" for key in found)
         values = ", ".join(f"{key}={value!r}" for key, value in found.items())
-        raise _user_error(f"{path}: keys {keys}: expected one protocol, found {values}")
+        raise UserError(f"{path}: keys {keys}: expected one protocol, found {values}")
 
 
 def check_run(path: str | Path, data: dict) -> Run:
@@ -120,15 +115,15 @@ def check_run(path: str | Path, data: dict) -> Run:
     path = Path(path)
     protocol = _text(path, data, "protocol")
     if protocol not in PROTOCOLS:
-        raise _user_error(f"{path}: key 'protocol': expected one of {PROTOCOLS}, found {protocol!r}")
+        raise UserError(f"{path}: key 'protocol': expected one of {PROTOCOLS}, found {protocol!r}")
     _check_protocol(path, data, protocol)
     seed = data.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise _user_error(f"{path}: key 'seed': expected an integer, found {seed!r}")
+        raise UserError(f"{path}: key 'seed': expected an integer, found {seed!r}")
     gzsl = {key: _fraction(path, data, key, optional=True) for key in ("gzsl_seen", "gzsl_unseen", "gzsl_h")}
     if len({value is None for value in gzsl.values()}) > 1:
-        raise _user_error(f"{path}: keys 'gzsl_seen', 'gzsl_unseen', 'gzsl_h': expected all three numbers "
-                          f"or all null, found {gzsl}")
+        raise UserError(f"{path}: keys 'gzsl_seen', 'gzsl_unseen', 'gzsl_h': expected all three numbers "
+                        f"or all null, found {gzsl}")
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
                zsl_acc=_fraction(path, data, "zsl_acc", optional=False), **gzsl)
@@ -147,14 +142,14 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
         run = load_run(path)
         key = (*run.group, run.seed)
         if key in seen:
-            raise _user_error(
+            raise UserError(
                 f"{run.path}: keys 'benchmark', 'protocol', 'variant', 'seed': expected one file per run, "
                 f"found {key} also in {seen[key]}"
             )
         seen[key] = run.path
         runs.append(run)
     if not runs:
-        raise _user_error("--metrics: expected at least one metrics.json, found none")
+        raise UserError("--metrics: expected at least one metrics.json, found none")
     return runs
 
 
@@ -177,45 +172,45 @@ def load_paper(path: str | Path | None) -> dict[tuple[str, str], float]:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise _user_error(f"{path}: paper results file not found")
+        raise UserError(f"{path}: paper results file not found")
     values: dict[tuple[str, str], float] = {}
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if tuple(reader.fieldnames or ()) != PAPER_COLUMNS:
-                raise _user_error(f"{path}: header: expected columns {list(PAPER_COLUMNS)}, "
-                                  f"found {reader.fieldnames}")
+                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)}, "
+                                f"found {reader.fieldnames}")
             for row in reader:
                 line = reader.line_num
                 cells = [value for key, value in row.items() if key is not None and value is not None]
                 cells += row.get(None) or []
                 if len(cells) != len(PAPER_COLUMNS):
-                    raise _user_error(f"{path}: line {line}: expected {len(PAPER_COLUMNS)} columns "
-                                      f"{list(PAPER_COLUMNS)}, found {len(cells)}: {cells}")
+                    raise UserError(f"{path}: line {line}: expected {len(PAPER_COLUMNS)} columns "
+                                    f"{list(PAPER_COLUMNS)}, found {len(cells)}: {cells}")
                 for column in ("benchmark", "source"):
                     if not row[column].strip():
-                        raise _user_error(f"{path}: line {line}, column '{column}': expected a non-empty value, "
-                                          f"found {row[column]!r}")
+                        raise UserError(f"{path}: line {line}, column '{column}': expected a non-empty value, "
+                                        f"found {row[column]!r}")
                 metric = row["metric"].strip()
                 if not _paper_metric_ok(metric):
-                    raise _user_error(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
-                                      f"or ablation:<variant>:<one of those>, found {metric!r}")
+                    raise UserError(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
+                                    f"or ablation:<variant>:<one of those>, found {metric!r}")
                 try:
                     value = float(row["value"])
                 except (TypeError, ValueError):
                     value = math.nan
                 if not 0.0 <= value <= 100.0:
-                    raise _user_error(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
-                                      f"found {row['value']!r}")
+                    raise UserError(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
+                                    f"found {row['value']!r}")
                 key = (row["benchmark"].strip().lower(), metric)
                 if key in values:
-                    raise _user_error(f"{path}: line {line}: expected one value per (benchmark, metric), "
-                                      f"found {key} twice")
+                    raise UserError(f"{path}: line {line}: expected one value per (benchmark, metric), "
+                                    f"found {key} twice")
                 values[key] = value
     except UnicodeDecodeError as exc:
-        raise _user_error(f"{path}: expected a UTF-8 CSV file ({exc})") from None
+        raise UserError(f"{path}: expected a UTF-8 CSV file ({exc})") from None
     except csv.Error as exc:
-        raise _user_error(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
+        raise UserError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     return values
 
 
@@ -319,36 +314,19 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[P
     return written
 
 
-def paper_from_args(args) -> dict[tuple[str, str], float]:
+def load_paper_or_default(path: str | Path) -> dict[tuple[str, str], float]:
     """The --paper file; the built-in default may be absent (a non-editable install): then no paper column."""
-    if args.paper == str(DEFAULT_PAPER_RESULTS) and not DEFAULT_PAPER_RESULTS.is_file():
+    if str(path) == str(DEFAULT_PAPER_RESULTS) and not DEFAULT_PAPER_RESULTS.is_file():
         print(f"note: {DEFAULT_PAPER_RESULTS} not found; paper columns left empty (pass --paper)")
         return {}
-    return load_paper(args.paper)
+    return load_paper(path)
 
 
-def _cmd_tables(args) -> int:
-    runs = load_runs(args.metrics)
-    tables = build_tables(runs, paper_from_args(args))
-    for path in write_tables(tables, args.out_dir):
+def make_tables(metrics: Sequence[str | Path], paper: str | Path, out_dir: str | Path) -> list[Path]:
+    """`tables`: every metrics.json → zsl.csv, gzsl.csv, ablation.csv in out_dir."""
+    runs = load_runs(metrics)
+    tables = build_tables(runs, load_paper_or_default(paper))
+    written = write_tables(tables, out_dir)
+    for path in written:
         print(f"wrote {path} ({len(tables[path.stem])} rows from {len(runs)} runs)")
-    return 0
-
-
-def add_metrics_arguments(parser) -> None:
-    """--metrics and --paper, shared with the plots command."""
-    parser.add_argument("--metrics", nargs="+", required=True, metavar="METRICS_JSON",
-                        help="per-run metrics.json files (results/<benchmark>/<protocol>/<variant>/seed<N>/)")
-    parser.add_argument("--paper", default=str(DEFAULT_PAPER_RESULTS), metavar="CSV",
-                        help="published reference numbers (benchmark, metric, value, source); "
-                             "default: %(default)s")
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv and ablation.csv",
-        description="Mean and sample std over seeds per (benchmark, protocol, variant), in percent, "
-                    "beside the paper's numbers and the difference ours - paper.")
-    add_metrics_arguments(parser)
-    parser.add_argument("--out-dir", required=True, metavar="DIR", help="where the three CSV files are written")
-    parser.set_defaults(func=_cmd_tables)
+    return written

@@ -21,14 +21,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from tfvaegan.tables import (  # noqa: E402
+from tfvaegan.errors import UserError  # noqa: E402
+from tfvaegan.report.tables import (  # noqa: E402
     FULL_MODEL_VARIANT,
     Run,
-    add_metrics_arguments,
     benchmark_sort_key,
     build_tables,
+    load_paper_or_default,
     load_runs,
-    paper_from_args,
     write_atomic,
 )
 
@@ -143,8 +143,6 @@ def read_train_log(path: Path, protocol: str | None = None) -> pd.DataFrame:
     cannot be read, lacks columns, holds a non-number, ends on rows of no run or names a split the
     run's `protocol` does not evaluate on is a one-line error.
     """
-    from tfvaegan.cli import UserError
-
     needed = {"epoch", "eval_split"} | {c for c, _ in LOSS_PANELS} | {c for c, _, _ in ACCURACY_LINES}
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -261,25 +259,16 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _cmd_plots(args) -> int:
-    # Every input is read and checked, and both figures drawn, before either file is written.
-    runs = load_runs(args.metrics)
-    tables = build_tables(runs, paper_from_args(args))
+def make_plots(metrics: Sequence[str | Path], paper: str | Path, out_dir: str | Path) -> list[Path]:
+    """`plots`: paper_vs_ours.png and training_curves.png. Every input is read and checked, and both
+    figures drawn, before either file is written."""
+    runs = load_runs(metrics)
+    tables = build_tables(runs, load_paper_or_default(paper))
     logs = read_train_logs(runs)
-    out_dir = Path(args.out_dir)
+    out_dir = Path(out_dir)
     images = {out_dir / "paper_vs_ours.png": _png(paper_vs_ours_figure(tables["zsl"], tables["gzsl"])),
               out_dir / "training_curves.png": _png(training_curves_figure(logs))}
     for path, data in images.items():
         write_atomic(path, lambda temp, data=data: Path(temp).write_bytes(data))
         print(f"wrote {path}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "plots", help="draw paper_vs_ours.png and training_curves.png from metrics.json files",
-        description="Ours vs the paper per benchmark (ZSL top-1 and GZSL H, error bars over seeds) and "
-                    f"training curves from the {TRAIN_LOG} next to each metrics.json.")
-    add_metrics_arguments(parser)
-    parser.add_argument("--out-dir", required=True, metavar="DIR", help="where the PNG files are written")
-    parser.set_defaults(func=_cmd_plots)
+    return list(images)

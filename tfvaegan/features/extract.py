@@ -11,14 +11,19 @@ res101.mat files of xlsa17, so the split file's 1-based locations index its rows
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from tfvaegan.data.matfile import describe, read_mat, write_mat
+from tfvaegan.errors import DataError, UserError, exception_in_one_line
 
 # torchvision's ImageNet checkpoints (the *_Weights.IMAGENET1K_V1 file names in its cache).
 WEIGHT_FILES = {
@@ -34,8 +39,6 @@ MIN_IMAGE_SIZE = 16  # below this ResNet's stride-32 stages pool a single padded
 
 def safe_image_path(image_root: str | Path, entry: str) -> Path:
     """The file `entry` names under `image_root`; refuses entries that would leave the root."""
-    from tfvaegan.data import DataError
-
     root = Path(image_root).resolve()
     text = str(entry).strip().replace("\\", "/")
     if not text:
@@ -59,15 +62,11 @@ def weights_path(backbone: str = "resnet101", weights: str | Path | None = None)
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights {path}: file not found")
         return path
-    import torch
-
     cached = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHT_FILES[backbone]
     return cached if cached.is_file() else None
 
 
 def _missing_weights_message(backbone: str) -> str:
-    import torch
-
     name = WEIGHT_FILES[backbone]
     return (f"no ImageNet weights for {backbone} and no internet use here: put {name} "
             f"(https://download.pytorch.org/models/{name}) into {Path(torch.hub.get_dir()) / 'checkpoints'} "
@@ -78,10 +77,7 @@ def _missing_weights_message(backbone: str) -> str:
 def build_backbone(backbone: str = "resnet101", weights: str | Path | None = None, seed: int = 0,
                    allow_random_init: bool = False):
     """The ResNet with its classifier removed (outputs the pooled 2048-d features), in eval mode."""
-    import torch
-    import torchvision
-
-    from tfvaegan.cli import UserError
+    import torchvision  # imported when needed: it adds seconds to every command's start-up
 
     if backbone not in WEIGHT_FILES:
         raise UserError(f"backbone: expected one of {sorted(WEIGHT_FILES)}, found {backbone!r}")
@@ -99,10 +95,6 @@ def build_backbone(backbone: str = "resnet101", weights: str | Path | None = Non
 
 def _load_backbone_state(model, path: Path, backbone: str) -> None:
     """Loads a state dict into `model` (whose fc is already removed), strict on everything but fc."""
-    import torch
-
-    from tfvaegan.cli import UserError
-
     expected = (f"backbone weights {path}: expected a state dict (mapping of parameter names to tensors) "
                 f"saved with torch.save, found")
     try:
@@ -134,10 +126,6 @@ def _load_backbone_state(model, path: Path, backbone: str) -> None:
 
 def check_options(batch_size: int, image_size: int, device) -> None:
     """Refuses option values that would otherwise fail deep inside torch, after the work began."""
-    import torch
-
-    from tfvaegan.cli import UserError
-
     for option, value, least in (("--batch-size", batch_size, 1), ("--image-size", image_size, MIN_IMAGE_SIZE)):
         if not isinstance(value, int) or value < least:
             raise UserError(f"{option}: expected an integer >= {least}, found {value!r}")
@@ -153,30 +141,20 @@ def check_options(batch_size: int, image_size: int, device) -> None:
 
 
 def _decode_failure(exc: Exception) -> str:
-    from PIL import UnidentifiedImageError
-
-    from tfvaegan.data import _reason
-
     if isinstance(exc, UnidentifiedImageError):
         return "a file in no image format PIL recognises"
-    return _reason(exc)
+    return exception_in_one_line(exc)
 
 
 def _rgb(img):
     # convert("RGB") clips 16-bit greyscale at 255 instead of scaling it, so such images come out white
     if img.mode == "I" or img.mode.startswith("I;16"):
-        from PIL import Image
-
         img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).clip(0, 255).round().astype(np.uint8))
     return img.convert("RGB")
 
 
 def load_image(path: Path, image_size: int) -> np.ndarray:
     """Resize the shorter side to image_size, centre-crop a square, normalise: (3, S, S) float32."""
-    from PIL import Image
-
-    from tfvaegan.data import DataError
-
     try:
         with Image.open(path) as img:
             img = _rgb(img)
@@ -195,8 +173,6 @@ def load_image(path: Path, image_size: int) -> np.ndarray:
 
 
 def _decode_problem(path: Path) -> str | None:
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             img.draft("RGB", (MIN_IMAGE_SIZE, MIN_IMAGE_SIZE))  # JPEGs decode scaled down, still to their end
@@ -208,10 +184,6 @@ def _decode_problem(path: Path) -> str | None:
 
 def check_images(image_paths: Sequence[str | Path]) -> None:
     """Decodes every image once, so that a bad file stops extraction before any work rather than at its batch."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tfvaegan.data import DataError
-
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
         problems = list(pool.map(_decode_problem, image_paths))
     bad = [(str(path), why) for path, why in zip(image_paths, problems) if why]
@@ -226,8 +198,6 @@ def extract_features(image_paths: Sequence[str | Path], weights: str | Path | No
                      backbone: str = "resnet101", seed: int = 0, allow_random_init: bool = False,
                      progress: bool = True) -> np.ndarray:
     """Pooled backbone features of the images, in their order: (N, 2048) float32."""
-    import torch
-
     check_options(batch_size, image_size, device)
     model = build_backbone(backbone, weights, seed, allow_random_init).to(device)
     n = len(image_paths)
@@ -257,8 +227,6 @@ def read_image_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list
 
 def _read_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str], np.ndarray, list[str]]:
     """read_image_list, plus where each entry came from ("line 7"), for messages about it."""
-    from tfvaegan.data import DataError
-
     list_file = Path(list_file)
     if not list_file.is_file():
         raise FileNotFoundError(f"image list {list_file}: file not found")
@@ -292,8 +260,6 @@ def _read_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str]
 
 
 def _read_mat_list(list_file: Path) -> tuple[list[str], np.ndarray]:
-    from tfvaegan.data import DataError, _describe, read_mat
-
     content = read_mat(list_file)
     for key in ("image_files", "labels"):
         if key not in content:
@@ -304,7 +270,7 @@ def _read_mat_list(list_file: Path) -> tuple[list[str], np.ndarray]:
                         f"found {type(entries).__name__}")
     labels = content["labels"]
     if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iuf":
-        raise DataError(f"{list_file}: key 'labels': expected numeric 1-based labels, found {_describe(labels)}")
+        raise DataError(f"{list_file}: key 'labels': expected numeric 1-based labels, found {describe(labels)}")
     labels = labels.ravel()
     bad = np.flatnonzero(~(np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 1)))
     if bad.size:
@@ -319,8 +285,6 @@ def _read_mat_list(list_file: Path) -> tuple[list[str], np.ndarray]:
 def class_folder_list(image_root: str | Path, class_names: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
     """Entries and 1-based labels from a folder per class; class order = `class_names` when given
     (e.g. the split file's allclasses_names), else the sorted folder names."""
-    from tfvaegan.data import DataError
-
     root = Path(image_root)
     # hidden entries (.git, macOS ._x.png resource forks, .DS_Store) are neither classes nor images
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -353,8 +317,6 @@ def class_folder_list(image_root: str | Path, class_names: Sequence[str] | None 
 
 def write_feature_file(out: str | Path, features: np.ndarray, labels: np.ndarray, entries: Sequence[str]) -> None:
     """res101.mat layout, written atomically (temporary file + rename)."""
-    from tfvaegan.data import write_mat
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # v5 holds at most 2 GiB per variable; larger feature matrices need MATLAB's v7.3 (HDF5).
@@ -366,92 +328,68 @@ def write_feature_file(out: str | Path, features: np.ndarray, labels: np.ndarray
     }, version=version)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from tfvaegan.cli import UserError
-    from tfvaegan.data import DataError
-
-    if (args.list is None) == (not args.class_folders):
+def extract_stage(image_root: str | Path, out: str | Path, *, list_file: str | Path | None = None,
+                  class_folders: bool = False, split_file: str | Path | None = None, strip_prefix: str = "",
+                  weights: str | Path | None = None, allow_random_init: bool = False, backbone: str = "resnet101",
+                  image_size: int = 224, batch_size: int = 64, device: str = "cpu", seed: int = 0) -> Path:
+    """The listed images (`list_file`, or one folder per class) → `out` in the res101.mat layout."""
+    if (list_file is None) == (not class_folders):
         raise UserError("extract: expected exactly one of --list FILE or --class-folders")
-    if args.list is not None and args.split_file is not None:
+    if list_file is not None and split_file is not None:
         raise UserError("extract: --split-file: expected it only with --class-folders (a --list gives the labels "
                         "itself), found it with --list")
-    check_options(args.batch_size, args.image_size, args.device)
-    out = Path(args.out)
+    check_options(batch_size, image_size, device)
+    out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out}: expected a file path, found a directory")
     blocker = next(p for p in out.absolute().parents if p.exists())
     if not blocker.is_dir():
         raise UserError(f"--out {out}: expected a path inside folders, found {blocker}, which is a file")
-    if args.list is not None:
-        entries, labels, places = _read_list(args.list, args.strip_prefix)
+    if list_file is not None:
+        entries, labels, places = _read_list(list_file, strip_prefix)
     else:
-        entries, labels = class_folder_list(args.image_root, _class_names(args.split_file))
-        places = entries
+        entries, labels = class_folder_list(image_root, _class_names(split_file))
+        places = None
+    paths = _image_paths(image_root, entries, list_file, places)
+    print(f"extract: {len(paths)} images from {image_root} with {backbone} "
+          f"({image_size} px, batch {batch_size}, {device})", file=sys.stderr)
+    features = extract_features(paths, weights=weights, batch_size=batch_size, device=device,
+                                image_size=image_size, backbone=backbone, seed=seed,
+                                allow_random_init=allow_random_init)
+    write_feature_file(out, features, labels, entries)
+    print(f"extract: wrote {out} (features {features.shape[1]} x {features.shape[0]})", file=sys.stderr)
+    return out
 
+
+def _image_paths(image_root, entries: list[str], list_file, places: list[str] | None) -> list[Path]:
+    """Each entry's file under the root: inside it, listed once, present; errors name the list's line."""
     def at(i: int) -> str:
-        return f"{args.list}: {places[i]}: " if args.list is not None else ""
+        return f"{list_file}: {places[i]}: " if list_file is not None else ""
 
     paths, first = [], {}
     for i, entry in enumerate(entries):
         try:
-            paths.append(safe_image_path(args.image_root, entry))
+            paths.append(safe_image_path(image_root, entry))
         except DataError as exc:
             raise DataError(f"{at(i)}{exc}") from None
         if first.setdefault(paths[-1], i) != i:
-            raise DataError(f"{at(i)}image {entry!r}: expected each image listed once, found it also at "
-                            f"{places[first[paths[-1]]]}")
+            earlier = places[first[paths[-1]]] if places is not None else entries[first[paths[-1]]]
+            raise DataError(f"{at(i)}image {entry!r}: expected each image listed once, found it also at {earlier}")
     missing = [i for i, p in enumerate(paths) if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{at(missing[0])}image {entries[missing[0]]!r}: expected a file under "
-                                f"{args.image_root}, found none ({len(missing)} listed image(s) missing)")
-    print(f"extract: {len(paths)} images from {args.image_root} with {args.backbone} "
-          f"({args.image_size} px, batch {args.batch_size}, {args.device})", file=sys.stderr)
-    features = extract_features(paths, weights=args.weights, batch_size=args.batch_size, device=args.device,
-                                image_size=args.image_size, backbone=args.backbone, seed=args.seed,
-                                allow_random_init=args.allow_random_init)
-    write_feature_file(args.out, features, labels, entries)
-    print(f"extract: wrote {args.out} (features {features.shape[1]} x {features.shape[0]})", file=sys.stderr)
-    return 0
+                                f"{image_root}, found none ({len(missing)} listed image(s) missing)")
+    return paths
 
 
 def _class_names(split_file: str | None) -> list[str] | None:
-    from tfvaegan.data import DataError, _describe, read_mat
-
     if split_file is None:
         return None
     names = read_mat(Path(split_file)).get("allclasses_names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
         # falling back to sorted folder order could silently mismatch the split file's labels
         found = ("no such key" if names is None else "an empty or blank entry" if isinstance(names, list)
-                 else _describe(names))
+                 else describe(names))
         raise DataError(f"{split_file}: key 'allclasses_names': expected a cell array of class names (the class "
                         f"folders, in label order), found {found}")
     return names
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "extract", help="images -> pooled ResNet features in the res101.mat layout",
-        description="Extract pooled 2048-d ResNet features of the listed images (torchvision, ImageNet "
-                    "weights from --weights or torchvision's cache) into a res101.mat-layout file.")
-    p.add_argument("--image-root", required=True, help="folder the image entries are relative to; "
-                   "nothing outside it is read")
-    p.add_argument("--list", help="image list: a text file of '<relative path> <1-based label>' lines "
-                   "(row order of the output), or a .mat file with image_files and labels")
-    p.add_argument("--class-folders", action="store_true",
-                   help="instead of --list: one sub-folder of --image-root per class")
-    p.add_argument("--split-file", help="with --class-folders: att_splits.mat whose allclasses_names "
-                   "fixes the class order (default: sorted folder names)")
-    p.add_argument("--strip-prefix", default="", help="drop this prefix from every listed entry "
-                   "(xlsa17's image_files hold absolute paths of the authors' machine)")
-    p.add_argument("--out", required=True, help="feature file to write (e.g. DATA/CUB/res101.mat)")
-    p.add_argument("--weights", help="ImageNet state dict of the backbone (default: torchvision's cache)")
-    p.add_argument("--allow-random-init", action="store_true",
-                   help="without weights, use a randomly initialised backbone seeded by --seed "
-                        "(the demo does this; not meaningful for real benchmarks)")
-    p.add_argument("--backbone", default="resnet101", choices=sorted(WEIGHT_FILES), help="default resnet101")
-    p.add_argument("--image-size", type=int, default=224, help="side of the centre crop in pixels (default 224)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
-    p.set_defaults(func=_run)

@@ -1,5 +1,4 @@
-"""Getting the data: a resumable, checksum-verified download of a public archive into the data
-root, and the verification of provided feature files (`verify-features`).
+"""Getting the data: a resumable, checksum-verified download of a public archive into the data root.
 
 `download` keeps the partial file (`<cache>/<name>.part`) when interrupted and continues it
 with an HTTP Range request (or a seek, for file:// URLs) on the next call. The archive is
@@ -8,11 +7,8 @@ accepted with a warning that prints the checksum found, so that it can be pinned
 """
 from __future__ import annotations
 
-import argparse
 import gzip
-import hashlib
 import http.client
-import json
 import lzma
 import os
 import re
@@ -26,24 +22,15 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from tfvaegan.fileio import staging_folder
+from tfvaegan.errors import DataError, UserError
+from tfvaegan.fileio import sha256_of, staging_folder
 
 CHUNK = 1 << 20
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open_from(url: str, offset: int, timeout: float):
     """(stream, total size or None, start) for `url` from byte `offset`: `start` is `offset` when
     resuming, 0 when starting over; `stream` is None when the first `offset` bytes are the whole file."""
-    from tfvaegan.cli import UserError
-
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         path = Path(urllib.request.url2pathname(parsed.path))
@@ -84,8 +71,6 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
     download (it cannot be resumed into something valid) and raises. A partial file that is
     longer than the remote file is discarded and the download starts over.
     """
-    from tfvaegan.cli import UserError
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256):
@@ -143,8 +128,6 @@ def _say(enabled: bool, message: str) -> None:
 def _target(archive: Path, member: str, prefix: str, only: tuple[str, ...]) -> PurePosixPath | None:
     """Where an archive member goes, relative to the data root: None when it is outside
     `prefix`/`only`; refuses escapes."""
-    from tfvaegan.data import DataError
-
     name = member.replace("\\", "/")
     if not name.startswith(prefix) or name.endswith("/"):
         return None
@@ -169,8 +152,6 @@ def unpack(archive: str | Path, data_root: str | Path, member_prefix: str = "",
     a staging folder inside `data_root` and moved into place only once all of them were read
     intact. A truncated or corrupt archive is deleted when `delete_corrupt` (a rerun then fetches
     it again instead of reusing it)."""
-    from tfvaegan.data import DataError
-
     archive, data_root = Path(archive), Path(data_root)
     prefix = member_prefix.replace("\\", "/").strip("/")
     prefix = prefix + "/" if prefix else ""  # the prefix names a folder, with or without its slash
@@ -236,91 +217,16 @@ def unpack(archive: str | Path, data_root: str | Path, member_prefix: str = "",
     return written
 
 
-def verify_features(data_root: str | Path, config_file: str | Path | None, datasets: list[str],
-                    overrides: list[str] = ()) -> dict:
-    """Load each dataset (split) with tfvaegan.data, check the sizes the config states, and record
-    every file's sha256 and the split sizes."""
-    from tfvaegan import config as config_module
-    from tfvaegan import data as data_module
-
-    base = config_module.load(config_file, overrides)
-    checksums: dict[str, str] = {}
-
-    def checksum(path: Path) -> str:
-        if str(path) not in checksums:
-            checksums[str(path)] = sha256_of(path)
-        return checksums[str(path)]
-
-    records = []
-    for dataset in datasets or [base.dataset]:
-        cfg = config_module.from_mapping({**base.to_dict(), "dataset": dataset}, str(config_file))
-        raw = data_module.load_raw(data_root, cfg)
-        n_classes, att_size = raw.attributes.shape
-        cfg.resolved(raw.features.shape[1], att_size, n_classes, source=str(raw.feature_file))
-        files = [raw.feature_file, raw.split_file]
-        if cfg.manual_att:
-            files.append(data_module.manual_attribute_path(Path(data_root), cfg))
-        records.append({
-            "dataset": dataset,
-            "files": {str(f): checksum(Path(f)) for f in files},
-            "images": int(raw.features.shape[0]), "feature_dim": int(raw.features.shape[1]),
-            "classes": int(n_classes), "attribute_dim": int(att_size),
-            "split_sizes": {name: int(len(rows)) for name, rows in raw.locs.items()},
-        })
-        print(f"verify-features: {dataset}: {records[-1]['images']} images, {n_classes} classes, "
-              f"features {raw.features.shape[1]}-d: ok", file=sys.stderr)
-    return {"data_root": str(data_root), "config": str(config_file) if config_file else None,
-            "datasets": records}
-
-
-def _run_download(args: argparse.Namespace) -> int:
-    from tfvaegan.cli import UserError
-
-    sha = (args.sha256 or "").strip().lower() or None
+def download_archive(url: str, data_root: str | Path, sha256: str = "", member_prefix: str = "",
+                     only: tuple[str, ...] = (), cache_dir: str | Path | None = None, timeout: float = 60.0) -> list[Path]:
+    """`download`: fetch the archive into the cache folder (resuming), verify it, unpack into the data root."""
+    sha = (sha256 or "").strip().lower() or None
     if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-        raise UserError(f"--sha256: expected 64 hexadecimal digits, found {args.sha256!r}")
-    data_root = Path(args.data_root)
-    cache = Path(args.cache_dir) if args.cache_dir else data_root / ".downloads"
-    name = Path(urllib.parse.urlparse(args.url).path).name or "archive"
-    archive = fetch(args.url, cache / name, sha, timeout=args.timeout)
-    files = unpack(archive, data_root, args.member_prefix, tuple(args.only or ()), delete_corrupt=True)
+        raise UserError(f"--sha256: expected 64 hexadecimal digits, found {sha256!r}")
+    data_root = Path(data_root)
+    cache = Path(cache_dir) if cache_dir else data_root / ".downloads"
+    name = Path(urllib.parse.urlparse(url).path).name or "archive"
+    archive = fetch(url, cache / name, sha, timeout=timeout)
+    files = unpack(archive, data_root, member_prefix, tuple(only or ()), delete_corrupt=True)
     print(f"download: {len(files)} files unpacked into {data_root}", file=sys.stderr)
-    return 0
-
-
-def _run_verify(args: argparse.Namespace) -> int:
-    from tfvaegan.fileio import atomic_write_text
-
-    record = verify_features(args.data_root, args.config, args.dataset or [], args.set or [])
-    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "download", help="download and unpack a public archive (resumable, sha256-verified)",
-        description="Download an archive (http, https or file URL) into a cache folder, resuming a "
-                    "partial download, verify its sha256, and unpack the files under --member-prefix "
-                    "into the data root.")
-    p.add_argument("--url", required=True, help="archive URL, e.g. the xlsa17 zip")
-    p.add_argument("--sha256", default="", help="expected checksum; empty: not verified (a warning prints it)")
-    p.add_argument("--data-root", required=True, help="folder the files are unpacked into")
-    p.add_argument("--member-prefix", default="", help="archive folder whose contents go into the data root "
-                   "(xlsa17: 'xlsa17/data/'); other members are skipped")
-    p.add_argument("--only", action="append", metavar="FOLDER",
-                   help="unpack only this top-level folder below the prefix (repeatable), e.g. CUB")
-    p.add_argument("--cache-dir", help="where the archive is kept (default: <data root>/.downloads)")
-    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
-    p.set_defaults(func=_run_download)
-
-    v = subparsers.add_parser(
-        "verify-features", help="check a benchmark's feature and split files and record their sha256",
-        description="Load the benchmark's files with tfvaegan.data (every problem named by file and key), "
-                    "check the sizes its config states, and write their checksums and sizes as JSON.")
-    v.add_argument("--data-root", required=True, help="folder holding the datasets")
-    v.add_argument("--config", help="benchmark YAML file (config/benchmarks/*.yaml)")
-    v.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
-    v.add_argument("--dataset", action="append", help="dataset folder to check (repeatable, one per split; "
-                   "default: the config's)")
-    v.add_argument("--out", required=True, help="JSON record to write")
-    v.set_defaults(func=_run_verify)
+    return files

@@ -4,9 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tfvaegan.models import TFVAEGAN
-
-CHUNK_ROWS = 16384  # bounds the generator's hidden activations (rows x 4096 floats) in memory
+from tfvaegan.method.models import CHUNK_ROWS, TFVAEGAN
 
 
 @torch.no_grad()

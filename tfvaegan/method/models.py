@@ -14,6 +14,9 @@ from torch import Tensor, nn
 from tfvaegan.config import Config
 
 LEAK = 0.2
+# Rows per forward pass outside training (synthesis, discriminative features): bounds the 4096-wide
+# hidden activations in memory.
+CHUNK_ROWS = 16384
 
 
 def init_weights(module: nn.Module) -> None:
@@ -135,14 +138,23 @@ class TFVAEGAN(nn.Module):
         # would add an untrained, randomly initialised feedback module's output at weight a2.
         self.uses_feedback = cfg.feedback_loop > 1
 
-    def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None) -> Tensor:
-        """G(z, a); with a feedback weight, generated again with the feedback of the decoder's hidden
-        state added (at that weight) to the generator's own hidden state, which is computed once."""
+    def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None,
+                 feedback_source: Tensor | None = None) -> Tensor:
+        """x̃ = G(z, a); with a feedback weight δ, the paper's feedback pass x̃ = σ(W₂(h + δ·F(Dec_h(x))))
+        with h the generator's hidden state for (z, a), which is computed once.
+
+        x is what the semantic decoder reads: G(z, a) itself, or `feedback_source` (the official loop
+        feeds the generator's second, prior sample the feedback of its reconstruction). The decoder's
+        hidden state is read without gradient, as the official getLayersOutDet detaches it.
+        """
         hidden = self.generator.hidden(z, att)
-        x = self.generator.output(hidden)
-        if feedback_weight is not None:
-            x = self.generator.output(hidden, self.feedback(self.decoder.hidden(x)), feedback_weight)
-        return x
+        if feedback_weight is None:
+            return self.generator.output(hidden)
+        with torch.no_grad():
+            if feedback_source is None:
+                feedback_source = self.generator.output(hidden)
+            decoder_hidden = self.decoder.hidden(feedback_source)
+        return self.generator.output(hidden, self.feedback(decoder_hidden), feedback_weight)
 
     @torch.no_grad()
     def synthesize(self, z: Tensor, att: Tensor) -> Tensor:
@@ -154,7 +166,3 @@ class TFVAEGAN(nn.Module):
         """[x, decoder output, decoder hidden] (the official order): what the final classifier sees."""
         hidden, out = self.decoder(x)
         return torch.cat((x, out, hidden), dim=1)
-
-
-def parameter_count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

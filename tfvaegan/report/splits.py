@@ -5,15 +5,18 @@ splits 1-29, HMDB51 split 1) and reported as the mean. The seed folder's metrics
 mean under the usual keys, so the tables treat a split benchmark like any other; the per-split
 numbers stay in `splits`.
 
-    python -m tfvaegan.splits --metrics .../split_1/metrics.json ... --out .../seed0/metrics.json
+    python -m tfvaegan average-splits --metrics .../split_1/metrics.json ... --out .../seed0/metrics.json
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
+
+from tfvaegan.errors import UserError
+from tfvaegan.fileio import atomic_write_text
+from tfvaegan.report.tables import check_run, read_metrics_json
 
 AVERAGED = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "seconds_per_epoch")
 SAME_FOR_ALL = ("benchmark", "protocol", "variant", "seed")
@@ -21,8 +24,6 @@ SAME_FOR_ALL = ("benchmark", "protocol", "variant", "seed")
 
 def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
     """One metrics mapping whose headline numbers are the mean over `runs` (the splits)."""
-    from tfvaegan.cli import UserError
-
     if not runs:
         raise UserError("average over splits: expected at least one metrics.json, found none")
     sources = sources or [f"split {i + 1}" for i in range(len(runs))]
@@ -52,8 +53,6 @@ def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
 
 def _check_split(path: str, data: dict) -> None:
     """The keys averaging reads beyond those the tables check (tables.check_run does the rest)."""
-    from tfvaegan.cli import UserError
-
     seconds = data.get("seconds_per_epoch")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
                                 or not 0.0 <= seconds < math.inf):
@@ -66,8 +65,6 @@ def _check_split(path: str, data: dict) -> None:
 
 def read_split_metrics(paths: list[str]) -> list[dict]:
     """Every split's metrics.json, each checked as the tables check one; one clear error for a bad file."""
-    from tfvaegan.tables import check_run, read_metrics_json
-
     runs = []
     for path in paths:
         data = read_metrics_json(path)
@@ -77,38 +74,12 @@ def read_split_metrics(paths: list[str]) -> list[dict]:
     return runs
 
 
-def _run(args: argparse.Namespace) -> int:
-    from tfvaegan.fileio import atomic_write_text
-
-    runs = read_split_metrics(list(args.metrics))
-    merged = average_metrics(runs, list(args.metrics))
-    out = Path(args.out)
+def average_splits(metrics: list[str | Path], out: str | Path) -> dict:
+    """`average-splits`: the splits' metrics.json files → the seed folder's metrics.json."""
+    runs = read_split_metrics([str(m) for m in metrics])
+    merged = average_metrics(runs, [str(m) for m in metrics])
+    out = Path(out)
     atomic_write_text(out, json.dumps(merged, indent=2) + "\n")
     print(f"average over {len(runs)} split(s): ZSL {merged['zsl_acc']}, H {merged['gzsl_h']} -> {out}",
           file=sys.stderr)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser("average-splits", help="average the metrics.json of a benchmark's splits",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--metrics", nargs="+", required=True, help="metrics.json of each split")
-    p.add_argument("--out", required=True, help="metrics.json to write (the seed folder's)")
-    p.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from tfvaegan.cli import UserError
-
-    parser = argparse.ArgumentParser(prog="python -m tfvaegan.splits")
-    add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["average-splits", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return merged

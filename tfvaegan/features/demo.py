@@ -17,7 +17,6 @@ Everything is a function of the seed, so the same seed gives byte-identical file
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import shutil
@@ -27,6 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from tfvaegan.data.matfile import write_mat
+from tfvaegan.errors import DataError, UserError
+from tfvaegan.fileio import atomic_write_text, staging_folder
 
 # Attribute groups and their values; a class is one value per group.
 COLOURS = {
@@ -45,8 +49,11 @@ ATTRIBUTE_NAMES = (
 N_CLASSES = len(COLOURS) * len(SHAPES) * len(SIZES) * len(TEXTURES)
 
 
-class OptionError(ValueError):
-    """An out-of-range option; kept apart from the ValueErrors (bad paths, bugs) that must not read as one."""
+class OptionError(UserError, ValueError):
+    """An out-of-range option of the demo; its message starts with 'demo: '."""
+
+    def __init__(self, message: str):
+        super().__init__(f"demo: {message}")
 
 
 @dataclass(frozen=True)
@@ -145,8 +152,6 @@ def _check_out(out: Path, classes: list[DemoClass]) -> None:
     """Accept a new or empty folder, or one whose images/ a previous demo run wrote (whatever its options:
     snakemake deletes the declared outputs, not images/, before rerunning the rule); refuse anything else
     rather than delete or mix with files that are not the demo's."""
-    from tfvaegan.data import DataError
-
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: expected a folder for the demo (new, empty or a previous demo output), "
                         f"found a file")
@@ -167,11 +172,6 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_
               n_unseen: int = 12, n_val_classes: int = 8, test_seen_fraction: float = 0.2,
               progress: bool = True) -> dict:
     """Write the demo benchmark under `out`; returns a summary (class counts, file paths)."""
-    from PIL import Image
-
-    from tfvaegan.data import write_mat
-    from tfvaegan.fileio import atomic_write_text, staging_folder
-
     if images_per_class < 5:
         raise OptionError(f"images_per_class: expected >= 5, found {images_per_class}")
     if image_size < 32:
@@ -231,29 +231,3 @@ def make_demo(out: str | Path, seed: int = 0, images_per_class: int = 20, image_
         print(f"demo: {summary['images']} images, {n_seen} seen and {len(unseen)} unseen classes "
               f"written to {out}", file=sys.stderr)
     return summary
-
-
-def _run(args: argparse.Namespace) -> int:
-    from tfvaegan.cli import UserError
-
-    try:
-        make_demo(args.out, seed=args.seed, images_per_class=args.images_per_class,
-                  image_size=args.image_size, n_unseen=args.n_unseen, n_val_classes=args.n_val_classes)
-    except OptionError as exc:
-        raise UserError(f"demo: {exc}") from None
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo", help="generate the embedded demo benchmark (images + att_splits.mat, xlsa17 layout)",
-        description="Generate the demo benchmark: images of objects whose colour, shape, size and texture "
-                    "define the classes; unseen classes are unseen attribute combinations.")
-    p.add_argument("--out", required=True, help="folder to write images/, image_list.txt and att_splits.mat into")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything generated (default 0)")
-    p.add_argument("--images-per-class", type=int, default=20, help="images per class (default 20)")
-    p.add_argument("--image-size", type=int, default=32, help="image side in pixels (default 32)")
-    p.add_argument("--n-unseen", type=int, default=12, help=f"unseen classes out of {N_CLASSES} (default 12)")
-    p.add_argument("--n-val-classes", type=int, default=8,
-                   help="seen classes held out in val_loc, as xlsa17 provides (default 8)")
-    p.set_defaults(func=_run)

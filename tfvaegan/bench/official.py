@@ -18,7 +18,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from tfvaegan.train import vae_loss, weighted_l1
+from tfvaegan.method.losses import vae_loss, weighted_l1
 
 
 def official_generator_step(model, opts: dict, cfg, data, feedback_pass: bool, lambda1: float,

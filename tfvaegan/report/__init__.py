@@ -1,0 +1,1 @@
+"""From metrics.json files to the paper's tables and figures (and the split averages before them)."""
