@@ -1,9 +1,19 @@
-"""Fixtures shared by the workflow, demo, extraction and download tests."""
+"""Fixtures every test module shares: the toy benchmark (tests/toy.py) written once per session,
+the tiny config that trains on it, the small demo, and the CLI run in-process.
+
+Two commands run the suite (README): `python -m pytest -m "not slow"` is the development loop
+(about a minute); `python -m pytest` adds the end-to-end runs (Snakemake for real, torch.compile,
+real processes, the SLURM cluster when one is started) and is what CI runs.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
+from toy import TINY, load_test_split, write_toy
+
+from tfvaegan.config import from_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 XLSA17_ROOT = PROJECT_ROOT.parent / "shared" / "xlsa17"
@@ -19,6 +29,26 @@ def run_cli(capsys):
         return code, capsys.readouterr().err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> tuple[Path, Path]:
+    """A data root holding the toy benchmark TOY, and the TINY config as a YAML file beside it.
+    Tests may add datasets of their own under the root; none changes TOY."""
+    root = tmp_path_factory.mktemp("toy_data")
+    write_toy(root)
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    return root, config
+
+
+@pytest.fixture(scope="session")
+def toy(toy_root):
+    """(data root, the TINY config resolved against TOY, TOY's paper split as tensors on the CPU)."""
+    root, _ = toy_root
+    cfg = from_mapping({**TINY, "dataset": "TOY"})
+    zdata = load_test_split(root, cfg)
+    return root, cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes), zdata
 
 
 @pytest.fixture(scope="session")

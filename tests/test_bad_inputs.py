@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+from toy import load_test_split, toy_arrays, write_toy
 
-from toy import toy_arrays, write_toy
 from tfvaegan import config
-from tfvaegan.data.validate import load_raw
-from tfvaegan.errors import DataError
-from toy import load_test_split
 from tfvaegan.cli import main
-from tfvaegan.errors import UserError
 from tfvaegan.config import Config, ConfigError
+from tfvaegan.data.validate import load_raw
+from tfvaegan.errors import DataError, UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = toy_arrays()  # what write_toy writes by default
@@ -291,6 +289,7 @@ def test_check_lists_every_independent_problem(tmp_path, capsys):
         load_raw(tmp_path, Config(dataset="TOY"))
 
 
+@pytest.mark.slow
 def test_check_through_a_real_process(tmp_path):
     folder = write_toy(tmp_path, split_overrides={"trainval_loc": TOY["trainval_loc"] - 1})
     result = subprocess.run([sys.executable, "-m", "tfvaegan", "dataset", "check", str(folder)],

@@ -9,29 +9,28 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from toy import load_test_split
+
+from tfvaegan.bench.official import (
+    official_evaluation,
+    official_generator_step,
+    official_optimizers,
+)
+from tfvaegan.config import Config, ConfigError, from_mapping
+from tfvaegan.device import resolve_device
 from tfvaegan.method.classifier import ClassifierSettings
 from tfvaegan.method.evaluate import EvalSet, evaluate, gzsl, zsl
-from tfvaegan.config import Config, ConfigError, from_mapping
+from tfvaegan.method.losses import (
+    adapt_lambda,
+    critic_loss_and_gradients,
+    decoder_loss,
+    gradient_penalty,
+    vae_loss,
+    weighted_l1,
+)
 from tfvaegan.method.metrics import harmonic_mean, per_class_accuracy
 from tfvaegan.method.models import TFVAEGAN, Critic
-from tfvaegan.bench.official import official_evaluation, official_generator_step, official_optimizers
-from tfvaegan.device import resolve_device
-from tfvaegan.method.losses import (adapt_lambda, critic_loss_and_gradients, decoder_loss, gradient_penalty, vae_loss,
-                                    weighted_l1)
 from tfvaegan.method.train import Trainer, train
-from toy import TINY, write_toy
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    write_toy(root)
-    cfg = from_mapping({**TINY, "dataset": "TOY"})
-    zdata = load_test_split(root, cfg)
-    cfg = cfg.resolved(zdata.res_size, zdata.att_size, zdata.n_classes)
-    return root, cfg, zdata
 
 
 # ------------------------------------------------------------------ models

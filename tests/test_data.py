@@ -5,14 +5,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from toy import load_test_split, toy_arrays, write_action_layout, write_toy
 
-from toy import toy_arrays, write_action_layout, write_toy
-from tfvaegan.data.matfile import read_mat
-from tfvaegan.data.matfile import write_mat
+from tfvaegan.config import Config
+from tfvaegan.data.matfile import read_mat, write_mat
 from tfvaegan.data.preprocess import make_split
 from tfvaegan.data.validate import load_raw
-from toy import load_test_split
-from tfvaegan.config import Config
 from tfvaegan.features.dataset import xlsa17_locations
 
 

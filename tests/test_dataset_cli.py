@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfvaegan.features import dataset, embeddings, extract
+from tfvaegan.cli import main
+from tfvaegan.config import Config
 from tfvaegan.data.matfile import read_mat
 from tfvaegan.data.validate import load_raw
-from tfvaegan.errors import DataError
-from tfvaegan.cli import main
-from tfvaegan.errors import UserError
-from tfvaegan.config import Config
+from tfvaegan.errors import DataError, UserError
+from tfvaegan.features import dataset, embeddings, extract
 
 CLASSES = ["cat", "dog", "fox", "owl", "yak", "zebra"]
 IMAGES_PER_CLASS = 6

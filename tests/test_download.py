@@ -223,8 +223,8 @@ def test_a_stalled_download_keeps_the_partial_file_and_resumes(run_cli, server, 
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
                                    __import__("urllib.error").error.URLError("unreachable")])
 def test_a_broken_connection_mid_download_asks_for_a_rerun(monkeypatch, tmp_path, error):
-    from tfvaegan.features import download
     from tfvaegan.errors import UserError
+    from tfvaegan.features import download
 
     class Broken(io.BytesIO):
         def read1(self, size=-1):

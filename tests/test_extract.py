@@ -6,9 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tfvaegan.errors import UserError
 from tfvaegan.data.matfile import read_mat
-from tfvaegan.errors import DataError
+from tfvaegan.errors import DataError, UserError
 from tfvaegan.features.extract import (
     class_folder_list,
     extract_features,

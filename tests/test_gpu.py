@@ -14,13 +14,12 @@ import os
 
 import pytest
 import torch
+from toy import TINY, load_test_split
 
-from toy import load_test_split
-from tfvaegan.method.evaluate import evaluate
 from tfvaegan.config import from_mapping
 from tfvaegan.device import prepare_device
+from tfvaegan.method.evaluate import evaluate
 from tfvaegan.method.train import Trainer, train
-from toy import TINY, write_toy
 
 DEVICE = torch.device(os.environ.get("TFVAEGAN_GPU_TEST_DEVICE", "cuda"))
 pytestmark = [
@@ -31,9 +30,8 @@ LOSS_KEYS = ("loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1")
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    write_toy(root)
+def toy(toy_root):
+    root, _ = toy_root
     prepare_device(DEVICE)
     cfg = from_mapping({**TINY, "dataset": "TOY", "device": str(DEVICE)})
     zdata = load_test_split(root, cfg)

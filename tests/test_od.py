@@ -7,13 +7,10 @@ import math
 import pytest
 import torch
 
-from tfvaegan.method.classifier import ClassifierSettings
-from tfvaegan.method.evaluate import EvalSet
 from tfvaegan.config import Config
-from tfvaegan.method.classifier import local_labels
-from tfvaegan.method.evaluate import od_gzsl, routed_accuracy
-from tfvaegan.method.detector import (DetectorSettings, entropy,
-                         train_detector)
+from tfvaegan.method.classifier import ClassifierSettings, local_labels
+from tfvaegan.method.detector import DetectorSettings, entropy, train_detector
+from tfvaegan.method.evaluate import EvalSet, od_gzsl, routed_accuracy
 
 N_SEEN, N_UNSEEN, DIM = 6, 4, 24
 CLASSIFIER = ClassifierSettings(lr=0.01, beta1=0.5, nepoch=10, batch_size=32)

@@ -8,24 +8,14 @@ import pickle
 import pytest
 import torch
 import yaml
+from toy import TINY, write_action_layout, write_toy
 
-from toy import write_action_layout
-from tfvaegan.cli import main
-from tfvaegan.errors import UserError
 from tfvaegan.artifacts import LOG_COLUMNS
 from tfvaegan.artifacts import load_artifact as load_checkpoint
-from toy import TINY, write_toy
+from tfvaegan.cli import main
+from tfvaegan.errors import UserError
 
 HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
-
-
-@pytest.fixture(scope="module")
-def toy_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_toy(root)
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    return root, config
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +27,7 @@ def paper_run(toy_root, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_run_writes_all_outputs_with_accuracy_far_above_chance(paper_run):
     metrics = json.loads((paper_run / "metrics.json").read_text())
     for key in HEADLINE:
@@ -68,6 +59,7 @@ def test_model_and_synthetic_files_load_weights_only(paper_run):
     assert torch.equal(synthetic["labels"].unique(), synthetic["classes"])
 
 
+@pytest.mark.slow
 def test_stages_reproduce_run(paper_run, toy_root, tmp_path):
     """synthesize + classify from the saved model give the metrics `run` wrote (same seed)."""
     root, _ = toy_root
@@ -80,6 +72,7 @@ def test_stages_reproduce_run(paper_run, toy_root, tmp_path):
     assert again["final_model"] == first["final_model"]
 
 
+@pytest.mark.slow
 def test_val_protocol_selects_on_validation_only(toy_root, tmp_path):
     root, config = toy_root
     assert main(["run", "--data-root", str(root), "--dataset", "TOY", "--config", str(config),
@@ -131,6 +124,7 @@ def test_checkpoint_that_is_not_a_plain_dict_is_refused(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_action_layout_with_od_gzsl(tmp_path):
     root = tmp_path / "data"
     write_action_layout(root, name="toy_i3d", n_splits=1)
@@ -323,6 +317,7 @@ def test_checkpoint_that_fails_to_restore_restarts_from_scratch(toy_root, tmp_pa
     """A checkpoint of this very run (same fingerprint) whose state cannot be restored is ignored,
     and the run gives exactly the numbers of a run without it (nothing half-restored)."""
     from toy import load_test_split
+
     from tfvaegan.config import from_mapping
     from tfvaegan.method.train import train
 

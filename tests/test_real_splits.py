@@ -10,14 +10,13 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import XLSA17_ROOT
-from tfvaegan.data.matfile import read_mat
-from tfvaegan.data.matfile import write_mat
-from tfvaegan.data.validate import load_raw
 from toy import load_test_split
+
 from tfvaegan.cli import main
 from tfvaegan.config import Config
+from tfvaegan.data.matfile import read_mat, write_mat
+from tfvaegan.data.validate import load_raw
 
 pytestmark = pytest.mark.skipif(not XLSA17_ROOT.is_dir(), reason=f"{XLSA17_ROOT} absent")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PROJECT_ROOT
+
 from tfvaegan.features.demo import N_CLASSES
 
 SNAKEFILE = PROJECT_ROOT / "workflow" / "Snakefile"
@@ -66,12 +66,22 @@ def test_lint_is_clean(tmp_path):
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
 
 
+def test_the_workflow_reads_the_package_without_loading_torch():
+    """common.smk imports the data layout, the config and the errors of the package (one copy of each
+    rule) every time Snakemake parses the workflow: none of them may pull torch in."""
+    probe = ("import sys; import tfvaegan.config, tfvaegan.errors; from tfvaegan.data import layout; "
+             "heavy = sorted(m for m in ('torch', 'numpy', 'scipy', 'sklearn') if m in sys.modules); "
+             "print(heavy); sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "from tfvaegan.data import layout" in (PROJECT_ROOT / "workflow" / "rules" / "common.smk").read_text()
+
+
 def _placeholder_data(root: Path) -> None:
     """Empty files where the six benchmarks expect theirs: enough for a dry run."""
     import tfvaegan.config as config_module
-    from tfvaegan.data.layout import feature_path
-    from tfvaegan.data.layout import manual_attribute_path
-    from tfvaegan.data.layout import split_path
+    from tfvaegan.data.layout import feature_path, manual_attribute_path, split_path
 
     for name, entry in DEFAULT_CONFIG["catalog"].items():
         cfg = config_module.load(PROJECT_ROOT / entry["config"])
@@ -291,6 +301,7 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_demo_dag_writes_the_tables(tiny_run):
     workdir, _, result = tiny_run
     counts = job_counts(result.stdout + result.stderr)
@@ -317,6 +328,7 @@ def test_demo_dag_writes_the_tables(tiny_run):
     assert (workdir / "logs" / "train" / "demo_a" / "paper" / "tfvaegan" / "seed0.log").is_file()
 
 
+@pytest.mark.slow
 def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_benchmark(tiny_run):
     workdir, config, _ = tiny_run
     result = snakemake(workdir, "--configfile", config, "-n")
@@ -373,6 +385,7 @@ def _split_metrics(zsl, h, split):
             "config": {"dataset": f"hmdb_i3d/split_{split}"}, "notes": ["od"]}
 
 
+@pytest.mark.slow
 def test_average_over_splits(tmp_path):
     paths = []
     for split, (zsl, h) in enumerate([(0.2, 0.1), (0.4, 0.3), (0.3, 0.5)], 1):

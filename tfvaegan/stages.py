@@ -33,7 +33,7 @@ from tfvaegan.fileio import atomic_torch_save, atomic_write_text, sha256_of
 from tfvaegan.method.evaluate import evaluate
 from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
-from tfvaegan.method.train import TrainResult, train
+from tfvaegan.method.train import train
 
 HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
 

@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 RULES_DIR = REPO / "workflow" / "rules"
-GPU_RULES = {"train", "synthesize", "classify"}
+GPU_RULES = {"train", "synthesize", "classify", "train_split", "synthesize_split", "classify_split"}
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +44,17 @@ def evaluate(expression, env: dict[str, str]):
 
 
 def workflow_rules() -> dict[str, str]:
-    """Rule name -> its source text, for every rule in workflow/rules/*.smk."""
-    rules = {}
+    """Rule name -> its source text, for every rule in workflow/rules/*.smk; a rule made with
+    `use rule A as B with:` gets A's text followed by its own."""
+    rules, derived = {}, {}
     for smk in sorted(RULES_DIR.glob("*.smk")):
         text = smk.read_text()
-        starts = [(m.group(1), m.start()) for m in re.finditer(r"^\s*rule (\w+):", text, re.MULTILINE)]
-        for (name, start), (_, end) in zip(starts, [*starts[1:], ("", len(text))]):
-            rules[name] = text[start:end]
+        starts = [(m.group(1) or m.group(3), m.group(2), m.start())
+                  for m in re.finditer(r"^\s*(?:rule (\w+)|use rule (\w+) as (\w+) with):", text, re.MULTILINE)]
+        for (name, base, start), (_, _, end) in zip(starts, [*starts[1:], ("", None, len(text))]):
+            (derived if base else rules)[name] = (base, text[start:end])
+    rules = {name: text for name, (_, text) in rules.items()}
+    rules.update({name: rules[base] + text for name, (base, text) in derived.items()})
     return rules
 
 

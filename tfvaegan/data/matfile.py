@@ -10,7 +10,10 @@ import io
 from pathlib import Path
 from typing import Any, Mapping
 
+import h5py
 import numpy as np
+import scipy.io
+import scipy.sparse
 
 from tfvaegan.errors import DataError, exception_in_one_line
 from tfvaegan.fileio import atomic_path
@@ -18,8 +21,6 @@ from tfvaegan.fileio import atomic_path
 
 def mat_version(path: Path) -> str:
     """'v7.3' for HDF5-based files, else 'v5' (which also covers v4/v6 files scipy reads)."""
-    import h5py
-
     return "v7.3" if h5py.is_hdf5(str(path)) else "v5"
 
 
@@ -48,8 +49,6 @@ def read_mat(path: Path) -> dict[str, Any]:
 
 
 def _read_v5_mat(path: Path) -> dict[str, Any]:
-    import scipy.io
-
     content = scipy.io.loadmat(str(path))
     result: dict[str, Any] = {}
     for key, value in content.items():
@@ -78,8 +77,6 @@ def _v5_cell_strings(cell: np.ndarray) -> list[str] | np.ndarray:
 
 
 def _read_hdf5_mat(path: Path) -> dict[str, Any]:
-    import h5py
-
     result: dict[str, Any] = {}
     with h5py.File(str(path), "r") as handle:
         for key, node in handle.items():
@@ -94,8 +91,6 @@ def _read_hdf5_mat(path: Path) -> dict[str, Any]:
 
 
 def _hdf5_value(handle, node) -> Any:
-    import h5py
-
     matlab_class = node.attrs.get("MATLAB_class", b"")
     if isinstance(matlab_class, bytes):
         matlab_class = matlab_class.decode()
@@ -149,8 +144,6 @@ def write_mat(path: Path, variables: Mapping[str, Any], version: str = "v5") -> 
         raise ValueError(f"write_mat: version must be 'v5' or 'v7.3', got {version!r}")
     with atomic_path(path) as temp:
         if version == "v5":
-            import scipy.io
-
             buffer = io.BytesIO()
             scipy.io.savemat(buffer, {k: _v5_value(v) for k, v in variables.items()}, do_compression=False)
             data = buffer.getbuffer()
@@ -183,8 +176,6 @@ _HDF5_CLASSES = {
 
 
 def _write_hdf5_mat(path: Path, variables: Mapping[str, Any]) -> None:
-    import h5py
-
     # MATLAB recognises a v7.3 file by a 512-byte user block carrying a v5-style header.
     with h5py.File(str(path), "w", userblock_size=512) as handle:
         refs = handle.create_group("#refs#")
@@ -220,8 +211,6 @@ def _hdf5_char(group, name: str, text: str):
 
 
 def is_sparse(value: Any) -> bool:
-    import scipy.sparse
-
     return scipy.sparse.issparse(value) or (isinstance(value, Unsupported) and value.sparse)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn import preprocessing as skp
 
 from tfvaegan.data.validate import RawDataset
 from tfvaegan.errors import DataError
@@ -66,8 +67,6 @@ def make_split(raw: RawDataset, train_idx, test_seen_idx, test_unseen_idx, cfg) 
     rows, then every split multiplied by 1 / (maximum of the scaled training features);
     cfg.preprocessing False keeps the raw features. Attributes: rows L2-normalised.
     """
-    from sklearn import preprocessing as skp
-
     train_idx, test_seen_idx, test_unseen_idx = (np.asarray(i, dtype=np.int64)
                                                  for i in (train_idx, test_seen_idx, test_unseen_idx))
     features = raw.features

@@ -1,0 +1,104 @@
+"""The house rules of docs/architecture.md, read off the source: imports run one way (no cycle, imports
+inside functions counted; a room imports only rooms on its floor or below), nothing below the
+command line imports it, nothing in the package imports the bench, and no function is longer than
+80 lines."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "tfvaegan"
+# docs/architecture.md, "Rooms": the higher the floor, the more it may import.
+FLOORS = {"cli": 5, "__main__": 5, "bench": 5, "stages": 4, "protocols": 4, "artifacts": 4, "method": 3,
+          "features": 3, "report": 3, "data": 2, "config": 1, "errors": 1, "device": 1, "fileio": 1}
+LONGEST_FUNCTION = 80
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The package modules `name` imports, anywhere in its source."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            base = node.module if node.level == 0 else ".".join(name.split(".")[: -node.level] + [node.module])
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target not in (name, "tfvaegan"):
+                found.add(target)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else module
+
+
+def test_every_module_has_a_floor():
+    rooms = {_room(m) for m in MODULES if m != "tfvaegan"}
+    assert rooms <= set(FLOORS), f"rooms without a floor in docs/architecture.md: {sorted(rooms - set(FLOORS))}"
+
+
+def test_imports_run_downwards_and_form_no_cycle():
+    upward = [(a, b) for a, targets in GRAPH.items() for b in targets
+              if a != "tfvaegan" and FLOORS[_room(a)] < FLOORS[_room(b)]]
+    assert not upward, f"imports from a lower floor to a higher one: {upward}"
+    # depth-first search for a cycle (imports within one floor are allowed, circles are not)
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(GRAPH.get(module, ())):
+            if state.get(target) == 1:
+                pytest.fail(f"import cycle: {' -> '.join(trail[trail.index(target):] + [target])}")
+            if target not in state:
+                visit(target, trail + [target])
+        state[module] = 2
+
+    for module in GRAPH:
+        if module not in state:
+            visit(module, [module])
+
+
+def test_only_the_entry_points_import_the_cli_and_nothing_imports_the_bench():
+    cli_users = sorted(m for m, targets in GRAPH.items() if "tfvaegan.cli" in targets and _room(m) != "__main__")
+    assert cli_users == []
+    bench_users = sorted(m for m, targets in GRAPH.items()
+                         if any(t.startswith("tfvaegan.bench") for t in targets) and _room(m) != "bench")
+    assert bench_users == [], "the official transcription and the bench stay beside the package"
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = [f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path in MODULES.values() for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > LONGEST_FUNCTION]
+    assert long == []
+
+
+def test_the_checks_see_the_imports_they_are_meant_to():
+    """The graph holds what the source says (so that the rules above are not passed vacuously)."""
+    assert "tfvaegan.method.classifier" in GRAPH["tfvaegan.method.evaluate"]
+    assert "tfvaegan.stages" in GRAPH["tfvaegan.cli"]
+    assert "tfvaegan.data.layout" in GRAPH["tfvaegan.data.validate"]
+    assert len(MODULES) > 30
