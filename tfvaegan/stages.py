@@ -66,25 +66,25 @@ class Trained:
 
 
 # --------------------------------------------------------------------------- verify-features
-def verify_features(data_root: Path, cfg: Config, datasets: list[str], config_file: Path | None = None) -> dict:
-    """Load each dataset (one per split) as training would, checking the sizes the config states, and
-    record every file's sha256 and the split sizes (data.json)."""
+def verify_features(data_root: Path, configs: list[Config], config_file: Path | None = None) -> dict:
+    """Load each dataset (one Config per split) as training would, checking the sizes the config
+    states, and record every file's sha256 and the split sizes (data.json)."""
     checksums: dict[str, str] = {}
     records = []
-    for dataset in datasets or [cfg.dataset]:
-        raw = load_benchmark(data_root, dataclasses.replace(cfg, dataset=dataset)).raw
+    for cfg in configs:
+        raw = load_benchmark(data_root, cfg).raw
         n_classes, att_size = raw.attributes.shape
-        files = data_files(data_root, dataclasses.replace(cfg, dataset=dataset))
+        files = data_files(data_root, cfg)
         for path in map(str, files):
             checksums.setdefault(path, sha256_of(path))
         records.append({
-            "dataset": dataset,
+            "dataset": cfg.dataset,
             "files": {str(path): checksums[str(path)] for path in files},
             "images": int(raw.features.shape[0]), "feature_dim": int(raw.features.shape[1]),
             "classes": int(n_classes), "attribute_dim": int(att_size),
             "split_sizes": {name: int(len(rows)) for name, rows in raw.locs.items()},
         })
-        log(f"verify-features: {dataset}: {records[-1]['images']} images, {n_classes} classes, "
+        log(f"verify-features: {cfg.dataset}: {records[-1]['images']} images, {n_classes} classes, "
             f"features {raw.features.shape[1]}-d: ok")
     return {"data_root": str(data_root), "config": str(config_file) if config_file else None,
             "datasets": records}
@@ -189,7 +189,8 @@ def synthesize_stage(model: Path | Trained, out_path: Path, data_root: Path | No
     count = cfg.syn_num if per_class is None else per_class
     log(f"synthesising {count} features for each of {len(chosen)} {classes} classes")
     features, labels = synthesize(trained.model, zdata.attribute, chosen, count, cfg.nz, generator)
-    out = artifacts.synthetic_record(features, labels, chosen, count, cfg.a2, trained.saved, trained.path,
+    feedback_weight = cfg.a2 if trained.model.uses_feedback else None  # None: generated without feedback
+    out = artifacts.synthetic_record(features, labels, chosen, count, feedback_weight, trained.saved, trained.path,
                                      cfg.dataset)
     atomic_torch_save(out, Path(out_path))
     return out
