@@ -30,7 +30,7 @@ from tfvaegan.data.preprocess import ZSLData
 from tfvaegan.device import device_for
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_torch_save, atomic_write_text, sha256_of
-from tfvaegan.method.evaluate import evaluate
+from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
 from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
 from tfvaegan.method.train import train
@@ -223,14 +223,18 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         notes = ["paper protocol: generator and classifier epochs chosen by test accuracy, as the "
                  "official code does; ZSL and GZSL may come from different epochs"]
     else:
+        steps_per_epoch = classifier_steps_per_epoch(cfg, len(zdata.train_label), len(pair[1]))
+        classifier_epochs = protocols.final_classifier_epochs(selection, steps_per_epoch)
         final = evaluate(trained.model, zdata, cfg, generator, select="last", synthetic=pair,
-                         zsl_epochs=selection["zsl_classifier_epochs"],
-                         gzsl_epochs=selection["gzsl_classifier_epochs"])
+                         zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"])
         headline = {k: final.get(k) for k in HEADLINE}
         epochs = {"best_epoch_zsl": selection["generator_epochs"],
                   "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
         notes = ["val protocol: epochs chosen on a validation split of the training data, "
-                 "then one evaluation on the test set"] + list(selection["validation"].get("notes", []))
+                 "then one evaluation on the test set",
+                 "val protocol: the classifiers train as many steps as their chosen epochs took on the "
+                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)})"]
+        notes += list(selection["validation"].get("notes", []))
     saved = trained.saved
     metrics = {
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
@@ -245,6 +249,16 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     log(f"{metrics['benchmark']} [{cfg.protocol}] ZSL {_percent(headline['zsl_acc'])}  GZSL u "
         f"{_percent(headline['gzsl_unseen'])} s {_percent(headline['gzsl_seen'])} H {_percent(headline['gzsl_h'])}")
     return metrics
+
+
+def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:
+    parts = []
+    for kind in ("zsl", "gzsl"):
+        if selection.get(f"{kind}_classifier_steps") is not None:
+            parts.append(f"{kind.upper()}: {selection[f'{kind}_classifier_epochs']} epochs, "
+                         f"{selection[f'{kind}_classifier_steps']} steps -> {classifier_epochs[kind]} epochs of "
+                         f"{steps_per_epoch[kind]} steps")
+    return "; ".join(parts) or "a selection without step counts: its epochs kept"
 
 
 def _percent(value) -> str:

@@ -223,5 +223,16 @@ def evaluate(model, data, cfg, generator: torch.Generator, *, select: str = "bes
     result = zsl(syn_f, syn_y, evaluation, data.unseenclasses,
                  ClassifierSettings.from_config(cfg, select, zsl_epochs), generator)
     row.update(zsl_acc=result.acc, zsl_classifier_epoch=result.epoch)
+    row.update({f"{kind}_classifier_steps_per_epoch": steps
+                for kind, steps in classifier_steps_per_epoch(cfg, len(data.train_label), len(syn_y)).items()})
     model.train(was_training)
     return row
+
+
+def classifier_steps_per_epoch(cfg, n_train: int, n_synthetic: int) -> dict[str, int]:
+    """Optimisation steps in one epoch of each classifier an evaluation trains, given its real seen
+    training samples and synthetic unseen ones: ZSL on the synthetic features, GZSL on both (the
+    detector, with gzsl_od, on the real ones), each ceil(samples / batch) steps."""
+    gzsl = (math.ceil(n_train / DetectorSettings().batch_size) if cfg.gzsl_od
+            else math.ceil((n_train + n_synthetic) / cfg.cls_batch_size))
+    return {"zsl": math.ceil(n_synthetic / cfg.cls_batch_size), "gzsl": gzsl}
