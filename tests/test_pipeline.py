@@ -100,6 +100,7 @@ def test_val_protocol_selects_on_validation_only(toy_root, tmp_path):
         if row["epoch"] == selection["generator_epochs"]][0]["zsl_classifier_steps_per_epoch"]
     assert metrics["final_model"]["zsl_classifier_epoch"] == chosen["zsl"]
     assert metrics["final_model"]["gzsl_classifier_epoch"] == chosen["gzsl"]
+    assert chosen["zsl"] == selection["zsl_classifier_epochs"]
     assert any("as many steps" in note for note in metrics["notes"])
 
 

@@ -232,8 +232,9 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
                   "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
         notes = ["val protocol: epochs chosen on a validation split of the training data, "
                  "then one evaluation on the test set",
-                 "val protocol: the classifiers train as many steps as their chosen epochs took on the "
-                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)})"]
+                 "val protocol: the GZSL classifier trains as many steps as its chosen epochs took on the "
+                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)}); the ZSL "
+                 "classifier its chosen epochs"]
         notes += list(selection["validation"].get("notes", []))
     saved = trained.saved
     metrics = {
@@ -252,13 +253,10 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
 
 
 def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:
-    parts = []
-    for kind in ("zsl", "gzsl"):
-        if selection.get(f"{kind}_classifier_steps") is not None:
-            parts.append(f"{kind.upper()}: {selection[f'{kind}_classifier_epochs']} epochs, "
-                         f"{selection[f'{kind}_classifier_steps']} steps -> {classifier_epochs[kind]} epochs of "
-                         f"{steps_per_epoch[kind]} steps")
-    return "; ".join(parts) or "a selection without step counts: its epochs kept"
+    if selection.get("gzsl_classifier_steps") is None:
+        return "a selection without step counts: its epochs kept"
+    return (f"{selection['gzsl_classifier_epochs']} epochs, {selection['gzsl_classifier_steps']} steps -> "
+            f"{classifier_epochs['gzsl']} epochs of {steps_per_epoch['gzsl']} steps")
 
 
 def _percent(value) -> str:
