@@ -28,7 +28,7 @@ def test_lint_is_clean_with_a_search_section(tmp_path):
 def test_the_example_search_is_one_job_per_trial_and_trials_get_gpus_on_slurm(tmp_path):
     env = {**os.environ, "TFVAEGAN_SLURM_GPUS": "2"}
     command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE),
-               "--configfile", str(SEARCH_CONFIG), "-n", "search"]
+               "search", "--configfile", str(SEARCH_CONFIG), "-n"]  # the documented order: the target first
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout) == Counter(demo_benchmark=1, extract_features=1, verify_features=1,

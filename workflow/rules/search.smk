@@ -1,5 +1,5 @@
 # The hyperparameter search of a `search` section (config/search.yaml; config/README.md):
-#   snakemake --cores all --configfile config/search.yaml search
+#   snakemake search --cores all --configfile config/search.yaml
 #   results/search/{benchmark}/trials/{trial}/trial.json   one trial = one job: the val protocol's selection
 #                                                          run of one configuration, on the validation split only
 #   results/search/{benchmark}/trials.csv, best.yaml, trials.png   the trials ranked by the validation metric
@@ -13,7 +13,7 @@ from tfvaegan.search import space as search_space
 SEARCH = f"{RESULTS}/search/{{benchmark}}"
 SEARCH_SPEC, SEARCH_BASE, SEARCH_TRIALS = None, {}, {}  # trial name -> its settings, in the draws' order
 NO_SEARCH = ("the `search` target needs a `search` section in the config: "
-             "snakemake --cores all --configfile config/search.yaml search (config/README.md)")
+             "snakemake search --cores all --configfile config/search.yaml (config/README.md)")
 
 if "search" in config:
     try:
