@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from tfvaegan import artifacts, stages
+from tfvaegan import config as config_module
 from tfvaegan.config import Config
 from tfvaegan.data.load import load_benchmark
 from tfvaegan.device import device_for
@@ -151,13 +150,13 @@ def trials_table(trials: list[dict], ranks: list[int]) -> str:
 def best_yaml(best: dict, metric: str, score: float, n_trials: int) -> str:
     """The best trial's config as a flat config file, with a header saying where it comes from."""
     header = (
-        f"# tfvaegan search: the best of {n_trials} trials by validation {metric} ({score:.4f}): trial "
-        f"{best['trial']}\n# ({_settings_text(best['settings'])}). Every trial was scored on the val "
-        "protocol's validation split\n# (training data only); the test set was not read. Retrain on trainval "
+        f"tfvaegan search: the best of {n_trials} trials by validation {metric} ({score:.4f}): trial "
+        f"{best['trial']}\n({_settings_text(best['settings'])}). Every trial was scored on the val "
+        "protocol's validation split\n(training data only); the test set was not read. Retrain on trainval "
         "and evaluate once on the test set:\n"
-        "#   python -m tfvaegan run --data-root <data root> --config best.yaml --out <folder>\n"
+        "  python -m tfvaegan run --data-root <data root> --config best.yaml --out <folder>"
     )
-    return header + yaml.safe_dump(best["config"], sort_keys=False, default_flow_style=False)
+    return config_module.to_yaml(config_module.from_mapping(best["config"], f"trial {best['trial']}"), header)
 
 
 def collect(trial_paths: Sequence[str | Path], metric: str, out_dir: str | Path,
