@@ -69,8 +69,10 @@ def test_lint_is_clean(tmp_path):
 
 def test_the_workflow_reads_the_package_without_loading_torch():
     """common.smk imports the data layout, the config and the errors of the package (one copy of each
-    rule) every time Snakemake parses the workflow: none of them may pull torch in."""
+    rule), search.smk the search space, every time Snakemake parses the workflow: none of them may pull
+    torch in."""
     probe = ("import sys; import tfvaegan.config, tfvaegan.errors; from tfvaegan.data import layout; "
+             "from tfvaegan.search import space; "
              "heavy = sorted(m for m in ('torch', 'numpy', 'scipy', 'sklearn') if m in sys.modules); "
              "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT,

@@ -2,8 +2,9 @@
 
 Commands, in the order of the paper's figure: run · config · train · synthesize · classify (stages.py);
 dataset · extract · demo · download · verify-features (getting features); tables · plots ·
-average-splits (the report). A UserError (a bad file, key or option) is printed as one line with
-exit status 2; TFVAEGAN_DEBUG=1 shows the traceback instead.
+average-splits (the report); search trial · search collect (the hyperparameter search). A
+UserError (a bad file, key or option) is printed as one line with exit status 2; TFVAEGAN_DEBUG=1
+shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tfvaegan.errors import UserError
 from tfvaegan.features import dataset, demo, download, extract
 from tfvaegan.fileio import atomic_write_text
 from tfvaegan.report import plots, splits, tables
+from tfvaegan.search import trials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(commands)
     _add_feature_stages(commands)
     _add_report(commands)
+    _add_search(commands)
     return parser
 
 
@@ -340,6 +343,38 @@ def _add_report(commands) -> None:
     p.add_argument("--metrics", nargs="+", required=True, help="metrics.json of each split")
     p.add_argument("--out", required=True, help="metrics.json to write (the seed folder's)")
     p.set_defaults(func=lambda a: splits.average_splits(a.metrics, a.out) and 0)
+
+
+# --------------------------------------------------------------------------- search trial, search collect
+def _search_trial(a) -> int:
+    keys = [config_module.parse_override(item)[0] for item in a.trial]
+    a.set = [*a.set, a.trial]  # the trial's values go on top of the run's overrides
+    trials.run_trial(_config_from(a), a.data_root, keys, a.out)
+    return 0
+
+
+def _add_search(commands) -> None:
+    parser = commands.add_parser("search", help="hyperparameter search on the validation split (the workflow's "
+                                                "`search` target runs these)")
+    sub = parser.add_subparsers(dest="search_command", metavar="{trial,collect}", required=True)
+
+    p = sub.add_parser("trial", help="one trial: the val protocol's selection run of one configuration, "
+                                     "scored on the validation split only -> trial.json")
+    _config_args(p)
+    p.add_argument("--trial", action="append", required=True, metavar="KEY=VALUE",
+                   help="a searched key and this trial's value (repeatable), applied after --set")
+    p.add_argument("--out", required=True, type=Path, help="trial.json to write (its folder also holds the "
+                   "trial's selection cache and resumable checkpoint)")
+    p.set_defaults(func=_search_trial)
+
+    p = sub.add_parser("collect", help="rank the trials -> trials.csv, best.yaml, trials.png")
+    p.add_argument("--trials", nargs="+", required=True, metavar="TRIAL_JSON", help="every trial.json of the search")
+    p.add_argument("--metric", required=True, choices=trials.METRICS, help="validation metric to rank by")
+    p.add_argument("--out-dir", required=True, type=Path, help="where trials.csv, best.yaml and trials.png go")
+    p.add_argument("--final-model", type=Path, metavar="MODEL_PT",
+                   help="the final run's model.pt: its selection cache is written with the best trial's "
+                        "selection run, which `run --config best.yaml` then reuses instead of repeating")
+    p.set_defaults(func=lambda a: trials.collect(a.trials, a.metric, a.out_dir, a.final_model) and 0)
 
 
 # --------------------------------------------------------------------------- one-line errors

@@ -76,6 +76,14 @@ for _name in config["benchmarks"]:  # a cross-reference, which the schema cannot
         _fail(f"config key 'benchmarks': {_name!r} has no entry under 'catalog' "
               f"(known: {sorted(config['catalog'])})")
 
+# A `search` section (rules/search.smk) tunes one catalog entry, whose data is prepared as well.
+SEARCH_BENCHMARKS = [config["search"]["benchmark"]] if "search" in config else []
+for _name in SEARCH_BENCHMARKS:
+    if _name not in config["catalog"]:
+        _fail(f"config key 'search.benchmark': {_name!r} has no entry under 'catalog' "
+              f"(known: {sorted(config['catalog'])})")
+PREPARED_BENCHMARKS = list(dict.fromkeys(config["benchmarks"] + SEARCH_BENCHMARKS))
+
 
 # --------------------------------------------------------------------------- each run's config
 def benchmark_file(benchmark):
@@ -99,12 +107,12 @@ def _download_benchmarks():
             if b in config["catalog"] and config["catalog"][b].get("features", "provided") == "provided"]
 
 
-# The hyperparameter file of each selected benchmark, and of those of the download archive (whose
+# The hyperparameter file of each selected (or searched) benchmark, and of those of the download archive (whose
 # files the download rule names), as written. A run's values are layered on it (tfvaegan.config.layered,
 # as the jobs' own `--config <file> --set ...` are): the catalog entry's `settings` (a custom
 # benchmark inherits a named benchmark's file and overrides its dataset, file stems or
 # hyperparameters there), the variant, `overrides`, then protocol, seed and split.
-FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(config["benchmarks"] + _download_benchmarks())}
+FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(PREPARED_BENCHMARKS + _download_benchmarks())}
 
 
 def _settings(benchmark):
@@ -131,15 +139,19 @@ def run_values(benchmark, protocol, variant, seed, split=None):
     return layered(FILE_VALUES[benchmark], on_top)[0]
 
 
+def checked_config(values, source):
+    """The Config of a job's values; unknown keys or bad values stop the DAG before any job runs."""
+    try:
+        return from_mapping(values, source)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 @functools.lru_cache(maxsize=None)  # checked for every run at start-up, then asked again per job
 def run_settings(benchmark, protocol, variant, seed, split=None):
     """`--set k=v` arguments (on top of --config <benchmark file>) and the resolved values."""
     values = run_values(benchmark, protocol, variant, seed, split)
-    source = f"{benchmark_file(benchmark)} with variant {variant!r}"
-    try:
-        from_mapping(values, source)  # unknown keys or bad values stop the DAG before any job runs
-    except ConfigError as exc:
-        _fail(str(exc))
+    checked_config(values, f"{benchmark_file(benchmark)} with variant {variant!r}")
     on_top = {k: v for k, v in values.items() if FILE_VALUES[benchmark].get(k, object()) != v
               or k in ("protocol", "manualSeed")}
     sets = " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(on_top.items()))
@@ -266,7 +278,7 @@ def resources_of(group, gpu=False):
 
 # --------------------------------------------------------------------------- feature extraction
 def _benchmarks_with_features(modes):
-    return [b for b in config["benchmarks"] if config["catalog"][b].get("features") in modes]
+    return [b for b in PREPARED_BENCHMARKS if config["catalog"][b].get("features") in modes]
 
 
 def _folder_regex(modes):
@@ -278,7 +290,7 @@ def _embedding_regex(modes):
 
 
 def _folder_benchmark(folder):
-    return next(b for b in config["benchmarks"] if config_for(b).dataset == folder)
+    return next(b for b in PREPARED_BENCHMARKS if config_for(b).dataset == folder)
 
 
 def extraction_settings(benchmark):

@@ -1,0 +1,139 @@
+"""The search in the workflow: lint, the DAG of config/search.yaml (one job per trial, GPUs on SLURM),
+bad sections stopped before any job, and a tiny search run for real (cached, extended, reported)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PROJECT_ROOT
+from test_workflow import SLURM_PROFILE, SNAKEFILE, TINY, _rows, job_counts, planned_jobs, snakemake, write_config
+
+from tfvaegan import config as config_module
+
+SEARCH_CONFIG = PROJECT_ROOT / "config" / "search.yaml"
+
+
+def test_lint_is_clean_with_a_search_section(tmp_path):
+    result = snakemake(tmp_path, "--configfile", SEARCH_CONFIG, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
+
+
+def test_the_example_search_is_one_job_per_trial_and_trials_get_gpus_on_slurm(tmp_path):
+    env = {**os.environ, "TFVAEGAN_SLURM_GPUS": "2"}
+    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE),
+               "search", "--configfile", str(SEARCH_CONFIG), "-n"]  # the documented order: the target first
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == Counter(demo_benchmark=1, extract_features=1, verify_features=1,
+                                                search_trial=4, search_collect=1, search_final=1, search=1)
+    announced = re.findall(r"^Job \d+: (search_\w+): .*\(\d+ thread\(s\), (\d+) GPU\(s\), ", result.stdout, re.M)
+    assert sorted(announced) == [("search_final", "2")] + [("search_trial", "2")] * 4
+    collect = re.search(r"^rule search_collect:\n(?:    .*\n)*?    resources: (.*)$", result.stdout, re.M)
+    assert collect and "gpu=" not in collect.group(1)
+    trials = [out for rule, out in planned_jobs(result.stdout) if rule == "search_trial"]
+    assert len(set(trials)) == 4 and all(re.fullmatch(r"results/search/demo/trials/[0-9a-f]{10}/trial.json", t)
+                                         for t in trials)
+    # every trial: the demo file, the val protocol and the search's seed, plus its own settings
+    assert result.stdout.count("python -m tfvaegan search trial") == 4
+    assert "--set=protocol=\"val\"" in result.stdout and "--trial=lr=0.0005 --trial=syn_num=100" in result.stdout
+    assert "--config results/search/demo/best.yaml --benchmark demo --variant search" in result.stdout
+
+
+def _search_config(path: Path, **search) -> Path:
+    return write_config(path, search={**yaml.safe_load(SEARCH_CONFIG.read_text())["search"], **search})
+
+
+def test_a_bad_section_stops_before_the_dag_and_the_target_needs_a_section(tmp_path):
+    bad = _search_config(tmp_path / "bad.yaml", space={"lr": [1e-4], "lrr": [1]})
+    result = snakemake(tmp_path, "--configfile", bad, "-n", "search")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "config key 'search.space.lrr': unknown config key" in out
+    assert "Building DAG of jobs" not in out and "Exception" not in out.replace("WorkflowError", "")
+    result = snakemake(tmp_path, "-n", "search")
+    assert result.returncode != 0
+    assert "the `search` target needs a `search` section in the config" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("search, message", [
+    # the issue's five go through one check (tests/test_search.py has each); two of them here
+    ({"space": {}}, "config key 'search.space': expected at least one config key to search"),
+    ({"metric": "accuracy"}, "config key 'search.metric': expected one of gzsl_h, zsl_acc, found 'accuracy'"),
+    # the workflow's own cross-checks
+    ({"benchmark": "nope"}, "config key 'search.benchmark': 'nope' has no entry under 'catalog'"),
+    ({"variant": "nope"}, "config key 'search.variant': 'nope' is not under 'variants'"),
+    ({"benchmark": "hmdb51"}, "config key 'search.benchmark': 'hmdb51' runs over splits"),
+    ({"space": {"lr": [0.0]}}, "key 'lr': expected a positive number, found 0.0"),
+])
+def test_each_bad_section_is_one_error_before_any_job(tmp_path, search, message):
+    result = snakemake(tmp_path, "--configfile", _search_config(tmp_path / "bad.yaml", **search), "-n", "search")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and message in out, out[-2000:]
+    assert "Building DAG of jobs" not in out and "Exception" not in out.replace("WorkflowError", "")
+
+
+# --------------------------------------------------------------------------- a tiny search, for real
+TINY_SEARCH = {"benchmark": "demo_s", "metric": "gzsl_h", "seed": 0, "trials": 2,
+               "space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}}
+
+
+@pytest.fixture(scope="module")
+def tiny_search(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny_search")
+    (workdir / "demo_s.yaml").write_text(yaml.safe_dump(TINY))
+    entry = {"config": str(workdir / "demo_s.yaml"), "features": "demo",
+             "extraction": {"image_size": 32, "allow_random_init": True, "backbone": "resnet50"}}
+    config = write_config(workdir / "config.yaml", benchmarks=["demo_s"], protocols=["paper"],
+                          demo={"seed": 0, "images_per_class": 6, "image_size": 32}, catalog={"demo_s": entry},
+                          search=TINY_SEARCH)
+    result = snakemake(workdir, "--configfile", config, "--cores", "2", "search")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, config, result
+
+
+@pytest.mark.slow
+def test_tiny_search_writes_every_output_and_the_final_run_reuses_the_best_selection(tiny_search):
+    workdir, config, result = tiny_search
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["search_trial"] == 2 and counts["search_final"] == 1 and counts["train"] == 0
+    folder = workdir / "results" / "search" / "demo_s"
+    rows = _rows(folder / "trials.csv")
+    assert len(rows) == 2 and {row["rank"] for row in rows} == {"1", "2"}
+    best = next(row for row in rows if row["rank"] == "1")
+    cfg = config_module.load(folder / "best.yaml")
+    assert cfg.lr == float(best["lr"]) and cfg.protocol == "val" and cfg.manualSeed == 0
+    assert cfg.nepoch == TINY["nepoch"]
+    metrics = json.loads((folder / "final" / "metrics.json").read_text())
+    assert (metrics["benchmark"], metrics["protocol"], metrics["variant"]) == ("demo_s", "val", "search")
+    assert metrics["config"]["lr"] == float(best["lr"])
+    assert metrics["selection"]["validation"]["gzsl_h"] == pytest.approx(float(best["val_gzsl_h"]))
+    assert "reusing the epoch selection" in (workdir / "logs" / "search_final" / "demo_s.log").read_text()
+    assert (folder / "trials.png").stat().st_size > 0
+    assert (workdir / "benchmarks" / "search_trial" / "demo_s" / f"{best['trial']}.tsv").is_file()
+
+    report = workdir / "report.html"
+    made = snakemake(workdir, "--configfile", config, "--report", report, "search")
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    assert report.stat().st_size > 0 and "trials.png" in report.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_the_same_search_is_cached_and_more_trials_run_only_the_new_ones(tiny_search):
+    workdir, config, _ = tiny_search
+    result = snakemake(workdir, "--configfile", config, "-n", "search")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+    more = write_config(workdir / "more.yaml", **{**yaml.safe_load(Path(config).read_text()),
+                                                  "search": {**TINY_SEARCH, "trials": 3}})
+    result = snakemake(workdir, "--configfile", more, "-n", "search")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == Counter(search_trial=1, search_collect=1, search_final=1, search=1)
+    done = {p.parent.name for p in (workdir / "results" / "search" / "demo_s" / "trials").glob("*/trial.json")}
+    new = [out for rule, out in planned_jobs(result.stdout) if rule == "search_trial"]
+    assert len(done) == 2 and len(new) == 1 and Path(new[0]).parent.name not in done
