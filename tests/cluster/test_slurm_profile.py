@@ -17,7 +17,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 RULES_DIR = REPO / "workflow" / "rules"
-GPU_RULES = {"train", "synthesize", "classify", "train_split", "synthesize_split", "classify_split"}
+GPU_RULES = {"finetune_backbone", "train", "synthesize", "classify", "train_split", "synthesize_split",
+             "classify_split"}
 
 
 @pytest.fixture(scope="module")
