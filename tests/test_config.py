@@ -4,7 +4,9 @@ import math
 
 import pytest
 
-from tfvaegan.config import ConfigError, from_mapping, load, parse_override
+import yaml
+
+from tfvaegan.config import Config, ConfigError, from_mapping, load, parse_override
 
 
 def write(tmp_path, content, name="run.yaml"):
@@ -156,3 +158,90 @@ def test_control_character_in_a_config_file_is_one_line(tmp_path):
         load(path)
     assert one_line_error(excinfo) == (
         f"{path}: not valid YAML: expected printable text, found character #x0007 (position 10)")
+
+
+# --------------------------------------------------------------------------- documented commands
+def test_help_lists_every_stage():
+    import subprocess
+    import sys
+
+    from conftest import PROJECT_ROOT
+
+    result = subprocess.run([sys.executable, "-m", "tfvaegan", "--help"], capture_output=True, text=True,
+                            cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for stage in ("run", "config", "train", "synthesize", "classify", "dataset", "extract", "demo", "download",
+                  "verify-features", "tables", "plots", "average-splits"):
+        assert f"    {stage}" in result.stdout, stage
+
+
+def printed_by(capsys, *args):
+    """`python -m tfvaegan ARGS` in-process: (exit status, what it printed on stdout)."""
+    from tfvaegan.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().out
+
+
+def test_config_command_prints_what_a_run_would_use(capsys, toy_root):
+    from conftest import PROJECT_ROOT
+
+    cub = PROJECT_ROOT / "config" / "benchmarks" / "cub.yaml"
+    code, out = printed_by(capsys, "config", "--config", cub, "--set", "nepoch=10", "device=cuda", "--set", "lr=1e-5")
+    printed = yaml.safe_load(out)
+    assert code == 0 and printed["amp"] is False and printed["nepoch"] == 10 and printed["device"] == "cuda"
+    assert printed["lr"] == 1e-5 and printed["resSize"] == 2048 and printed["gammaD"] == 10.0
+    assert set(printed) == {f.name for f in __import__("dataclasses").fields(Config)}
+    # with the data: the sizes the data decides, here through cub.yaml as a template for the toy
+    root, _ = toy_root
+    code, out = printed_by(capsys, "config", "--config", cub, "--data-root", root, "--dataset", "TOY")
+    printed = yaml.safe_load(out)
+    assert code == 0 and (printed["resSize"], printed["attSize"], printed["nz"], printed["nclass_all"]) == (64, 8, 8, 24)
+
+
+def test_printed_configuration_loads_back_as_the_same_config(tmp_path, capsys):
+    from conftest import PROJECT_ROOT
+
+    for name in ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo", "cub_finetuned", "awa2_finetuned",
+                 "flo_finetuned", "sun_finetuned"):
+        path = PROJECT_ROOT / "config" / "benchmarks" / f"{name}.yaml"
+        code, out = printed_by(capsys, "config", "--config", path)
+        assert code == 0
+        printed = tmp_path / f"{name}.yaml"
+        printed.write_text(out)
+        assert load(printed) == load(path), name
+
+
+def test_set_takes_several_pairs_per_flag_and_repeats():
+    from tfvaegan.cli import _config_from, build_parser
+
+    args = build_parser().parse_args(["config", "--set", "nepoch=3", "lr=0.5", "--set", "syn_num=7"])
+    cfg = _config_from(args)
+    assert (cfg.nepoch, cfg.lr, cfg.syn_num) == (3, 0.5, 7)
+
+
+def test_absent_keys_keep_the_official_config_defaults():
+    """config/README.md: keys a benchmark file leaves out keep the official config.py defaults."""
+    official = {"gzsl": False, "preprocessing": False, "standardization": False, "syn_num": 100, "batch_size": 64,
+                "ngh": 4096, "ndh": 1024, "nepoch": 2000, "critic_iter": 5, "lambda1": 10.0, "lr": 0.001,
+                "feed_lr": 0.0001, "dec_lr": 0.0001, "classifier_lr": 0.001, "beta1": 0.5, "encoded_noise": False,
+                "gammaD": 1000.0, "gammaG": 1000.0, "a1": 1.0, "a2": 1.0, "recons_weight": 1.0, "feedback_loop": 2,
+                "freeze_dec": False}  # akshitac8/tfvaegan zero-shot-images/config.py
+    defaults = Config()
+    assert {key: getattr(defaults, key) for key in official} == official
+
+
+def test_a_file_is_a_template_for_other_data_but_explicit_sizes_stay():
+    from conftest import PROJECT_ROOT
+
+    cub = PROJECT_ROOT / "config" / "benchmarks" / "cub.yaml"
+    own = load(cub)
+    assert (own.resSize, own.attSize, own.nclass_all, own.nz) == (2048, 312, 200, 312)
+    other = load(cub, extra={"dataset": "MYDATA"})
+    assert (other.resSize, other.attSize, other.nclass_all, other.nz, other.latent_size) == (None,) * 5
+    assert other.lr == own.lr and other.gammaD == own.gammaD  # the hyperparameters stay
+    assert load(cub, ["attSize=85"], extra={"dataset": "MYDATA"}).attSize == 85
+    assert load(cub, ["class_embedding=sent"]).attSize is None  # other class embeddings of CUB
+    ucf = PROJECT_ROOT / "config" / "benchmarks" / "ucf101.yaml"  # another split reads the same data
+    assert load(ucf, extra={"dataset": "ucf101_i3d/split_7"}).attSize == load(ucf).attSize == 115

@@ -77,7 +77,7 @@ def test_read_mat_reads_h5py_string_datasets(tmp_path):
 
 @pytest.mark.parametrize("standardization", [False, True])
 def test_preprocessing_matches_sklearn_by_hand(toy_root, standardization):
-    cfg = Config(dataset="V5", standardization=standardization)
+    cfg = Config(dataset="V5", preprocessing=True, standardization=standardization)
     raw = load_raw(toy_root, cfg)
     zsl = load_test_split(toy_root, cfg)
     features = raw.features.astype(np.float64)
@@ -124,7 +124,7 @@ def test_zsldata_fields_and_classes(toy_root):
 
 
 def test_make_split_fits_the_scaler_on_the_given_rows_only(toy_root):
-    cfg = Config(dataset="V5")
+    cfg = Config(dataset="V5", preprocessing=True)
     raw = load_raw(toy_root, cfg)
     train = raw.locs["trainval"][:50]
     zsl = make_split(raw, train, raw.locs["trainval"][50:], raw.locs["test_unseen"], cfg)
@@ -155,7 +155,8 @@ def action_root(tmp_path_factory):
 
 
 def _action_cfg(split: int, **extra) -> Config:
-    return Config(dataset=f"toy_i3d/split_{split}", image_embedding="i3d", image_embedding_path="toy_i3d", **extra)
+    return Config(dataset=f"toy_i3d/split_{split}", image_embedding="i3d", image_embedding_path="toy_i3d",
+                  **{"preprocessing": True, **extra})
 
 
 def test_action_layout_shares_one_feature_file(action_root):

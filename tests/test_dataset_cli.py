@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import PROJECT_ROOT
 from tfvaegan.cli import main
 from tfvaegan.config import Config
 from tfvaegan.data.matfile import read_mat
@@ -290,3 +291,28 @@ def test_non_utf8_csv_is_one_clear_error(tmp_path, image_root, fake_extractor, c
     path.write_bytes("class,a\ncaf\xe9,1\n".encode("latin-1"))
     assert _build(image_root, tmp_path / "MINE", "--attributes", str(path), "--unseen", "fox") == 2
     assert capsys.readouterr().err == f"error: {path}: expected UTF-8 text, found byte 0xe9 at offset 11\n"
+
+
+def test_own_data_run_with_a_benchmark_file_as_template(tmp_path, image_root, attributes_csv, fake_extractor,
+                                                        capsys):
+    """The README's own-data commands as written (with --set to make the CUB hyperparameters tiny):
+    cub.yaml states CUB's sizes (2048-d features, 312 attributes, 200 classes, nz = 312); on other
+    data it serves as a template and the sizes come from that data."""
+    data_root = tmp_path / "datasets"
+    assert _build(image_root, data_root / "MYDATA", "--attributes", str(attributes_csv), "--unseen", "fox,owl",
+                  "--device", "cpu") == 0
+    assert main(["dataset", "check", str(data_root / "MYDATA")]) == 0
+    out = tmp_path / "results" / "MYDATA"
+    cub = PROJECT_ROOT / "config" / "benchmarks" / "cub.yaml"
+    tiny = ["nepoch=1", "ngh=32", "ndh=32", "encoder_hidden=32", "generator_hidden=32", "syn_num=10",
+            "classifier_nepoch=2", "batch_size=8", "device=cpu"]
+    capsys.readouterr()
+    assert main(["run", "--data-root", str(data_root), "--dataset", "MYDATA", "--config", str(cub), "--out", str(out),
+                 "--set", *tiny]) == 0, capsys.readouterr().err
+    resolved = json.loads((out / "metrics.json").read_text())["config"]
+    assert (resolved["attSize"], resolved["nclass_all"], resolved["nz"], resolved["latent_size"]) == (3, 6, 3, 3)
+    assert resolved["resSize"] == 2048 and resolved["lr"] == 0.0001  # the template's hyperparameters stay
+    # a size the user states explicitly and the data contradict is still refused
+    assert main(["run", "--data-root", str(data_root), "--dataset", "MYDATA", "--config", str(cub), "--out",
+                 str(tmp_path / "other"), "--set", *tiny, "attSize=312"]) == 2
+    assert "config key 'attSize': expected 3" in capsys.readouterr().err

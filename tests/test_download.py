@@ -205,19 +205,44 @@ def test_a_complete_or_too_long_partial_file_does_not_block_the_download(server,
         assert server.requests == [f"bytes={len(original)}-"]
 
 
-def test_a_stalled_download_keeps_the_partial_file_and_resumes(run_cli, server, tmp_path, archive):
+def test_a_stalled_download_keeps_the_partial_file_and_resumes(run_cli, server, tmp_path, archive, monkeypatch):
+    from tfvaegan.features import download
+
     path, sha = archive
+    original = path.read_bytes()
+    half = len(original) // 2
+
+    class Stalls(io.BytesIO):  # what a socket does when the server goes silent: a timeout
+        def read1(self, size=-1):
+            if self.tell() >= half:
+                raise TimeoutError("timed out")
+            return super().read1(min(size, half - self.tell()))
+
     root = tmp_path / "data"
     args = ["--sha256", sha, "--data-root", root, "--member-prefix", "xlsa17/data"]
-    code, err = run_cli("download", "--url", server.url + "/stall/xlsa17.zip", "--timeout", "0.5", *args)
+    with monkeypatch.context() as patch:
+        patch.setattr(download, "_open_from", lambda url, offset, timeout: (Stalls(original), len(original), 0))
+        code, err = run_cli("download", "--url", server.url + "/xlsa17.zip", "--timeout", "0.5", *args)
     last = err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and "timed out" in last and "rerun to resume" in last
     assert "Traceback" not in err
     part = root / ".downloads" / "xlsa17.zip.part"
-    assert part.stat().st_size == len(path.read_bytes()) // 2
-    code, err = run_cli("download", "--url", server.url + "/xlsa17.zip", *args)
+    assert part.read_bytes() == original[:half]
+    code, err = run_cli("download", "--url", server.url + "/xlsa17.zip", *args)  # the real server resumes it
     assert code == 0 and "resuming at" in err, err
-    assert server.requests[-1] == f"bytes={len(path.read_bytes()) // 2}-"
+    assert server.requests[-1] == f"bytes={half}-"
+
+
+def test_a_real_stall_times_out(run_cli, server, tmp_path, archive):
+    """Through a real socket: the server sends half the archive and goes silent; the timeout ends the
+    download with the partial file kept (its size depends on what arrived in time)."""
+    path, sha = archive
+    root = tmp_path / "data"
+    code, err = run_cli("download", "--url", server.url + "/stall/xlsa17.zip", "--timeout", "1", "--sha256", sha,
+                        "--data-root", root, "--member-prefix", "xlsa17/data")
+    assert code == 2 and "timed out" in err and "rerun to resume" in err
+    part = root / ".downloads" / "xlsa17.zip.part"
+    assert part.is_file() and part.stat().st_size <= len(path.read_bytes()) // 2
 
 
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),

@@ -111,7 +111,7 @@ def test_compiled_training_matches_eager_without_graph_breaks(toy):
 
 def test_whole_run_on_the_device_is_far_above_chance(toy):
     cfg, zdata = toy
-    cfg = dataclasses.replace(cfg, nepoch=15, classifier_nepoch=10)  # amp on, as by default
+    cfg = dataclasses.replace(cfg, nepoch=15, classifier_nepoch=10)  # float32, as by default
     data = zdata.to(DEVICE)
     model = train(cfg, data, DEVICE, log=lambda _: None).trainer.model
     row = evaluate(model, data, cfg, torch.Generator(device=DEVICE).manual_seed(0))

@@ -61,7 +61,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def result(problem):
-    return run(problem)
+    return run(problem, detector=DetectorSettings(sampler="random"))
 
 
 def test_entropy_of_uniform_and_confident_predictions():
@@ -94,6 +94,38 @@ def test_far_above_chance_on_separable_classes(result):
     assert len(result.curve) == DetectorSettings().nepoch and max(result.curve) == result.h
 
 
+def test_official_sampler_walks_in_order_until_its_first_wrap_then_draws_random_subsets():
+    from tfvaegan.method.detector import HalfBatches
+
+    batches = HalfBatches(10, 3, torch.Generator().manual_seed(0), "cpu", "official")
+    assert batches().tolist() == [0, 1, 2] and batches().tolist() == [3, 4, 5]
+    # the next half-batch would end past n - half = 7: reshuffled, and it never walks in order again
+    later = [batches() for _ in range(50)]
+    assert all(len(b) == 3 and len(set(b.tolist())) == 3 for b in later)
+    assert len({tuple(b.tolist()) for b in later}) > 25  # fresh random subsets
+    drawn = HalfBatches(10, 3, torch.Generator().manual_seed(0), "cpu", "random")
+    assert drawn().tolist() != [0, 1, 2] or drawn().tolist() != [3, 4, 5]
+
+
+def test_official_sampler_gives_single_class_unseen_half_batches_first():
+    """The synthetic features are class-major (as synthesis writes them, syn_num per class): the
+    official detector sees one unseen class per half-batch until its sampler first wraps; the
+    random sampler mixes them from the start."""
+    from tfvaegan.method.detector import HalfBatches
+
+    labels = torch.arange(N_UNSEEN).repeat_interleave(300)
+    half = DetectorSettings().batch_size // 2
+    first = HalfBatches(len(labels), half, torch.Generator().manual_seed(0), "cpu", "official")()
+    assert labels[first].unique().numel() == 1
+    mixed = HalfBatches(len(labels), half, torch.Generator().manual_seed(0), "cpu", "random")()
+    assert labels[mixed].unique().numel() > 1
+
+
+def test_od_gzsl_with_the_official_sampler_is_far_above_chance_too(problem):
+    official = run(problem)  # the default: DetectorSettings(sampler="official")
+    assert official.h > 0.8 and official.unseen > 0.8 and official.seen > 0.75
+
+
 def test_detector_routes_clearly_seen_to_seen_and_clearly_unseen_to_unseen():
     # Overlapping classes, as real features are: the official threshold (about half the mean
     # training entropy) sits above the entropy of the confident class centres. On perfectly
@@ -110,10 +142,14 @@ def test_detector_routes_clearly_seen_to_seen_and_clearly_unseen_to_unseen():
 
 
 def test_fixed_threshold_routes_everything_one_way(problem, result):
-    to_seen = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=math.inf))
+    # H is 0 when everything goes one way, which select="best" never reports (an epoch must beat
+    # H = 0, as officially): the last epoch shows the routing.
+    to_seen = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=math.inf, select="last"))
     assert to_seen.threshold == math.inf
     assert to_seen.seen == pytest.approx(to_seen.seen_classifier_acc) and to_seen.unseen == 0.0
-    to_unseen = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=-1.0))
+    best = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=math.inf))
+    assert (best.seen, best.unseen, best.h, best.threshold) == (0.0, 0.0, 0.0, None)
+    to_unseen = run(problem, detector=DetectorSettings(nepoch=1, entropy_threshold=-1.0, select="last"))
     assert to_unseen.unseen == pytest.approx(to_unseen.unseen_classifier_acc) and to_unseen.seen == 0.0
     # the classifiers are trained before the detector, from the same seed: same as in the full run
     assert to_unseen.seen_classifier_acc == result.seen_classifier_acc

@@ -90,7 +90,17 @@ def test_val_protocol_selects_on_validation_only(toy_root, tmp_path):
     # the reported numbers are the single test evaluation of the retrained model
     for key in HEADLINE:
         assert metrics[key] == metrics["final_model"][key]
-    assert metrics["final_model"]["zsl_classifier_epoch"] == selection["zsl_classifier_epochs"]
+    # the final classifiers train as many steps as the chosen epochs took on the validation split
+    from tfvaegan.protocols import final_classifier_epochs
+
+    steps_per_epoch = {k: metrics["final_model"][f"{k}_classifier_steps_per_epoch"] for k in ("zsl", "gzsl")}
+    chosen = final_classifier_epochs(selection, steps_per_epoch)
+    assert selection["zsl_classifier_steps"] == selection["zsl_classifier_epochs"] * [
+        row for row in json.loads((tmp_path / "model.selection.json").read_text())["history"]
+        if row["epoch"] == selection["generator_epochs"]][0]["zsl_classifier_steps_per_epoch"]
+    assert metrics["final_model"]["zsl_classifier_epoch"] == chosen["zsl"]
+    assert metrics["final_model"]["gzsl_classifier_epoch"] == chosen["gzsl"]
+    assert any("as many steps" in note for note in metrics["notes"])
 
 
 def test_failed_run_leaves_no_metrics(toy_root, tmp_path, capsys):

@@ -327,3 +327,15 @@ def test_selection_errors_name_the_key():
     # all-NaN history: no evaluated row
     with pytest.raises(ValueError, match="no epoch evaluated 'zsl_acc' on 'val'"):
         best_row([{"epoch": 1, "zsl_acc": "nan", "eval_split": "val"}], "zsl_acc", "val")
+
+
+def test_the_final_classifiers_train_as_many_steps_as_chosen_on_validation():
+    from tfvaegan.protocols import final_classifier_epochs
+
+    selection = {"zsl_classifier_epochs": 21, "zsl_classifier_steps": 21 * 8,
+                 "gzsl_classifier_epochs": 21, "gzsl_classifier_steps": 21 * 14}
+    # on the demo: ZSL 8 -> 12 steps per epoch (12 unseen classes instead of 8), GZSL 14 -> 21
+    assert final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}) == {"zsl": 14, "gzsl": 14}
+    assert final_classifier_epochs(selection, {"zsl": 500, "gzsl": 500}) == {"zsl": 1, "gzsl": 1}  # at least one
+    older = {"zsl_classifier_epochs": 5, "gzsl_classifier_epochs": None}  # a model file without step counts
+    assert final_classifier_epochs(older, {"zsl": 12, "gzsl": 21}) == {"zsl": 5, "gzsl": None}

@@ -70,7 +70,7 @@ def staged(tmp_path_factory):
 @pytest.mark.parametrize("name,stem", sorted(EXPECTED))
 def test_real_split_loads_with_the_published_sizes(staged, name, stem):
     expected = EXPECTED[(name, stem)]
-    cfg = Config(dataset=name, class_embedding=stem)
+    cfg = Config(dataset=name, class_embedding=stem, preprocessing=True)
     raw = load_raw(staged, cfg)
     for key in ("trainval", "test_seen", "test_unseen", "train", "val"):
         if key in expected:

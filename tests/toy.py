@@ -23,7 +23,7 @@ from tfvaegan.features.dataset import xlsa17_locations
 TINY = dict(nepoch=3, ngh=64, ndh=64, encoder_hidden=64, generator_hidden=64, syn_num=50,
             batch_size=32, critic_iter=2, lr=1e-3, classifier_lr=1e-2, gammaD=10, gammaG=10,
             recons_weight=0.1, a1=0.5, a2=0.5, feed_lr=1e-4, dec_lr=1e-4, encoded_noise=True,
-            classifier_nepoch=10, manualSeed=7, device="cpu", checkpoint_every=1)
+            classifier_nepoch=10, manualSeed=7, device="cpu", checkpoint_every=1, gzsl=True, preprocessing=True)
 VAL_CLASSES = 4  # the first classes, held out in val_loc
 
 

@@ -187,7 +187,7 @@ def _load_state(module: torch.nn.Module, found, where: str) -> None:
 
 # --------------------------------------------------------------------------- synthetic.pt
 def synthetic_record(features: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor, per_class: int,
-                     feedback_weight: float, saved_model: dict, model_file: Path, dataset: str) -> dict:
+                     feedback_weight: float | None, saved_model: dict, model_file: Path, dataset: str) -> dict:
     """What synthetic.pt holds; `model_id` says which model made the features."""
     return {"format": SYNTHETIC_FORMAT, "features": features.float().cpu(), "labels": labels.cpu(),
             "classes": classes.cpu(), "per_class": per_class, "feedback_weight": feedback_weight,

@@ -1,6 +1,6 @@
 """`python -m tfvaegan <stage>`: parses the arguments of each stage and calls it; nothing else.
 
-Commands, in the order of the paper's figure: run · train · synthesize · classify (stages.py);
+Commands, in the order of the paper's figure: run · config · train · synthesize · classify (stages.py);
 dataset · finetune · extract · demo · download · verify-features (getting features); tables · plots ·
 average-splits (the report). A UserError (a bad file, key or option) is printed as one line with
 exit status 2; TFVAEGAN_DEBUG=1 shows the traceback instead.
@@ -16,6 +16,7 @@ from pathlib import Path
 from tfvaegan import config as config_module
 from tfvaegan import stages
 from tfvaegan.config import Config
+from tfvaegan.data.load import load_benchmark
 from tfvaegan.errors import UserError
 from tfvaegan.features import dataset, demo, download, extract, finetune
 from tfvaegan.fileio import atomic_write_text
@@ -61,17 +62,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- run, train, synthesize, classify
-def _config_args(parser) -> None:
-    parser.add_argument("--data-root", required=True, type=Path, help="folder holding the datasets")
+def _set_arg(parser) -> None:
+    parser.add_argument("--set", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config keys, e.g. --set nepoch=10 device=cuda (repeatable)")
+
+
+def _config_args(parser, data_root_required: bool = True) -> None:
+    parser.add_argument("--data-root", required=data_root_required, type=Path, help="folder holding the datasets")
     parser.add_argument("--dataset", help="dataset folder under the data root (overrides the config's)")
     parser.add_argument("--config", type=Path, help="YAML file of config keys (see config/README.md)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key (repeatable), e.g. --set nepoch=10")
+    _set_arg(parser)
+
+
+def _overrides(args) -> list[str]:
+    """--set values: `--set a=1 b=2` and `--set a=1 --set b=2` alike."""
+    return [item for group in (args.set or []) for item in group]
 
 
 def _config_from(args) -> Config:
     extra = {"dataset": args.dataset} if args.dataset else None
-    return config_module.load(args.config, args.set, extra=extra)
+    return config_module.load(args.config, _overrides(args), extra=extra)
+
+
+def _print_config(args) -> int:
+    cfg = _config_from(args)
+    where = "sizes (resSize, attSize, nclass_all, nz, latent_size) null: the data fills them (give --data-root)"
+    if args.data_root is not None:
+        cfg = load_benchmark(args.data_root, cfg).cfg
+        where = f"sizes from the data in {args.data_root}"
+    print(config_module.to_yaml(cfg, f"the configuration a run of {args.config or 'the defaults'} uses; {where}"),
+          end="")
+    return 0
 
 
 def _add_model_stages(commands) -> None:
@@ -82,6 +103,13 @@ def _add_model_stages(commands) -> None:
     p.add_argument("--benchmark", help="benchmark label in metrics.json (default: the dataset)")
     p.add_argument("--variant", default="tfvaegan", help="variant label in metrics.json")
     p.set_defaults(func=lambda a: stages.run(_config_from(a), a.data_root, a.out, a.benchmark, a.variant) and 0)
+
+    p = commands.add_parser(
+        "config", help="print the fully resolved configuration (YAML) a run would use",
+        description="Print every config key a run of --config (with --set overrides) would use, as YAML that "
+                    "--config accepts; with --data-root the sizes the data decides are filled in and checked.")
+    _config_args(p, data_root_required=False)
+    p.set_defaults(func=_print_config)
 
     p = commands.add_parser("train", help="train the generative model (and choose epochs per the protocol)")
     _config_args(p)
@@ -257,8 +285,9 @@ def _add_finetune(commands) -> None:
 
 
 def _verify(a) -> int:
-    cfg = config_module.load(a.config, a.set or [])
-    record = stages.verify_features(a.data_root, cfg, a.dataset or [], a.config)
+    configs = [config_module.load(a.config, _overrides(a), extra={"dataset": d} if d else None)
+               for d in (a.dataset or [None])]
+    record = stages.verify_features(a.data_root, configs, a.config)
     atomic_write_text(a.out, json.dumps(record, indent=2) + "\n")
     return 0
 
@@ -330,7 +359,7 @@ def _add_feature_stages(commands) -> None:
                     "check the sizes its config states, and write their checksums and sizes as JSON.")
     p.add_argument("--data-root", required=True, help="folder holding the datasets")
     p.add_argument("--config", help="benchmark YAML file (config/benchmarks/*.yaml)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
+    _set_arg(p)
     p.add_argument("--dataset", action="append", help="dataset folder to check (repeatable, one per split; "
                    "default: the config's)")
     p.add_argument("--out", required=True, help="JSON record to write")

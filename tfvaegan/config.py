@@ -31,7 +31,7 @@ class Config:
     manual_att: bool = False  # action layout: replace `att` by the manual attribute file (UCF101)
     manual_att_file: str = "ucf101_manual_att.npy"  # classes x attributes, next to the feature file
     bce_att: bool = False  # action code: decoder regresses min-max scaled attributes with a sigmoid + BCE
-    preprocessing: bool = True  # MinMax-scale features on the training split, then divide by its max
+    preprocessing: bool = False  # MinMax-scale features on the training split, then divide by its max (official scripts: on)
     standardization: bool = False  # StandardScaler instead of MinMaxScaler (with preprocessing)
     resSize: int | None = None  # feature width; from the data (checked if given)
     attSize: int | None = None  # class-embedding width; from the data (checked if given)
@@ -67,7 +67,7 @@ class Config:
 
     # ---------------------------------------------------------------- synthesis and classification
     syn_num: int = 100  # synthetic features per unseen class
-    gzsl: bool = True
+    gzsl: bool = False  # evaluate GZSL too (every official image script: on)
     gzsl_od: bool = False  # action code: out-of-distribution detector based GZSL
     classifier_lr: float = 0.001
     classifier_beta1: float = 0.5
@@ -75,6 +75,7 @@ class Config:
     classifier_batch_size: int | None = None  # None: syn_num, as the official code passes it
     disc_features: bool = True  # classify [x, decoder output, decoder hidden] rather than x
     od_entropy_threshold: float | None = None  # OD-GZSL: None = chosen as the official code does
+    od_sampler: str = "official"  # OD-GZSL detector batches: official (in order, then random) | random
 
     # ---------------------------------------------------------------- evaluation protocol
     protocol: str = "paper"  # paper: select epochs on the test set (official); val: on a validation split
@@ -84,7 +85,7 @@ class Config:
 
     # ---------------------------------------------------------------- execution
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # CUDA: bf16 autocast of the step's forward passes and TF32 products (false: float32 throughout; ignored on CPU)
+    amp: bool = False  # opt-in, CUDA: bf16 autocast of the step's products and TF32 (default float32, as official; ignored on CPU)
     compile: bool = False  # torch.compile the step's forward passes (for GPUs; works on CPU too)
     checkpoint_every: int = 10  # epochs between resumable checkpoints (0: none, the run cannot resume)
 
@@ -133,7 +134,8 @@ _POSITIVE_INTS = (
     "nepoch", "batch_size", "critic_iter", "syn_num", "feedback_loop", "classifier_nepoch",
     "encoder_hidden", "generator_hidden", "ngh", "ndh", "eval_every",
 )
-_CHOICES = {"protocol": ("paper", "val"), "features": ("plain", "finetuned")}
+_CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random"),
+            "features": ("plain", "finetuned")}
 
 
 # Adam raises for a beta outside [0, 1); every beta/momentum key belongs here.
@@ -332,17 +334,51 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+# What the data decides: a file states them for the data it names (the official scripts pass them, nz
+# and latent_size equal to attSize); on other data they are left to the data.
+DATA_SIZE_KEYS = ("resSize", "attSize", "nclass_all", "nz", "latent_size")
+
+
+def _data_read(values: Mapping[str, Any]) -> tuple:
+    """The data a run reads: its feature file and its class embeddings (a split folder of the action
+    layout, which shares the feature file, reads the same data)."""
+    get = lambda key: values.get(key, getattr(Config, key))
+    return (get("image_embedding_path") or get("dataset"), get("image_embedding"), get("class_embedding"),
+            bool(get("manual_att")), get("manual_att_file") if get("manual_att") else None)
+
+
+def layered(file_values: Mapping[Any, Any], on_top: Mapping[Any, Any]) -> tuple[dict[Any, Any], list[str]]:
+    """A benchmark file with values on top (--dataset, a catalog entry's settings, variants, --set).
+
+    A file is a hyperparameter template for other data: when the values on top point the run at
+    other data than the file's own (another dataset, feature file or class embedding), the file's
+    sizes (DATA_SIZE_KEYS) are dropped, so that the data sets them (nz = latent_size = attSize, as
+    in every official script). Sizes given on top are kept and checked against the data like any.
+    Returns the merged values and the keys dropped.
+    """
+    dropped = []
+    if _data_read(file_values) != _data_read({**file_values, **on_top}):
+        dropped = [key for key in DATA_SIZE_KEYS if key in file_values and key not in on_top]
+    kept = {key: value for key, value in file_values.items() if key not in dropped}
+    return {**kept, **on_top}, dropped
+
+
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
          extra: Mapping[str, Any] | None = None) -> Config:
-    """Load a YAML config file (a flat mapping of keys), then `extra`, then `--set key=value` overrides."""
-    values: dict[Any, Any] = {}
-    source = "config"
-    if path is not None:
-        source = str(path)
-        values.update(read_file(path))
-    if extra:
-        values.update(extra)
+    """Load a YAML config file (a flat mapping of keys), then `extra`, then `--set key=value` overrides
+    (`layered`: a file's sizes describe its own data only)."""
+    file_values: dict[Any, Any] = read_file(path) if path is not None else {}
+    on_top: dict[Any, Any] = dict(extra or {})
     for item in overrides:
         key, value = parse_override(item)
-        values[key] = value
+        on_top[key] = value
+    values, _ = layered(file_values, on_top)
+    source = str(path) if path is not None else "config"
     return from_mapping(values, source + (" (with --set overrides)" if overrides else ""))
+
+
+def to_yaml(cfg: Config, header: str = "") -> str:
+    """The config as a YAML file of every key (null for what the data decides), in Config's order;
+    `load` reads it back to the same Config."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)

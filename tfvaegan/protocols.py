@@ -294,13 +294,35 @@ def val_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: bool,
     on trainval. A row evaluated on anything but the validation split is a LeakError."""
     metric = "gzsl_h" if reports_gzsl else "zsl_acc"
     row = best_row(history_rows, metric, eval_split="val")
+    steps = lambda kind: (row[f"{kind}_classifier_epoch"] * row[f"{kind}_classifier_steps_per_epoch"]
+                          if row.get(f"{kind}_classifier_epoch") is not None
+                          and row.get(f"{kind}_classifier_steps_per_epoch") is not None else None)
     return {
         "protocol": "val", "selected_on": "validation", "metric": metric,
         "generator_epochs": row_epoch(row),
         "zsl_classifier_epochs": row.get("zsl_classifier_epoch"),
         "gzsl_classifier_epochs": row.get("gzsl_classifier_epoch"),
+        "zsl_classifier_steps": steps("zsl"),
+        "gzsl_classifier_steps": steps("gzsl"),
         "validation": {"source": split.source, "notes": list(split.notes),
                        "n_train": len(split.train), "n_val_seen": len(split.val_seen),
                        "n_val_unseen": len(split.val_unseen),
                        **{k: row.get(k) for k in ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")}},
     }
+
+
+def final_classifier_epochs(selection: Mapping[str, Any], steps_per_epoch: Mapping[str, int]) -> dict[str, Any]:
+    """The classifier epochs of the val protocol's final evaluation: as many optimisation steps as
+    the epochs chosen on the validation split took there. The final classifiers train on more data
+    (trainval's images and the test-unseen classes' synthetic features), so the same epoch count
+    would train them longer — on the demo about 1.5x, past the point where GZSL's unseen accuracy
+    collapses (docs/protocols.md). A selection without step counts (an older model file) keeps its
+    epochs."""
+    epochs = {}
+    for kind in ("zsl", "gzsl"):
+        chosen, steps = selection.get(f"{kind}_classifier_epochs"), selection.get(f"{kind}_classifier_steps")
+        if chosen is None or steps is None:
+            epochs[kind] = chosen
+        else:
+            epochs[kind] = max(1, round(steps / steps_per_epoch[kind]))
+    return epochs

@@ -30,7 +30,7 @@ from tfvaegan.data.preprocess import ZSLData
 from tfvaegan.device import device_for
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_torch_save, atomic_write_text, sha256_of
-from tfvaegan.method.evaluate import evaluate
+from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
 from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
 from tfvaegan.method.train import train
@@ -66,25 +66,25 @@ class Trained:
 
 
 # --------------------------------------------------------------------------- verify-features
-def verify_features(data_root: Path, cfg: Config, datasets: list[str], config_file: Path | None = None) -> dict:
-    """Load each dataset (one per split) as training would, checking the sizes the config states, and
-    record every file's sha256 and the split sizes (data.json)."""
+def verify_features(data_root: Path, configs: list[Config], config_file: Path | None = None) -> dict:
+    """Load each dataset (one Config per split) as training would, checking the sizes the config
+    states, and record every file's sha256 and the split sizes (data.json)."""
     checksums: dict[str, str] = {}
     records = []
-    for dataset in datasets or [cfg.dataset]:
-        raw = load_benchmark(data_root, dataclasses.replace(cfg, dataset=dataset)).raw
+    for cfg in configs:
+        raw = load_benchmark(data_root, cfg).raw
         n_classes, att_size = raw.attributes.shape
-        files = data_files(data_root, dataclasses.replace(cfg, dataset=dataset))
+        files = data_files(data_root, cfg)
         for path in map(str, files):
             checksums.setdefault(path, sha256_of(path))
         records.append({
-            "dataset": dataset,
+            "dataset": cfg.dataset,
             "files": {str(path): checksums[str(path)] for path in files},
             "images": int(raw.features.shape[0]), "feature_dim": int(raw.features.shape[1]),
             "classes": int(n_classes), "attribute_dim": int(att_size),
             "split_sizes": {name: int(len(rows)) for name, rows in raw.locs.items()},
         })
-        log(f"verify-features: {dataset}: {records[-1]['images']} images, {n_classes} classes, "
+        log(f"verify-features: {cfg.dataset}: {records[-1]['images']} images, {n_classes} classes, "
             f"features {raw.features.shape[1]}-d: ok")
     return {"data_root": str(data_root), "config": str(config_file) if config_file else None,
             "datasets": records}
@@ -189,7 +189,8 @@ def synthesize_stage(model: Path | Trained, out_path: Path, data_root: Path | No
     count = cfg.syn_num if per_class is None else per_class
     log(f"synthesising {count} features for each of {len(chosen)} {classes} classes")
     features, labels = synthesize(trained.model, zdata.attribute, chosen, count, cfg.nz, generator)
-    out = artifacts.synthetic_record(features, labels, chosen, count, cfg.a2, trained.saved, trained.path,
+    feedback_weight = cfg.a2 if trained.model.uses_feedback else None  # None: generated without feedback
+    out = artifacts.synthetic_record(features, labels, chosen, count, feedback_weight, trained.saved, trained.path,
                                      cfg.dataset)
     atomic_torch_save(out, Path(out_path))
     return out
@@ -222,14 +223,18 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         notes = ["paper protocol: generator and classifier epochs chosen by test accuracy, as the "
                  "official code does; ZSL and GZSL may come from different epochs"]
     else:
+        steps_per_epoch = classifier_steps_per_epoch(cfg, len(zdata.train_label), len(pair[1]))
+        classifier_epochs = protocols.final_classifier_epochs(selection, steps_per_epoch)
         final = evaluate(trained.model, zdata, cfg, generator, select="last", synthetic=pair,
-                         zsl_epochs=selection["zsl_classifier_epochs"],
-                         gzsl_epochs=selection["gzsl_classifier_epochs"])
+                         zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"])
         headline = {k: final.get(k) for k in HEADLINE}
         epochs = {"best_epoch_zsl": selection["generator_epochs"],
                   "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
         notes = ["val protocol: epochs chosen on a validation split of the training data, "
-                 "then one evaluation on the test set"] + list(selection["validation"].get("notes", []))
+                 "then one evaluation on the test set",
+                 "val protocol: the classifiers train as many steps as their chosen epochs took on the "
+                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)})"]
+        notes += list(selection["validation"].get("notes", []))
     saved = trained.saved
     metrics = {
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
@@ -244,6 +249,16 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     log(f"{metrics['benchmark']} [{cfg.protocol}] ZSL {_percent(headline['zsl_acc'])}  GZSL u "
         f"{_percent(headline['gzsl_unseen'])} s {_percent(headline['gzsl_seen'])} H {_percent(headline['gzsl_h'])}")
     return metrics
+
+
+def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:
+    parts = []
+    for kind in ("zsl", "gzsl"):
+        if selection.get(f"{kind}_classifier_steps") is not None:
+            parts.append(f"{kind.upper()}: {selection[f'{kind}_classifier_epochs']} epochs, "
+                         f"{selection[f'{kind}_classifier_steps']} steps -> {classifier_epochs[kind]} epochs of "
+                         f"{steps_per_epoch[kind]} steps")
+    return "; ".join(parts) or "a selection without step counts: its epochs kept"
 
 
 def _percent(value) -> str:

@@ -98,8 +98,12 @@ def _snakemake(workdir: Path, *args: str) -> list[str]:
 
 
 def _jobs_announced(log: str, kind: str = "rule") -> Counter:
-    """Rule -> number of jobs that a Snakemake log announces as `rule X:` (or `localrule X:`)."""
-    return Counter(re.findall(rf"^{kind} (\S+):$", log, flags=re.MULTILINE))
+    """Rule -> number of jobs that a Snakemake log announces as `rule X:` (or `localrule X:`), or,
+    for the rules with a `message:` (which begins with the rule's name), as `Job N: X: ...`."""
+    announced = Counter(re.findall(rf"^{kind} (\S+):$", log, flags=re.MULTILINE))
+    if kind == "rule":
+        announced.update(re.findall(r"^Job \d+: (\w+): ", log, flags=re.MULTILINE))
+    return announced
 
 
 def _jobs_of(workdir: Path, since: str) -> list[dict]:

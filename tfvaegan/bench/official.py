@@ -1,149 +1,446 @@
-"""Literal transcriptions of the official train_images.py and classifiers/classifier_images.py.
+"""Literal transcriptions of the official code (akshitac8/tfvaegan): the tests' oracle, the bench's baseline.
 
-- `official_generator_step`: one generator iteration. Three critic backward passes, the
-  generator's feedback pass recomputed from scratch, gradients built everywhere, batches gathered
-  on the host and copied to the device as the official code does.
-- `official_evaluation`: one per-epoch evaluation. Per-class synthesis, then the GZSL and ZSL
-  CLASSIFIERs, each recomputing the discriminative features of every sample batch by batch on the
-  host, with autograd, the default Adam, a reshuffled copy of the training matrix every epoch and
-  Python loops over the classes.
-
-They are the oracle the tests compare `Trainer.step` with, and the benchmark's baseline for "the
-official code on the same machine". Neither is used for training or evaluation.
+Nothing here is used by a run, and nothing here uses the package's model or losses: the networks
+(networks/TFVAEGAN_model.py), the losses and the training iteration (train_images.py,
+train_actions.py) and the per-epoch evaluation (classifiers/classifier_images.py) are written as the
+official code writes them, line for line where it runs, so that a test comparing the package with
+them compares two independent computations. Where the official line cannot run on a modern
+PyTorch or crashes as published, the change is the smallest that runs and is marked `# as-run:`
+(docs/actions.md lists the action code's crashes and their intent):
+- `backward(one)` with `one = FloatTensor([1])` needs a 0-d tensor since PyTorch 0.4;
+- `Variable(..., volatile=True)` is `torch.no_grad()`;
+- the action code's `sample()` copies as intended, its `netDec(x).getLayersOutDet()` is
+  `netDec(x); netDec.getLayersOutDet()`, and its AttDec gets the sigmoid `bce_att` needs;
+- host tensors are moved to the networks' device, as `opt.cuda` does.
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Callable
 
 import torch
+import torch.autograd as autograd
+import torch.nn as nn
 import torch.nn.functional as F
 
-from tfvaegan.method.losses import vae_loss, weighted_l1
+
+# --------------------------------------------------------------------------- networks/TFVAEGAN_model.py
+def weights_init(m):
+    classname = m.__class__.__name__
+    if classname.find('Linear') != -1:
+        m.weight.data.normal_(0.0, 0.02)
+        m.bias.data.fill_(0)
 
 
-def official_generator_step(model, opts: dict, cfg, data, feedback_pass: bool, lambda1: float,
-                            host_features=None, host_labels=None) -> float:
-    """One generator iteration; `opts` holds optimizers under enc/gen/critic/fb/dec. Returns λ.
+class Encoder(nn.Module):
+    def __init__(self, opt):
+        super(Encoder, self).__init__()
+        layer_sizes = list(opt.encoder_layer_sizes)  # as-run: a copy (the official code edits opt's list)
+        latent_size = opt.latent_size
+        layer_sizes[0] += latent_size
+        self.fc1 = nn.Linear(layer_sizes[0], layer_sizes[-1])
+        self.fc3 = nn.Linear(layer_sizes[-1], latent_size * 2)
+        self.lrelu = nn.LeakyReLU(0.2, True)
+        self.linear_means = nn.Linear(latent_size * 2, latent_size)
+        self.linear_log_var = nn.Linear(latent_size * 2, latent_size)
+        self.apply(weights_init)
 
-    With `host_features`/`host_labels` (CPU tensors) batches are drawn on the host and copied to
-    the model's device each critic step, like the official sample(); otherwise from `data`.
-    """
-    E, G, D, Dec, Fb = model.encoder, model.generator, model.critic, model.decoder, model.feedback
-    device = next(model.parameters()).device
-    features = host_features if host_features is not None else data.train_feature
-    labels = host_labels if host_labels is not None else data.train_label
-    attribute = data.attribute.to(features.device)
-    gp_sum = 0.0
-    for _ in range(cfg.critic_iter):
-        index = torch.randperm(features.size(0), device=features.device)[: cfg.batch_size]
-        x = features[index].to(device)
-        att = attribute[labels[index]].to(device)
-        for p in D.parameters():
-            p.requires_grad = True
-        for p in Dec.parameters():
-            p.requires_grad = True
-        D.zero_grad()
-        Dec.zero_grad()
-        _, recons = Dec(x)
-        (cfg.recons_weight * weighted_l1(recons, att)).backward()
-        opts["dec"].step()
-        critic_real = cfg.gammaD * D(x, att).mean()
-        critic_real.backward(torch.tensor(-1.0, device=device))
-        mean, log_var = E(x, att)
-        z = torch.randn(cfg.batch_size, cfg.latent_size, device=device) * torch.exp(0.5 * log_var) + mean
-        fake = G(z, att)
-        if feedback_pass:
-            hidden, _ = Dec(fake)
-            fake = G.output(G.hidden(z, att), Fb(hidden.detach()), cfg.a1)
-        critic_fake = cfg.gammaD * D(fake.detach(), att).mean()
-        critic_fake.backward(torch.tensor(1.0, device=device))
-        alpha = torch.rand(cfg.batch_size, 1, device=device).expand(x.size())
-        interpolates = (alpha * x + (1 - alpha) * fake.detach()).requires_grad_(True)
-        grads = torch.autograd.grad(D(interpolates, att), interpolates,
-                                    torch.ones(cfg.batch_size, 1, device=device), create_graph=True)[0]
-        penalty = cfg.gammaD * ((grads.norm(2, dim=1) - 1) ** 2).mean() * lambda1
-        gp_sum += penalty.item()  # the official loop synchronises here too
-        penalty.backward()
-        opts["critic"].step()
-    gp_sum /= cfg.gammaD * lambda1 * cfg.critic_iter
-    lambda1 = lambda1 * 1.1 if gp_sum > 1.05 else (lambda1 / 1.1 if gp_sum < 1.001 else lambda1)
-    for p in D.parameters():
-        p.requires_grad = False
-    E.zero_grad(), G.zero_grad(), Fb.zero_grad()
-    mean, log_var = E(x, att)
-    z = torch.randn(cfg.batch_size, cfg.latent_size, device=device) * torch.exp(0.5 * log_var) + mean
-    recon = G(z, att)
-    if feedback_pass:
-        hidden, _ = Dec(recon)
-        recon = G.output(G.hidden(z, att), Fb(hidden.detach()), cfg.a1)
-    loss = vae_loss(recon, x, mean, log_var) - cfg.gammaG * D(recon, att).mean()
-    Dec.zero_grad()
-    _, recons_fake = Dec(recon)
-    loss = loss + cfg.recons_weight * weighted_l1(recons_fake, att)
-    loss.backward()
-    opts["enc"].step(), opts["gen"].step()
-    if feedback_pass:
-        opts["fb"].step()
-    opts["dec"].step()
-    for p in D.parameters():
-        p.requires_grad = True
-    return lambda1
+    def forward(self, x, c=None):
+        if c is not None:
+            x = torch.cat((x, c), dim=-1)
+        x = self.lrelu(self.fc1(x))
+        x = self.lrelu(self.fc3(x))
+        means = self.linear_means(x)
+        log_vars = self.linear_log_var(x)
+        return means, log_vars
 
 
-def official_optimizers(model, cfg, make=None) -> dict:
-    """The official optimisers (or `make(module)` for each, e.g. SGD in tests)."""
-    betas = (cfg.beta1, 0.999)
+class Generator(nn.Module):
+    def __init__(self, opt):
+        super(Generator, self).__init__()
+        layer_sizes = opt.decoder_layer_sizes
+        latent_size = opt.latent_size
+        input_size = latent_size * 2
+        self.fc1 = nn.Linear(input_size, layer_sizes[0])
+        self.fc3 = nn.Linear(layer_sizes[0], layer_sizes[1])
+        self.lrelu = nn.LeakyReLU(0.2, True)
+        self.sigmoid = nn.Sigmoid()
+        self.apply(weights_init)
+
+    def _forward(self, z, c=None):
+        z = torch.cat((z, c), dim=-1)
+        x1 = self.lrelu(self.fc1(z))
+        x = self.sigmoid(self.fc3(x1))
+        self.out = x1
+        return x
+
+    def forward(self, z, a1=None, c=None, feedback_layers=None):
+        if feedback_layers is None:
+            return self._forward(z, c)
+        else:
+            z = torch.cat((z, c), dim=-1)
+            x1 = self.lrelu(self.fc1(z))
+            feedback_out = x1 + a1 * feedback_layers
+            x = self.sigmoid(self.fc3(feedback_out))
+            return x
+
+
+class Discriminator_D1(nn.Module):
+    def __init__(self, opt):
+        super(Discriminator_D1, self).__init__()
+        self.fc1 = nn.Linear(opt.resSize + opt.attSize, opt.ndh)
+        self.fc2 = nn.Linear(opt.ndh, 1)
+        self.lrelu = nn.LeakyReLU(0.2, True)
+        self.apply(weights_init)
+
+    def forward(self, x, att):
+        h = torch.cat((x, att), 1)
+        self.hidden = self.lrelu(self.fc1(h))
+        h = self.fc2(self.hidden)
+        return h
+
+
+class Feedback(nn.Module):
+    def __init__(self, opt):
+        super(Feedback, self).__init__()
+        self.fc1 = nn.Linear(opt.ngh, opt.ngh)
+        self.fc2 = nn.Linear(opt.ngh, opt.ngh)
+        self.lrelu = nn.LeakyReLU(0.2, True)
+        self.apply(weights_init)
+
+    def forward(self, x):
+        self.x1 = self.lrelu(self.fc1(x))
+        h = self.lrelu(self.fc2(self.x1))
+        return h
+
+
+class AttDec(nn.Module):
+    def __init__(self, opt, attSize):
+        super(AttDec, self).__init__()
+        self.embedSz = 0
+        self.fc1 = nn.Linear(opt.resSize + self.embedSz, opt.ngh)
+        self.fc3 = nn.Linear(opt.ngh, attSize)
+        self.lrelu = nn.LeakyReLU(0.2, True)
+        self.hidden = None
+        self.sigmoid = None
+        self.apply(weights_init)
+
+    def forward(self, feat, att=None):
+        h = feat
+        if self.embedSz > 0:
+            assert att is not None, 'Conditional Decoder requires attribute input'
+            h = torch.cat((feat, att), 1)
+        self.hidden = self.lrelu(self.fc1(h))
+        h = self.fc3(self.hidden)
+        if self.sigmoid is not None:
+            h = self.sigmoid(h)
+        else:
+            h = h / h.pow(2).sum(1).sqrt().unsqueeze(1).expand(h.size(0), h.size(1))
+        self.out = h
+        return h
+
+    def getLayersOutDet(self):
+        return self.hidden.detach()
+
+
+@dataclass
+class OfficialNets:
+    """The five official networks of one run, and the `opt` they were built from."""
+
+    netE: Encoder
+    netG: Generator
+    netD: Discriminator_D1
+    netF: Feedback
+    netDec: AttDec
+    opt: SimpleNamespace
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.netE, "generator": self.netG, "critic": self.netD, "feedback": self.netF,
+                "decoder": self.netDec}
+
+
+def official_nets(cfg, weights: dict[str, dict] | None = None, device="cpu") -> OfficialNets:
+    """The official networks for a resolved config (its widths as `opt`), with `weights` (state dicts
+    under encoder/generator/critic/feedback/decoder, the official parameter names) copied in."""
+    opt = SimpleNamespace(resSize=cfg.resSize, attSize=cfg.attSize, latent_size=cfg.latent_size, nz=cfg.nz,
+                          ngh=cfg.ngh, ndh=cfg.ndh, encoder_layer_sizes=[cfg.resSize, cfg.encoder_hidden],
+                          decoder_layer_sizes=[cfg.generator_hidden, cfg.resSize])
+    nets = OfficialNets(Encoder(opt), Generator(opt), Discriminator_D1(opt), Feedback(opt), AttDec(opt, opt.attSize),
+                        opt)
+    if cfg.bce_att:
+        nets.netDec.sigmoid = nn.Sigmoid()  # as-run: the hook bce_att needs, never set officially (docs/actions.md)
+    for name, module in nets.modules().items():
+        if weights is not None:
+            module.load_state_dict(copy.deepcopy(weights[name]))
+        module.to(device)
+    return nets
+
+
+# --------------------------------------------------------------------------- train_images.py / train_actions.py
+def loss_fn(recon_x, x, mean, log_var):
+    BCE = torch.nn.functional.binary_cross_entropy(recon_x + 1e-12, x.detach(), reduction="sum")
+    BCE = BCE.sum() / x.size(0)
+    KLD = -0.5 * torch.sum(1 + log_var - mean.pow(2) - log_var.exp()) / x.size(0)
+    return (BCE + KLD)
+
+
+def WeightedL1(pred, gt, bce=False, gt_bce=None):
+    if bce:  # train_actions.py
+        BCE = torch.nn.functional.binary_cross_entropy(pred + 1e-12, gt_bce.detach(), reduction="sum")
+        return BCE.sum() / pred.size(0)
+    wt = (pred - gt).pow(2)
+    wt /= wt.sum(1).sqrt().unsqueeze(1).expand(wt.size(0), wt.size(1))
+    loss = wt * (pred - gt).abs()
+    return loss.sum() / loss.size(0)
+
+
+def calc_gradient_penalty(netD, real_data, fake_data, input_att, opt):
+    alpha = torch.rand(opt.batch_size, 1)
+    alpha = alpha.expand(real_data.size()).to(real_data.device)
+    interpolates = alpha * real_data + ((1 - alpha) * fake_data)
+    interpolates = interpolates.detach().requires_grad_(True)
+    disc_interpolates = netD(interpolates, input_att)
+    ones = torch.ones(disc_interpolates.size(), device=real_data.device)
+    gradients = autograd.grad(outputs=disc_interpolates, inputs=interpolates, grad_outputs=ones,
+                              create_graph=True, retain_graph=True, only_inputs=True)[0]
+    gradient_penalty = ((gradients.norm(2, dim=1) - 1) ** 2).mean() * opt.lambda1
+    return gradient_penalty
+
+
+def official_optimizers(nets: OfficialNets, cfg, make: Callable | None = None) -> dict:
+    """train_images.py's optimisers (or `make(module)` for each, e.g. SGD in a test of the gradients)."""
     if make is not None:
-        return {k: make(getattr(model, n)) for k, n in
-                (("enc", "encoder"), ("gen", "generator"), ("critic", "critic"), ("fb", "feedback"), ("dec", "decoder"))}
-    return {"enc": torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr),
-            "gen": torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=betas),
-            "critic": torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, betas=betas),
-            "fb": torch.optim.Adam(model.feedback.parameters(), lr=cfg.feed_lr, betas=betas),
-            "dec": torch.optim.Adam(model.decoder.parameters(), lr=cfg.dec_lr, betas=betas)}
+        return {key: make(module) for key, module in (("optimizer", nets.netE), ("optimizerD", nets.netD),
+                ("optimizerG", nets.netG), ("optimizerF", nets.netF), ("optimizerDec", nets.netDec))}
+    return {
+        "optimizer": torch.optim.Adam(nets.netE.parameters(), lr=cfg.lr),
+        "optimizerD": torch.optim.Adam(nets.netD.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
+        "optimizerG": torch.optim.Adam(nets.netG.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
+        "optimizerF": torch.optim.Adam(nets.netF.parameters(), lr=cfg.feed_lr, betas=(cfg.beta1, 0.999)),
+        "optimizerDec": torch.optim.Adam(nets.netDec.parameters(), lr=cfg.dec_lr, betas=(cfg.beta1, 0.999)),
+    }
 
 
-def official_evaluation(model, cfg, data) -> dict:
+def next_seen_batch(data, batch_size, bce=False):
+    """datasets/image_util.py (action_util.py with `bce`): a random subset of the training set,
+    drawn on the host."""
+    idx = torch.randperm(data.train_feature.size(0))[0:batch_size]
+    batch_feature = data.train_feature.cpu()[idx]
+    batch_label = data.train_label.cpu()[idx]
+    batch_att = data.attribute.cpu()[batch_label]
+    if bce:
+        return batch_feature, batch_att, data.bce_attribute.cpu()[batch_label]
+    return batch_feature, batch_att, None
+
+
+class _Loop:
+    """The official loop's module-level buffers (input_res, input_att, noise, one, mone) and helpers
+    (sample, the decoder's loss, the action code's feedback_module), for one iteration."""
+
+    def __init__(self, nets: OfficialNets, cfg, data, lambda1: float, actions: bool):
+        self.nets, self.cfg, self.data, self.actions = nets, cfg, data, actions
+        self.opt = SimpleNamespace(**vars(nets.opt), batch_size=cfg.batch_size, lambda1=lambda1)
+        device = next(nets.netG.parameters()).device
+        self.device, self.bce = device, actions and cfg.bce_att
+        self.input_res = torch.empty(cfg.batch_size, self.opt.resSize, device=device)
+        self.input_att = torch.empty(cfg.batch_size, self.opt.attSize, device=device)
+        self.input_bce_att = torch.empty(cfg.batch_size, self.opt.attSize, device=device)
+        self.noise = torch.empty(cfg.batch_size, self.opt.nz, device=device)
+        self.one = torch.tensor(1.0, device=device)  # as-run: 0-d
+        self.mone = self.one * -1
+
+    def sample(self):
+        batch_feature, batch_att, batch_bce_att = next_seen_batch(self.data, self.opt.batch_size, self.bce)
+        self.input_res.copy_(batch_feature)
+        self.input_att.copy_(batch_att)
+        if self.bce:
+            self.input_bce_att.copy_(batch_bce_att)  # as-run: train_actions.py's copies, as intended
+
+    def R(self, pred):  # WeightedL1 against the batch's class embeddings (the action code's BCE targets)
+        return WeightedL1(pred, self.input_att, bce=self.bce, gt_bce=self.input_bce_att if self.bce else None)
+
+    def feedback_module(self, gen_out, att):  # train_actions.py
+        netG, netDec, netF = self.nets.netG, self.nets.netDec, self.nets.netF
+        syn_fake = netG(gen_out, c=att)
+        netDec(syn_fake)  # as-run: `netDec(syn_fake).getLayersOutDet()` calls it on a tensor
+        recons_hidden_feat = netDec.getLayersOutDet()
+        feedback_out = netF(recons_hidden_feat)
+        return netG(gen_out, a1=self.cfg.a1, c=att, feedback_layers=feedback_out)
+
+    def generated(self, z, loop, source=None):
+        """netG(z, c) and, in the feedback pass, again with the feedback of netDec(source or that)."""
+        netG, netDec, netF, cfg = self.nets.netG, self.nets.netDec, self.nets.netF, self.cfg
+        if loop == 1 and self.actions:
+            return self.feedback_module(z, self.input_att)
+        fake = netG(z, c=self.input_att)
+        if loop == 1:
+            netDec(fake if source is None else source)
+            dec_hidden_feat = netDec.getLayersOutDet()
+            feedback_out = netF(dec_hidden_feat)
+            fake = netG(z, a1=cfg.a1, c=self.input_att, feedback_layers=feedback_out)
+        return fake
+
+
+def official_generator_step(nets: OfficialNets, opts: dict, cfg, data, loop: int, lambda1: float,
+                            actions: bool = False) -> float:
+    """One iteration of the official training loop (`for i in range(0, data.ntrain, opt.batch_size)`):
+    critic_iter critic iterations, then the generator step. train_images.py, or train_actions.py
+    with `actions`. Returns opt.lambda1 after the adaptive rule."""
+    state = _Loop(nets, cfg, data, lambda1, actions)
+    _critic_iterations(state, opts, loop)
+    _generator_step(state, opts, loop)
+    return state.opt.lambda1
+
+
+def _critic_iterations(state: _Loop, opts: dict, loop: int) -> None:
+    cfg, opt, netE, netD, netDec = state.cfg, state.opt, state.nets.netE, state.nets.netD, state.nets.netDec
+    for p in netD.parameters():
+        p.requires_grad = True
+    for p in netDec.parameters():
+        p.requires_grad = True
+    gp_sum = 0
+    for iter_d in range(cfg.critic_iter):
+        state.sample()
+        netD.zero_grad()
+        input_resv, input_attv = state.input_res, state.input_att
+        netDec.zero_grad()
+        recons = netDec(input_resv)
+        R_cost = cfg.recons_weight * state.R(recons)
+        R_cost.backward()
+        opts["optimizerDec"].step()
+        criticD_real = netD(input_resv, input_attv)
+        criticD_real = cfg.gammaD * criticD_real.mean()
+        criticD_real.backward(state.mone)
+        if cfg.encoded_noise:
+            means, log_var = netE(input_resv, input_attv)
+            std = torch.exp(0.5 * log_var)
+            eps = torch.randn([opt.batch_size, opt.latent_size]).cpu()
+            eps = eps.to(state.device)
+            z = eps * std + means
+        else:
+            state.noise.normal_(0, 1)
+            z = state.noise
+        fake = state.generated(z, loop)
+        criticD_fake = netD(fake.detach(), input_attv)
+        criticD_fake = cfg.gammaD * criticD_fake.mean()
+        criticD_fake.backward(state.one)
+        gradient_penalty = cfg.gammaD * calc_gradient_penalty(netD, state.input_res, fake.data, state.input_att, opt)
+        gp_sum += gradient_penalty.data
+        gradient_penalty.backward()
+        opts["optimizerD"].step()
+    gp_sum /= (cfg.gammaD * opt.lambda1 * cfg.critic_iter)
+    if (gp_sum > 1.05).sum() > 0:
+        opt.lambda1 *= 1.1
+    elif (gp_sum < 1.001).sum() > 0:
+        opt.lambda1 /= 1.1
+
+
+def _generator_step(state: _Loop, opts: dict, loop: int) -> None:
+    cfg, opt, nets = state.cfg, state.opt, state.nets
+    netE, netG, netD, netF, netDec = nets.netE, nets.netG, nets.netD, nets.netF, nets.netDec
+    for p in netD.parameters():
+        p.requires_grad = False
+    if cfg.recons_weight > 0 and cfg.freeze_dec:
+        for p in netDec.parameters():
+            p.requires_grad = False
+    netE.zero_grad()
+    netG.zero_grad()
+    netF.zero_grad()
+    input_resv, input_attv = state.input_res, state.input_att
+    means, log_var = netE(input_resv, input_attv)
+    std = torch.exp(0.5 * log_var)
+    eps = torch.randn([opt.batch_size, opt.latent_size]).cpu()
+    eps = eps.to(state.device)
+    z = eps * std + means
+    recon_x = state.generated(z, loop)
+    vae_loss_seen = loss_fn(recon_x, input_resv, means, log_var)
+    errG = vae_loss_seen
+    if cfg.encoded_noise:
+        criticG_fake = netD(recon_x, input_attv).mean()
+        fake = recon_x
+    else:
+        state.noise.normal_(0, 1)
+        # the image code takes this sample's feedback from netDec(recon_x); the action code from its own
+        fake = state.generated(state.noise, loop, source=recon_x)
+        criticG_fake = netD(fake, input_attv).mean()
+    G_cost = -criticG_fake
+    errG += cfg.gammaG * G_cost
+    netDec.zero_grad()
+    recons_fake = netDec(fake)
+    R_cost = state.R(recons_fake)
+    errG += cfg.recons_weight * R_cost
+    errG.backward()
+    opts["optimizer"].step()
+    opts["optimizerG"].step()
+    if loop == 1:
+        opts["optimizerF"].step()
+    if cfg.recons_weight > 0 and not cfg.freeze_dec:
+        opts["optimizerDec"].step()
+
+
+def generate_syn_feature(nets: OfficialNets, classes, attribute, num, a2):
+    """train_images.py: per class, num features from N(0, I) noise, the feedback always applied."""
+    netG, netF, netDec = nets.netG, nets.netF, nets.netDec
+    device = next(netG.parameters()).device
+    nclass = classes.size(0)
+    syn_feature = torch.FloatTensor(nclass * num, nets.opt.resSize)
+    syn_label = torch.LongTensor(nclass * num)
+    syn_att = torch.empty(num, nets.opt.attSize, device=device)
+    syn_noise = torch.empty(num, nets.opt.nz, device=device)
+    with torch.no_grad():  # as-run: Variable(..., volatile=True)
+        for i in range(nclass):
+            iclass = classes[i]
+            iclass_att = attribute[iclass]
+            syn_att.copy_(iclass_att.repeat(num, 1))
+            syn_noise.normal_(0, 1)
+            fake = netG(syn_noise, c=syn_att)
+            if netF is not None:
+                netDec(fake)
+                dec_hidden_feat = netDec.getLayersOutDet()
+                feedback_out = netF(dec_hidden_feat)
+                fake = netG(syn_noise, a1=a2, c=syn_att, feedback_layers=feedback_out)
+            syn_feature.narrow(0, i * num, num).copy_(fake.data.cpu())
+            syn_label.narrow(0, i * num, num).fill_(int(iclass))
+    return syn_feature, syn_label
+
+
+# --------------------------------------------------------------------------- classifiers/classifier_images.py
+def official_evaluation(nets: OfficialNets, cfg, data) -> dict:
     """One evaluation as the official loop runs it after every epoch; returns its H and ZSL accuracy."""
-    G, Dec, Fb = model.generator, model.decoder, model.feedback
-    device = data.attribute.device
-    syn_x, syn_y = [], []
-    for c in data.unseenclasses.tolist():  # generate_syn_feature: one class at a time, graphs recorded
-        att = data.attribute[c].repeat(cfg.syn_num, 1)
-        z = torch.randn(cfg.syn_num, cfg.nz, device=device)
-        fake = G(z, att)
-        if cfg.feedback_loop > 1:
-            hidden, _ = Dec(fake)
-            fake = G.output(G.hidden(z, att), Fb(hidden), cfg.a2)
-        syn_x.append(fake.data.cpu())
-        syn_y.append(torch.full((cfg.syn_num,), c, dtype=torch.long))
-    syn_x, syn_y = torch.cat(syn_x), torch.cat(syn_y)
+    for module in (nets.netG, nets.netDec, nets.netF):
+        module.eval()
+    syn_x, syn_y = generate_syn_feature(nets, data.unseenclasses, data.attribute, cfg.syn_num, cfg.a2)
     unseen = data.unseenclasses.cpu()
     gzsl = _official_classifier(torch.cat((data.train_feature.cpu(), syn_x)), torch.cat((data.train_label.cpu(), syn_y)),
-                                data, cfg.nclass_all, cfg, Dec, generalized=True)
+                                data, cfg.nclass_all, cfg, nets.netDec, generalized=True)
     mapped = torch.searchsorted(unseen, syn_y)  # util.map_label (unseenclasses are sorted)
-    zsl = _official_classifier(syn_x, mapped, data, len(unseen), cfg, Dec, generalized=False)
+    zsl = _official_classifier(syn_x, mapped, data, len(unseen), cfg, nets.netDec, generalized=False)
+    for module in (nets.netG, nets.netDec, nets.netF):
+        module.train()
     return {"gzsl_h": gzsl, "zsl_acc": zsl}
 
 
-def _official_classifier(train_x, train_y, data, nclass, cfg, decoder, generalized: bool) -> float:
+def _official_classifier(train_x, train_y, data, nclass, cfg, netDec, generalized: bool) -> float:
     device = data.attribute.device
     batch = cfg.cls_batch_size
 
-    def compute_dec_out(x):
-        out = torch.zeros(x.size(0), x.size(1) + cfg.attSize + cfg.ngh)
-        for start in range(0, x.size(0), batch):
-            part = x[start:start + batch].to(device)
-            hidden, reconstructed = decoder(part)
-            out[start:start + batch] = torch.cat([part, reconstructed, hidden], dim=1).data.cpu()
-        return out
+    def compute_dec_out(test_X):
+        new_test_X = torch.zeros(test_X.size(0), test_X.size(1) + cfg.attSize + cfg.ngh)
+        with torch.no_grad():
+            for start in range(0, test_X.size(0), batch):
+                inputX = test_X[start:start + batch].to(device)
+                feat1 = netDec(inputX)
+                feat2 = netDec.getLayersOutDet()
+                new_test_X[start:start + batch] = torch.cat([inputX, feat1, feat2], dim=1).data.cpu()
+        return new_test_X
 
     train_x = compute_dec_out(train_x)
     test_unseen = compute_dec_out(data.test_unseen_feature.cpu())
     test_seen = compute_dec_out(data.test_seen_feature.cpu())
-    fc = torch.nn.Linear(train_x.size(1), nclass)
-    torch.nn.init.normal_(fc.weight, 0.0, 0.02)
-    torch.nn.init.zeros_(fc.bias)
+    fc = nn.Linear(train_x.size(1), nclass)
+    weights_init(fc)
     fc.to(device)
     optimizer = torch.optim.Adam(fc.parameters(), lr=cfg.classifier_lr, betas=(cfg.classifier_beta1, 0.999))
     state = {"index": 0, "epochs": 0, "x": train_x, "y": train_y}
@@ -192,7 +489,7 @@ def _official_classifier(train_x, train_y, data, nclass, cfg, decoder, generaliz
         if generalized:
             seen = per_class(data.test_seen_label.cpu(), predict(test_seen), data.seenclasses.tolist())
             unseen = per_class(data.test_unseen_label.cpu(), predict(test_unseen), data.unseenclasses.tolist())
-            h = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0
+            h = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0  # as-run: 0/0
             best = max(best, h)
         else:
             mapped = torch.searchsorted(data.unseenclasses.cpu(), data.test_unseen_label.cpu())

@@ -236,8 +236,9 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
 # --------------------------------------------------------------------------- check
 def _check_config(dataset: str, image_embedding: str, class_embedding: str, feature_dir: Path | None = None,
                   manual_att_file: str | None = None):
+    # checked for what a dataset is for: ZSL and GZSL (which needs seen test images)
     cfg = Config(dataset=dataset, image_embedding=image_embedding, class_embedding=class_embedding,
-                 image_embedding_path=str(feature_dir.resolve()) if feature_dir else None)
+                 image_embedding_path=str(feature_dir.resolve()) if feature_dir else None, gzsl=True)
     if manual_att_file:
         cfg = replace(cfg, manual_att=True, manual_att_file=manual_att_file)
     return cfg

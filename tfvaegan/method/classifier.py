@@ -43,8 +43,9 @@ class ClassifierSettings:
 
 @torch.no_grad()
 def train_softmax(train_x: Tensor, train_y: Tensor, n_out: int, settings: ClassifierSettings,
-                  generator: torch.Generator, on_epoch) -> None:
-    """Train W, b of a softmax classifier; call on_epoch(epoch, W, b) after each epoch.
+                  generator: torch.Generator, on_epoch, on_start=None) -> None:
+    """Train W, b of a softmax classifier; call on_start(W, b) with the initial layer, then
+    on_epoch(epoch, W, b) after each epoch (with select="last": after the last one only).
 
     W is stored input-major, (dim, n_out), the transpose of nn.Linear's weight (drawn in
     nn.Linear's order, so the same seed gives the same classifier): its gradient xᵀ·(p − y) is then
@@ -54,6 +55,8 @@ def train_softmax(train_x: Tensor, train_y: Tensor, n_out: int, settings: Classi
     device = train_x.device
     weight = (torch.randn(n_out, dim, generator=generator, device=device) * 0.02).t().contiguous()
     bias = torch.zeros(n_out, device=device)
+    if on_start is not None:
+        on_start(weight, bias)
     grads = [torch.empty_like(weight), torch.empty_like(bias)]
     # Adam(lr, betas=(beta1, 0.999)) through its functional form: the same fused kernel as
     # torch.optim.Adam(fused=True) without the optimizer object's per-call overhead (~0.5 ms,
@@ -127,12 +130,17 @@ def fit_over_classes(train_x: Tensor, train_y: Tensor, classes: Tensor, test_x: 
     """A softmax classifier over `classes` only (official fit_zsl), scored by per-class accuracy on
     (test_x, test_y) after the epochs it evaluates; labels are global class ids.
 
-    With select="best" the epoch with the best accuracy is kept (the earliest on ties), with
-    select="last" the last epoch; `keep_weights` also returns that epoch's W and b.
+    With select="best" the epoch with the best accuracy is kept (the earliest on ties), from the
+    official start: accuracy 0 and the initial layer (epoch 0), which an epoch must beat; with
+    select="last" the last epoch. `keep_weights` also returns the kept W and b.
     """
     every = torch.arange(len(classes), device=train_y.device)
     test_local = local_labels(test_y, classes)
-    kept = Fit(acc=-1.0, epoch=0)
+    kept = Fit(acc=0.0, epoch=0)
+
+    def on_start(weight, bias):
+        if keep_weights:
+            kept.weight, kept.bias = weight.clone(), bias.clone()
 
     def on_epoch(epoch, weight, bias):
         acc = per_class_accuracy(predict(test_x, weight, bias), test_local, every)
@@ -142,5 +150,5 @@ def fit_over_classes(train_x: Tensor, train_y: Tensor, classes: Tensor, test_x: 
             if keep_weights:
                 kept.weight, kept.bias = weight.clone(), bias.clone()
 
-    train_softmax(train_x, local_labels(train_y, classes), len(classes), settings, generator, on_epoch)
+    train_softmax(train_x, local_labels(train_y, classes), len(classes), settings, generator, on_epoch, on_start)
     return kept

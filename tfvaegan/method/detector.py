@@ -21,6 +21,7 @@ from torch import Tensor
 from tfvaegan.method.classifier import SELECT_MODES
 
 THRESHOLD_RULES = ("official", "mean")
+SAMPLERS = ("official", "random")
 EVAL_CHUNK = 8192  # rows per detector forward pass at evaluation, bounds the 512-wide activations
 
 
@@ -35,11 +36,14 @@ class DetectorSettings:
     hidden: int = 512
     entropy_threshold: float | None = None  # None: chosen from the training entropies by threshold_rule
     threshold_rule: str = "official"  # official: Σ entropies / n_train; mean: Σ entropies / samples drawn
+    sampler: str = "official"  # official: in order until the first wrap, then random subsets; random: always
     select: str = "best"  # best | last
 
     def __post_init__(self):
         if self.select not in SELECT_MODES:
             raise ValueError(f"detector select: expected one of {SELECT_MODES}, found {self.select!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"key 'od_sampler': expected one of {SAMPLERS}, found {self.sampler!r}")
         if self.threshold_rule not in THRESHOLD_RULES:
             raise ValueError(f"detector threshold_rule: expected one of {THRESHOLD_RULES}, "
                              f"found {self.threshold_rule!r}")
@@ -57,7 +61,7 @@ class DetectorSettings:
             # entropy >= 0: a threshold <= 0 routes every test sample to the unseen classifier (s = 0)
             raise ValueError(f"key 'od_entropy_threshold': expected null or a number in (0, ln(number of "
                              f"seen classes)], found {threshold}")
-        return cls(entropy_threshold=threshold, select=select)
+        return cls(entropy_threshold=threshold, sampler=cfg.od_sampler, select=select)
 
 
 def entropy(logits: Tensor) -> Tensor:
@@ -91,12 +95,36 @@ class Detector:
         return torch.cat([entropy(self(part)) for part in x.split(EVAL_CHUNK)])
 
 
+class HalfBatches:
+    """Row indices of the detector's half-batches from one set (real seen or synthetic unseen).
+
+    official (classifier_entropy.next_batch / next_batch_syn): consecutive rows in the data's order
+    until the next half-batch would pass n - half; from then on, since the official counter is never
+    reset, every call reshuffles and takes the first `half` rows. The synthetic features are
+    class-major, so their first half-batches hold one class each. random: a fresh random subset
+    every call (what the official sampler does after its first wrap).
+    """
+
+    def __init__(self, n: int, half: int, generator: torch.Generator, device, sampler: str = "official"):
+        self.n, self.half, self.generator, self.device = n, half, generator, device
+        self.order = torch.arange(n, device=device)
+        self.consumed = 0 if sampler == "official" else n  # random: as if past the wrap already
+
+    def __call__(self) -> Tensor:
+        start = self.consumed
+        self.consumed += self.half
+        if self.consumed > self.n - self.half:
+            self.order = self.order[torch.randperm(self.n, generator=self.generator, device=self.device)]
+            start = 0
+        return self.order[start:start + self.half]
+
+
 def train_detector(seen_x: Tensor, seen_local_y: Tensor, n_seen: int, syn_x: Tensor,
                    settings: DetectorSettings, generator: torch.Generator, on_epoch) -> Detector:
     """Train the detector; call on_epoch(epoch, detector, threshold) after each epoch.
 
-    Per step: batch_size/2 real seen samples and as many synthetic unseen ones, each a fresh
-    random subset drawn without replacement; loss = mean H(seen) + NLL(seen) − mean H(unseen).
+    Per step: batch_size/2 real seen samples and as many synthetic unseen ones (HalfBatches);
+    loss = mean H(seen) + NLL(seen) − mean H(unseen).
     `threshold` is the official one (see the module docstring) unless the settings fix it or ask for
     the mean training entropy of the seen samples drawn (threshold_rule="mean": the official code
     counts its steps in `batch_num` but divides by the training size).
@@ -108,11 +136,12 @@ def train_detector(seen_x: Tensor, seen_local_y: Tensor, n_seen: int, syn_x: Ten
     half = settings.batch_size // 2
     steps = math.ceil(n_train / settings.batch_size)
     divisor = n_train if settings.threshold_rule == "official" else steps * min(half, n_train)
+    seen_batches = HalfBatches(n_train, half, generator, device, settings.sampler)
+    syn_batches = HalfBatches(n_syn, half, generator, device, settings.sampler)
     for epoch in range(1, settings.nepoch + 1):
         seen_entropy_sum = torch.zeros((), device=device)
         for _ in range(steps):
-            seen_index = torch.randperm(n_train, generator=generator, device=device)[:half]
-            syn_index = torch.randperm(n_syn, generator=generator, device=device)[:half]
+            seen_index, syn_index = seen_batches(), syn_batches()
             seen_logits = detector(seen_x[seen_index])
             seen_entropy = entropy(seen_logits)
             loss = (seen_entropy.mean() + F.cross_entropy(seen_logits, seen_local_y[seen_index])

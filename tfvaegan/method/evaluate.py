@@ -66,14 +66,14 @@ class ODResult:
     seen: float  # per-class accuracy on test seen samples: routed to seen AND correctly classified
     unseen: float  # the same for test unseen samples, routed to unseen
     h: float
-    threshold: float  # entropy threshold of the reported detector epoch
+    threshold: float | None  # entropy threshold of the reported detector epoch (None: no epoch beat H = 0)
     epoch: int  # 1-based detector epoch reported
     seen_classifier_epoch: int
     unseen_classifier_epoch: int
     seen_classifier_acc: float  # seen classifier alone on test seen (routing ignored): an upper bound
     unseen_classifier_acc: float  # unseen classifier alone on test unseen (= a ZSL accuracy)
-    seen_routed_to_seen: float  # share of test seen samples the detector sends to the seen classifier
-    unseen_routed_to_unseen: float
+    seen_routed_to_seen: float | None  # share of test seen samples the detector sends to the seen classifier
+    unseen_routed_to_unseen: float | None
     curve: list[float] = field(default_factory=list)  # H per evaluated detector epoch
 
 
@@ -89,7 +89,7 @@ def gzsl(train_x: Tensor, train_y: Tensor, evaluation: EvalSet, seenclasses: Ten
          unseenclasses: Tensor, n_classes: int, settings: ClassifierSettings,
          generator: torch.Generator) -> GZSLResult:
     """Classify seen and unseen test samples among all classes; report s, u and their H."""
-    best = GZSLResult(seen=0.0, unseen=0.0, h=-1.0, epoch=0)
+    best = GZSLResult(seen=0.0, unseen=0.0, h=0.0, epoch=0)  # official: an epoch must beat H = 0
 
     def on_epoch(epoch, weight, bias):
         seen = per_class_accuracy(predict(evaluation.seen_x, weight, bias), evaluation.seen_y, seenclasses)
@@ -140,7 +140,9 @@ def od_gzsl(train_seen_x: Tensor, train_seen_y: Tensor, syn_unseen_x: Tensor, sy
     seen_predicted = seenclasses[predict(evaluation.seen_x, seen_fit.weight, seen_fit.bias)]
     unseen_predicted = unseenclasses[predict(evaluation.unseen_x, unseen_fit.weight, unseen_fit.bias)]
 
-    best: dict = {"h": -1.0}
+    # official: the detector epoch must beat H = 0; none did -> s = u = H = 0, no threshold
+    best: dict = {"seen": 0.0, "unseen": 0.0, "h": 0.0, "threshold": None, "epoch": 0, "seen_routed": None,
+                  "unseen_routed": None}
     curve: list[float] = []
 
     def on_epoch(epoch, model, threshold: float):
@@ -221,5 +223,16 @@ def evaluate(model, data, cfg, generator: torch.Generator, *, select: str = "bes
     result = zsl(syn_f, syn_y, evaluation, data.unseenclasses,
                  ClassifierSettings.from_config(cfg, select, zsl_epochs), generator)
     row.update(zsl_acc=result.acc, zsl_classifier_epoch=result.epoch)
+    row.update({f"{kind}_classifier_steps_per_epoch": steps
+                for kind, steps in classifier_steps_per_epoch(cfg, len(data.train_label), len(syn_y)).items()})
     model.train(was_training)
     return row
+
+
+def classifier_steps_per_epoch(cfg, n_train: int, n_synthetic: int) -> dict[str, int]:
+    """Optimisation steps in one epoch of each classifier an evaluation trains, given its real seen
+    training samples and synthetic unseen ones: ZSL on the synthetic features, GZSL on both (the
+    detector, with gzsl_od, on the real ones), each ceil(samples / batch) steps."""
+    gzsl = (math.ceil(n_train / DetectorSettings().batch_size) if cfg.gzsl_od
+            else math.ceil((n_train + n_synthetic) / cfg.cls_batch_size))
+    return {"zsl": math.ceil(n_synthetic / cfg.cls_batch_size), "gzsl": gzsl}

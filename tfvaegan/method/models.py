@@ -60,7 +60,10 @@ class Generator(nn.Module):
     def output(self, hidden: Tensor, feedback: Tensor | None = None, weight: float = 0.0) -> Tensor:
         if feedback is not None:
             hidden = hidden + weight * feedback
-        return torch.sigmoid(self.fc3(hidden))
+        # The sigmoid runs in float32 even under bf16 autocast (amp): there it would round to exactly
+        # 1 from x ≈ 7 (float32: x ≈ 17), and such units meet the VAE loss's BCE at its clamp with
+        # zero gradient. Without autocast .float() is a no-op.
+        return torch.sigmoid(self.fc3(hidden).float())
 
     def forward(self, z: Tensor, att: Tensor) -> Tensor:
         return self.output(self.hidden(z, att))
@@ -99,7 +102,7 @@ class Decoder(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         hidden = self.hidden(x)
-        out = self.fc3(hidden)
+        out = self.fc3(hidden).float()  # the activation the losses read, in float32 under autocast too
         if self.sigmoid_output:
             out = torch.sigmoid(out)
         else:

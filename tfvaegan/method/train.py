@@ -8,8 +8,9 @@ gradient-penalty weight λ adapts: x1.1 when the mean penalty of a generator ste
 exceeds 1.05, /1.1 when it is below 1.001.
 
 Deliberate differences from the official code, none of which changes what is computed in float32
-(on CUDA the default `amp: true` runs the forward passes in bf16 and products in TF32, which moves
-the numbers at rounding level and, through the GAN, beyond; `amp: false` is float32 throughout):
+(the default, as the official code; on CUDA the opt-in `amp: true` runs the forward passes' matrix
+products in bf16 and the rest in TF32, with the generator's and decoder's output activations and
+every loss in float32, which moves the numbers at rounding level and, through the GAN, beyond):
 - the critic's loss and gradients are written out in closed form (losses.critic_loss_and_gradients):
   real and fake scored in one batch, the penalty's input gradient and its backward without the
   double-backward autograd graph, the official three backward passes summed in one GEMM;
@@ -23,6 +24,7 @@ the numbers at rounding level and, through the GAN, beyond; `amp: false` is floa
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,8 +280,21 @@ def train(cfg: Config, data: ZSLData, device: torch.device, *,
                                "rng": _rng_state(device, eval_generator), "history": result.history}, checkpoint)
         if on_epoch is not None:
             on_epoch(row)
+        _pause_if_asked(epoch + 1, log)
     result.seconds_per_epoch = elapsed / max(len(result.history), 1)
     return result
+
+
+# For tests of interruption: training stops after this epoch (and its checkpoint) and waits to be
+# interrupted, so that a Ctrl-C lands mid-training whatever the machine's speed.
+PAUSE_AFTER_EPOCH = "TFVAEGAN_PAUSE_AFTER_EPOCH"
+
+
+def _pause_if_asked(epoch: int, log: Callable[[str], None]) -> None:
+    if os.environ.get(PAUSE_AFTER_EPOCH) == str(epoch):
+        log(f"pausing after epoch {epoch} ({PAUSE_AFTER_EPOCH}); waiting to be interrupted")
+        while True:
+            time.sleep(3600)
 
 
 def resume(checkpoint: Path | None, fingerprint: str, trainer: Trainer, eval_generator: torch.Generator,

@@ -2,6 +2,7 @@
 # A run is one benchmark x protocol x variant x seed; its folder, RUN, is the results layout:
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/            one run (image benchmarks)
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/split_{split}/   one split of it (actions)
+import fnmatch
 import functools
 import json
 import re
@@ -11,16 +12,45 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
-# The package of this checkout, as the jobs get it (shell.prefix below), not whichever one is installed.
+# The workflow reads the package of this checkout, as its jobs do (PYTHONPATH below), not whichever
+# copy happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir).parent))
-from tfvaegan.config import from_mapping
-from tfvaegan.config import read_file as read_config_file
-from tfvaegan.data import layout
-from tfvaegan.errors import ConfigError
+
+from tfvaegan.config import from_mapping, layered, parse_override  # noqa: E402
+from tfvaegan.config import read_file as read_config_file  # noqa: E402
+from tfvaegan.data import layout  # noqa: E402
+from tfvaegan.errors import ConfigError  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+SCHEMA_TEXT = yaml.safe_load(SCHEMA.read_text())
+# Mappings of tfvaegan Config keys, read as `--set` reads its values.
+RUN_KEY_MAPPINGS = ("overrides", "variants.*", "catalog.*.settings")
+
+
+def _from_command_line(value, schema, where):
+    """A `--config` value as the schema (or, for run keys, tfvaegan.config) reads it: Snakemake's
+    parser hands list and mapping items over as text ('seeds=[0,1]' gives ['0', '1'])."""
+    schema = SCHEMA_TEXT["definitions"][schema["$ref"].removeprefix("#/definitions/")] if "$ref" in schema else schema
+    if any(fnmatch.fnmatch(where, pattern) for pattern in RUN_KEY_MAPPINGS) and isinstance(value, dict):
+        return {k: parse_override(f"{k}={v}")[1] if isinstance(v, str) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_command_line(item, schema.get("items", {}), f"{where}[]") for item in value]
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties", {})
+        return {k: _from_command_line(v, schema.get("properties", {}).get(k, extra if isinstance(extra, dict) else {}),
+                                      f"{where}.{k}" if where else k) for k, v in value.items()}
+    kinds = schema.get("type", [])
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(value, str) and not {"string"} & set(kinds):
+        parsed = parse_override(f"x={value}")[1]  # YAML 1.2: '3' an int, '1e-5' a float, 'true', 'null'
+        if isinstance(parsed, (bool, int, float)) or parsed is None:
+            return parsed
+    return value
+
+
+update_config(config, _from_command_line(dict(workflow.config_settings.config), SCHEMA_TEXT, ""))
 validate(config, schema=str(SCHEMA), set_default=True)
 
 PROJECT_ROOT = Path(workflow.basedir).parent
@@ -34,7 +64,7 @@ shell.prefix("export PYTHONPATH={}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ".format(sh
 # Software of every rule when run with --sdm conda.
 CONDA_ENV = "../envs/tfvaegan.yaml"
 # Benchmark and variant names become folders; the schema holds the rule (one source for both).
-NAME_REGEX = yaml.safe_load(SCHEMA.read_text())["definitions"]["name"]["pattern"].strip("^$")
+NAME_REGEX = SCHEMA_TEXT["definitions"]["name"]["pattern"].strip("^$")
 
 
 def _fail(message):
@@ -69,27 +99,29 @@ def _download_benchmarks():
             if b in config["catalog"] and config["catalog"][b].get("features", "provided") == "provided"]
 
 
-# The selected benchmarks, and those of the download archive (whose files the download rule names).
-# FILE_VALUES: the hyperparameter file as written; BENCHMARK_VALUES: with the catalog entry's
-# `settings` on top (a custom benchmark inherits a named benchmark's file and overrides its
-# dataset, file stems or hyperparameters there). Jobs get the file plus --set for the rest.
-# A `features: finetune` entry's runs are labelled `features: finetuned` (metrics.json, the tables).
+# The hyperparameter file of each selected benchmark, and of those of the download archive (whose
+# files the download rule names), as written. A run's values are layered on it (tfvaegan.config.layered,
+# as the jobs' own `--config <file> --set ...` are): the catalog entry's `settings` (a custom
+# benchmark inherits a named benchmark's file and overrides its dataset, file stems or
+# hyperparameters there), the variant, `overrides`, then protocol, seed and split.
+FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(config["benchmarks"] + _download_benchmarks())}
+
+
 def features_mode(benchmark):
     return config["catalog"][benchmark].get("features", "provided")
 
 
-def _benchmark_values(benchmark):
-    values = {**FILE_VALUES[benchmark], **(config["catalog"][benchmark].get("settings") or {})}
+def _settings(benchmark):
+    """The catalog entry's settings; a `features: finetune` entry's runs are labelled `features: finetuned`
+    (metrics.json, the tables)."""
+    settings = dict(config["catalog"][benchmark].get("settings") or {})
     if features_mode(benchmark) == "finetune":
-        if values.get("features", "finetuned") != "finetuned":
+        found = settings.get("features", FILE_VALUES[benchmark].get("features", "finetuned"))
+        if found != "finetuned":
             _fail(f"catalog entry {benchmark!r}: features: finetune makes fine-tuned features, but its config "
-                  f"says features: {values['features']!r} (expected finetuned, or no `features` key)")
-        values["features"] = "finetuned"
-    return values
-
-
-FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(config["benchmarks"] + _download_benchmarks())}
-BENCHMARK_VALUES = {b: _benchmark_values(b) for b in FILE_VALUES}
+                  f"says features: {found!r} (expected finetuned, or no `features` key)")
+        settings["features"] = "finetuned"
+    return settings
 
 
 def label_of(benchmark):
@@ -107,14 +139,14 @@ def split_dataset(benchmark, split):
 
 
 def run_values(benchmark, protocol, variant, seed, split=None):
-    """The run's Config values: benchmark file < variant < overrides < protocol, seed and split."""
-    values = dict(BENCHMARK_VALUES[benchmark])
-    values.update(config["variants"][variant] or {})
-    values.update(config["overrides"] or {})
-    values.update(protocol=protocol, manualSeed=int(seed))
+    """The run's Config values: benchmark file < settings < variant < overrides < protocol, seed and split."""
+    on_top = _settings(benchmark)
+    on_top.update(config["variants"][variant] or {})
+    on_top.update(config["overrides"] or {})
+    on_top.update(protocol=protocol, manualSeed=int(seed))
     if split is not None:
-        values["dataset"] = split_dataset(benchmark, split)
-    return values
+        on_top["dataset"] = split_dataset(benchmark, split)
+    return layered(FILE_VALUES[benchmark], on_top)[0]
 
 
 @functools.lru_cache(maxsize=None)  # checked for every run at start-up, then asked again per job
@@ -139,11 +171,17 @@ def settings_of(wildcards):
 
 
 def config_for(benchmark, split=None):
-    """A Config of the benchmark file (with the split's dataset), for file locations."""
-    values = dict(BENCHMARK_VALUES[benchmark])
+    """A Config of the benchmark file and its settings (with the split's dataset), for file locations."""
+    on_top = _settings(benchmark)
     if split is not None:
-        values["dataset"] = split_dataset(benchmark, split)
-    return from_mapping(values, str(benchmark_file(benchmark)))
+        on_top["dataset"] = split_dataset(benchmark, split)
+    return from_mapping(layered(FILE_VALUES[benchmark], on_top)[0], str(benchmark_file(benchmark)))
+
+
+def settings_args(benchmark):
+    """The catalog entry's settings as `--set` arguments (but its dataset, which --dataset gives per split)."""
+    return " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(_settings(benchmark).items())
+                    if k != "dataset")
 
 
 # Every run's Config is checked now, so that a bad variant or override (an unknown key, a value of the

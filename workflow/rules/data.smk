@@ -133,7 +133,9 @@ rule verify_features:
     params:
         data_root=DATA,
         config=lambda w: benchmark_file(w.benchmark),
-        datasets=lambda w: " ".join(f"--dataset {shlex.quote(d)}" for d in data_datasets(w.benchmark)),
+        # the dataset of each split; for a custom benchmark also its settings (feature file stem, ...)
+        datasets=lambda w: " ".join([settings_args(w.benchmark)] * bool(settings_args(w.benchmark))
+                                    + [f"--dataset {shlex.quote(d)}" for d in data_datasets(w.benchmark)]),
         files=lambda w: data_files(w.benchmark),  # a changed location re-verifies
     conda:
         CONDA_ENV
