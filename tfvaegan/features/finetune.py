@@ -132,12 +132,14 @@ def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: st
         f"{', bf16 autocast' if recipe.amp and device.startswith('cuda') else ''}")
     if recipe.amp and not device.startswith("cuda"):
         log("--amp is for CUDA only: training in float32 on the CPU")
-    check_images(paths)
 
     def fresh() -> _Parts:
         return _build(backbone, weights, seed, allow_random_init, seen.size, recipe, torch.device(device))
 
-    trained = train(fresh, paths, targets, recipe, seed, torch.device(device), _checkpoint_path(out), fingerprint)
+    parts = fresh()  # a missing or foreign weights file stops here, before the images are decoded
+    check_images(paths)
+    trained = train(parts, fresh, paths, targets, recipe, seed, torch.device(device), _checkpoint_path(out),
+                    fingerprint)
     atomic_torch_save({k: v.detach().cpu() for k, v in trained.state_dict().items()}, out)
     _checkpoint_path(out).unlink(missing_ok=True)
     log(f"wrote {out} (weights of the fine-tuned {backbone}, without its head; `extract --weights {out}`)")
@@ -174,10 +176,10 @@ def _build(backbone: str, weights, seed: int, allow_random_init: bool, n_classes
     return _Parts(net, head, optimizer)
 
 
-def train(fresh, paths: list[Path], targets: np.ndarray, recipe: Recipe, seed: int, device: torch.device,
-          checkpoint: Path, fingerprint: str) -> torch.nn.Module:
-    """The epoch loop, resumed from `checkpoint` when it holds this training; returns the backbone."""
-    parts = fresh()
+def train(parts: _Parts, fresh, paths: list[Path], targets: np.ndarray, recipe: Recipe, seed: int,
+          device: torch.device, checkpoint: Path, fingerprint: str) -> torch.nn.Module:
+    """The epoch loop from the starting `parts`, resumed from `checkpoint` when it holds this training
+    (`fresh` rebuilds the start when a checkpoint fails half-way); returns the backbone."""
     start, history = resume(checkpoint, fingerprint, parts, device)
     if start is None:
         parts, start, history = fresh(), 0, []  # a refused checkpoint may have restored part of the state
