@@ -4,8 +4,9 @@ One row per (benchmark, features, protocol, variant): mean and sample standard d
 (ddof=1; empty for a single seed, where no spread can be measured) and n_seeds. `features` is plain
 (ImageNet backbone) or finetuned (backbone fine-tuned on the seen classes), from metrics.json (files
 written before it existed are plain). Every row carries the paper's number for its benchmark,
-features and variant from config/paper_results.csv, whatever our protocol, and the difference ours − paper, so that the gap between the test-selected `paper` protocol, the honest
-`val` protocol and the published number is visible side by side. docs/protocols.md says how to read
+features and variant from config/paper_results.csv, whatever our protocol, and the difference
+ours − paper, so that the gap between the test-selected `paper` protocol, the honest `val` protocol
+and the published number is visible side by side. docs/protocols.md says how to read
 them.
 """
 from __future__ import annotations
