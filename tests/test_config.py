@@ -203,7 +203,8 @@ def test_config_command_prints_what_a_run_would_use(capsys, toy_root):
 def test_printed_configuration_loads_back_as_the_same_config(tmp_path, capsys):
     from conftest import PROJECT_ROOT
 
-    for name in ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo"):
+    for name in ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo", "cub_finetuned", "awa2_finetuned",
+                 "flo_finetuned", "sun_finetuned"):
         path = PROJECT_ROOT / "config" / "benchmarks" / f"{name}.yaml"
         code, out = printed_by(capsys, "config", "--config", path)
         assert code == 0

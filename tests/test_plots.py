@@ -17,12 +17,13 @@ LOG_COLUMNS = ["epoch", "seconds", "loss_d", "loss_g", "wasserstein", "vae_loss"
                "gzsl_seen", "gzsl_unseen", "gzsl_h", "eval_split"]
 
 
-def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12, log=True) -> Path:
+def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12, log=True, features=None) -> Path:
     folder = root / benchmark / protocol / variant / f"seed{seed}"
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps({
         "benchmark": benchmark, "protocol": protocol, "variant": variant, "seed": seed,
-        "zsl_acc": zsl, "gzsl_seen": h + 0.05, "gzsl_unseen": h - 0.05, "gzsl_h": h}))
+        "zsl_acc": zsl, "gzsl_seen": h + 0.05, "gzsl_unseen": h - 0.05, "gzsl_h": h,
+        **({"features": features} if features else {})}))
     if log:
         rng = np.random.default_rng(seed)
         with (folder / "train_log.csv").open("w", newline="") as handle:
@@ -73,6 +74,23 @@ def test_plots_with_ablation_variants_and_missing_logs(tmp_path, capsys):
     assert "train_log.csv not found" in capsys.readouterr().out
     assert_png(out / "paper_vs_ours.png")
     assert (out / "training_curves.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_plain_and_finetuned_runs_of_one_benchmark_are_drawn_apart(tmp_path):
+    from tfvaegan.report.plots import paper_vs_ours_figure, read_train_logs, training_curves_figure
+    from tfvaegan.report.tables import DEFAULT_PAPER_RESULTS, build_tables, load_paper, load_runs
+
+    metrics = [write_run(tmp_path / "plain", "cub", "paper", "tfvaegan", 1, 0.6, 0.5),
+               write_run(tmp_path / "ft", "cub", "paper", "tfvaegan", 1, 0.7, 0.6, features="finetuned")]
+    runs = load_runs(metrics)
+    tables = build_tables(runs, load_paper(DEFAULT_PAPER_RESULTS))
+    figure = paper_vs_ours_figure(tables["zsl"], tables["gzsl"])
+    zsl_axis = figure.axes[0]
+    assert [t.get_text() for t in zsl_axis.get_xticklabels()] == ["CUB", "CUB fine-tuned"]
+    paper_bars = zsl_axis.containers[0]  # the paper's bars: each group its own published number
+    assert [round(bar.get_height(), 1) for bar in paper_bars] == [64.9, 74.3]
+    curves = training_curves_figure(read_train_logs(runs))
+    assert [ax.get_title() for ax in curves.axes[:2]] == ["CUB", "CUB fine-tuned"]
 
 
 def test_train_log_without_required_columns_is_a_clear_error(tmp_path):

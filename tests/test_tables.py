@@ -161,10 +161,17 @@ def test_bad_paper_file_names_line_and_column(tmp_path):
 def test_shipped_paper_results_are_well_formed():
     paper = load_paper(DEFAULT_PAPER_RESULTS)
     for benchmark in ("cub", "flo", "sun", "awa2"):
-        u, s, h = (paper[(benchmark, m)] for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
+        u, s, h = (paper[(benchmark, "plain", m)] for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
         # The published H must be the harmonic mean of the published u and s (catches transcription slips).
         assert h == pytest.approx(2 * u * s / (u + s), abs=0.06)
-        assert 0 < paper[(benchmark, "zsl_top1")] < 100
+        assert 0 < paper[(benchmark, "plain", "zsl_top1")] < 100
+    # the fine-tuned rows as issue 14 quotes them (ZSL / GZSL H; u and s are not quoted)
+    finetuned = {(b, m): v for (b, f, m), v in paper.items() if f == "finetuned"}
+    assert finetuned == {("cub", "zsl_top1"): 74.3, ("cub", "gzsl_h"): 70.7, ("flo", "zsl_top1"): 74.7,
+                         ("flo", "gzsl_h"): 79.4, ("sun", "zsl_top1"): 66.7, ("sun", "gzsl_h"): 46.3,
+                         ("awa2", "zsl_top1"): 73.4, ("awa2", "gzsl_h"): 66.7}
+    text = DEFAULT_PAPER_RESULTS.read_text()
+    assert text.count("channelCS/ZSL_Generative Report.pdf Table 4") == 8
 
 
 @pytest.mark.parametrize("row, message", [
@@ -195,7 +202,51 @@ def test_paper_line_numbers_count_blank_and_multiline_rows(tmp_path):
     with pytest.raises(UserError, match=r"line 5, column 'value'"):
         load_paper(path)
     path.write_text("benchmark,metric,value,source\ncub,ablation:+decoder:gzsl_h,50,x\n")
-    assert load_paper(path) == {("cub", "ablation:+decoder:gzsl_h"): 50.0}
+    assert load_paper(path) == {("cub", "plain", "ablation:+decoder:gzsl_h"): 50.0}
+
+
+PAPER_WITH_FEATURES = """benchmark,features,metric,value,source
+cub,plain,zsl_top1,64.9,test
+cub,plain,gzsl_h,58.1,test
+cub,finetuned,zsl_top1,74.3,test
+"""
+
+
+def test_features_column_keeps_plain_and_finetuned_rows_and_paper_values_apart(tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(PAPER_WITH_FEATURES)
+    root = tmp_path / "results"
+    runs = [write_metrics(root, "cub", "paper", "tfvaegan", 0, 0.60, 0.5, 0.6, 0.54),  # written before `features`
+            write_metrics(root / "ft", "cub", "paper", "tfvaegan", 0, 0.70, 0.6, 0.7, 0.64, features="finetuned"),
+            write_metrics(root / "ft", "cub", "val", "tfvaegan", 0, 0.65, 0.6, 0.7, 0.64, features="finetuned")]
+    tables = build_tables(load_runs(runs), load_paper(paper))  # same benchmark, protocol, variant, seed: two runs
+    zsl = tables["zsl"]
+    assert list(zsl.features) == ["plain", "finetuned", "finetuned"]  # plain first, then the fine-tuned rows
+    assert list(zsl.protocol) == ["paper", "paper", "val"]
+    assert list(zsl.paper_top1) == [64.9, 74.3, 74.3] and list(zsl.diff_top1) == pytest.approx([-4.9, -4.3, -9.3])
+    gzsl = tables["gzsl"].set_index(["features", "protocol"])
+    assert gzsl.loc[("plain", "paper")].paper_h == 58.1
+    assert math.isnan(gzsl.loc[("finetuned", "paper")].paper_h)  # never the plain number instead
+    assert list(tables["ablation"].features) == ["plain", "finetuned", "finetuned"]
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", *map(str, runs), "--paper", str(paper), "--out-dir", str(out)]) == 0
+    assert list(pd.read_csv(out / "zsl.csv").features) == ["plain", "finetuned", "finetuned"]
+    twin = write_metrics(root / "twin", "cub", "paper", "tfvaegan", 0, 0.71, features="finetuned")
+    with pytest.raises(UserError, match="expected one file per run"):
+        load_runs([runs[1], twin])
+
+
+def test_bad_features_value_is_one_clear_error(tmp_path):
+    path = write_metrics(tmp_path, "cub", "paper", "tfvaegan", 1, 0.5, features="fine-tuned")
+    with pytest.raises(UserError, match=r"key 'features': expected one of \('plain', 'finetuned'\)"):
+        load_runs([path])
+    paper = tmp_path / "paper.csv"
+    paper.write_text("benchmark,features,metric,value,source\ncub,tuned,zsl_top1,70,x\n")
+    with pytest.raises(UserError, match=r"line 2, column 'features': expected one of \['plain', 'finetuned'\]"):
+        load_paper(paper)
+    paper.write_text("benchmark,features,metric,value,source\ncub,plain,zsl_top1,70,x\ncub,plain,zsl_top1,71,x\n")
+    with pytest.raises(UserError, match=r"line 3: expected one value per \(benchmark, features, metric\)"):
+        load_paper(paper)
 
 
 @pytest.mark.parametrize("config, selection, found", [

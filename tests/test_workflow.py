@@ -182,6 +182,53 @@ def test_custom_benchmark_inherits_a_named_benchmark_with_overrides(tmp_path):
     assert "results/mine/paper/tfvaegan/seed0/metrics.json" in out
 
 
+IMAGE_BENCHMARKS = ("cub", "awa2", "flo", "sun")
+AUTHORS_EPOCHS = {"cub": 150, "awa2": 1, "flo": 4, "sun": 56}  # read from the authors' feature file names
+
+
+def test_dry_run_of_the_fine_tuned_image_benchmarks_finetunes_and_extracts_before_training(tmp_path):
+    _placeholder_data(tmp_path / "datasets")  # res101.mat (the image list) and att_splits.mat of each
+    for made in (tmp_path / "datasets").glob("*/res101_finetuned.mat"):
+        made.unlink()  # what the DAG makes
+    config = write_config(tmp_path / "ft.yaml", benchmarks=[f"{b}_finetuned" for b in IMAGE_BENCHMARKS])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == Counter(finetune_backbone=4, extract_features=4, verify_features=4,
+                                                train=8, synthesize=8, classify=8, tables=1, plots=1, all=1)
+    jobs = planned_jobs(result.stdout)
+    order = [rule for rule, _ in jobs]
+    assert max(i for i, r in enumerate(order) if r in ("finetune_backbone", "extract_features")) < order.index("train")
+    out = result.stdout
+    for benchmark in IMAGE_BENCHMARKS:
+        folder = {"cub": "CUB", "awa2": "AWA2", "flo": "FLO", "sun": "SUN"}[benchmark]
+        backbone = f"datasets/{folder}/res101_finetuned_backbone.pt"
+        assert ("finetune_backbone", backbone) in jobs
+        assert ("extract_features", f"datasets/{folder}/res101_finetuned.mat") in jobs
+        finetune = next(line for line in out.splitlines() if "tfvaegan finetune" in line and f"/{folder}/" in line)
+        assert f"--list datasets/{folder}/res101.mat --split-file datasets/{folder}/att_splits.mat" in finetune
+        assert f"--epochs {AUTHORS_EPOCHS[benchmark]} " in finetune and "--image-size 448" in finetune
+        extract = next(line for line in out.splitlines() if "tfvaegan extract" in line and f"/{folder}/" in line)
+        assert f"--weights {backbone}" in extract and "--allow-random-init" not in extract
+        assert f"--config {PROJECT_ROOT / 'config/benchmarks'}/{benchmark}_finetuned.yaml" in out
+        assert f"--benchmark {benchmark} " in out  # the label: its rows stand beside the plain ones
+        assert f"results/{benchmark}_finetuned/paper/tfvaegan/seed0/metrics.json" in out
+
+    # A copy of the authors' fine-tuned features instead: no fine-tuning, no extraction
+    catalog = {**DEFAULT_CONFIG["catalog"]}
+    for benchmark in IMAGE_BENCHMARKS:
+        entry = catalog[f"{benchmark}_finetuned"]
+        catalog[f"{benchmark}_finetuned"] = {"config": entry["config"], "label": benchmark, "features": "provided"}
+        folder = yaml.safe_load((PROJECT_ROOT / entry["config"]).read_text())["dataset"]
+        (tmp_path / "datasets" / folder / "res101_finetuned.mat").touch()
+    config = write_config(tmp_path / "provided.yaml", benchmarks=[f"{b}_finetuned" for b in IMAGE_BENCHMARKS],
+                          catalog=catalog)
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["finetune_backbone"] == counts["extract_features"] == 0 and counts["train"] == 8
+    assert "datasets/CUB/res101_finetuned.mat" in result.stdout
+
+
 def test_missing_files_point_to_the_datasets_readme_and_xlsa17_is_downloaded(tmp_path):
     config = write_config(tmp_path / "flo.yaml", benchmarks=["flo"], protocols=["paper"])
     result = snakemake(tmp_path, "--configfile", config, "-n")
@@ -221,6 +268,17 @@ NAME_RULE = "['propertyNames']"  # the schema's rule for names (with its descrip
     ({"catalog": {**DEFAULT_CONFIG["catalog"], "demo": {**DEFAULT_CONFIG["catalog"]["demo"], "config": "nothere.yaml"}}},
      "config key 'catalog.demo.config': file"),
     ({"overrides": {"feedback_loop": "two"}}, "key 'feedback_loop'"),
+    ({"benchmarks": ["demo_finetuned"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo_finetuned": {
+        **DEFAULT_CONFIG["catalog"]["demo_finetuned"], "settings": {"image_embedding": "ft", "features": "plain"}}}},
+     "features: finetune makes fine-tuned features, but its config says features: 'plain'"),
+    ({"benchmarks": ["demo", "demo_finetuned"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo_finetuned": {
+        **DEFAULT_CONFIG["catalog"]["demo_finetuned"], "settings": {}}}},
+     ("catalog entries 'demo' and 'demo_finetuned': both read datasets/demo/res101.mat", "own image_embedding")),
+    ({"benchmarks": ["demo", "demo2"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo2": {
+        **DEFAULT_CONFIG["catalog"]["demo"], "label": "demo"}}},
+     "catalog entries 'demo' and 'demo2': both are benchmark 'demo' with plain features"),
+    ({"catalog": {**DEFAULT_CONFIG["catalog"], "demo": {**DEFAULT_CONFIG["catalog"]["demo"], "images": "web"}}},
+     "'web' is not one of ['provided', 'demo']"),
 ])
 def test_bad_workflow_config_gives_one_error_before_the_dag(tmp_path, changes, message):
     config = write_config(tmp_path / "bad.yaml", **changes)
@@ -233,7 +291,7 @@ def test_bad_workflow_config_gives_one_error_before_the_dag(tmp_path, changes, m
 
 
 def test_variant_names_with_plus_and_dots_make_their_own_folders(tmp_path):
-    config = write_config(tmp_path / "plus.yaml", protocols=["paper"],
+    config = write_config(tmp_path / "plus.yaml", benchmarks=["demo"], protocols=["paper"],
                           variants={"tfvaegan": {}, "+decoder": {"feedback_loop": 1, "disc_features": False},
                                     "v1.2": {"nepoch": 3}})
     result = snakemake(tmp_path, "--configfile", config, "-n")
@@ -271,7 +329,7 @@ def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, flags=re.M)
     assert jobs
-    gpu_rules = ("train", "synthesize", "classify")
+    gpu_rules = ("finetune_backbone", "train", "synthesize", "classify")
     for rule, resources in jobs:
         if rule == "all":
             continue
@@ -395,6 +453,37 @@ def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_
 
 
 @pytest.mark.slow
+def test_demo_with_fine_tuned_features_runs_beside_the_plain_demo(tmp_path):
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(TINY))
+    extraction = {"image_size": 32, "allow_random_init": True, "backbone": "resnet50"}
+    catalog = {"demo": {"config": str(tiny), "features": "demo", "extraction": extraction},
+               "demo_finetuned": {"config": str(tiny), "label": "demo", "features": "finetune", "images": "demo",
+                                  "settings": {"image_embedding": "res101_finetuned"}, "extraction": extraction,
+                                  "finetuning": {"epochs": 1, "image_size": 32, "batch_size": 16, "device": "cpu"}}}
+    config = write_config(tmp_path / "config.yaml", benchmarks=["demo", "demo_finetuned"], protocols=["paper"],
+                          demo={"seed": 0, "images_per_class": 6, "image_size": 32}, catalog=catalog)
+    result = snakemake(tmp_path, "--configfile", config, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    assert (counts["demo_benchmark"], counts["finetune_backbone"], counts["extract_features"], counts["train"]) == (
+        1, 1, 2, 2)  # one demo for both; the plain and the fine-tuned extraction
+    assert (tmp_path / "datasets" / "demo" / "res101_finetuned_backbone.pt").is_file()
+    log = (tmp_path / "logs" / "finetune_backbone" / "demo" / "res101_finetuned.log").read_text()
+    assert "other listed images are never opened" in log and "epoch 1/1" in log
+    for name, features in (("demo", "plain"), ("demo_finetuned", "finetuned")):
+        metrics = json.loads((tmp_path / "results" / name / "paper" / "tfvaegan" / "seed0" / "metrics.json")
+                             .read_text())
+        assert (metrics["benchmark"], metrics["features"], metrics["config"]["features"]) == (
+            "demo", features, features)
+    zsl = _rows(tmp_path / "results" / "tables" / "zsl.csv")
+    assert [(r["benchmark"], r["features"]) for r in zsl] == [("demo", "plain"), ("demo", "finetuned")]
+    assert [r["features"] for r in _rows(tmp_path / "results" / "tables" / "gzsl.csv")] == ["plain", "finetuned"]
+    again = snakemake(tmp_path, "--configfile", config, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
 def test_run_killed_mid_training_resumes_and_completes(tiny_run):
     workdir, config, _ = tiny_run
     (workdir / "demo_slow.yaml").write_text(yaml.safe_dump({**TINY, "nepoch": 6}))
@@ -476,10 +565,16 @@ def test_the_readme_main_job_as_written(tmp_path):
                                        timeout=1800)
     result = run("--cores", "all")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    rows = {(row["benchmark"], row["protocol"]): row for row in _rows(checkout / "results" / "tables" / "gzsl.csv")}
-    assert set(rows) == {("demo", "paper"), ("demo", "val")}
-    zsl = {row["protocol"]: float(row["top1_mean"]) for row in _rows(checkout / "results" / "tables" / "zsl.csv")}
+    h = {(row["benchmark"], row["features"], row["protocol"]): float(row["h_mean"])
+         for row in _rows(checkout / "results" / "tables" / "gzsl.csv")}
+    assert set(h) == {("demo", features, protocol) for features in ("plain", "finetuned")
+                      for protocol in ("paper", "val")}
+    zsl = {(row["features"], row["protocol"]): float(row["top1_mean"])
+           for row in _rows(checkout / "results" / "tables" / "zsl.csv")}
     assert min(zsl.values()) > 100 / 12  # above chance (12 unseen classes) under both protocols
+    for protocol in ("paper", "val"):  # issue 14: fine-tuned features beat plain ones clearly, both protocols
+        assert zsl[("finetuned", protocol)] > zsl[("plain", protocol)] + 10, zsl
+        assert h[("demo", "finetuned", protocol)] > h[("demo", "plain", protocol)] + 5, h
     report = run("--cores", "all", "--report", "results/report.html")
     assert report.returncode == 0 and (checkout / "results" / "report.html").stat().st_size > 0, report.stderr[-2000:]
     again = run("--cores", "all", "-n")

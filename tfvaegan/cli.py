@@ -1,10 +1,10 @@
 """`python -m tfvaegan <stage>`: parses the arguments of each stage and calls it; nothing else.
 
 Commands, in the order of the paper's figure: run · config · train · synthesize · classify (stages.py);
-dataset · extract · demo · download · verify-features (getting features); tables · plots ·
-average-splits (the report); search trial · search collect (the hyperparameter search). A
-UserError (a bad file, key or option) is printed as one line with exit status 2; TFVAEGAN_DEBUG=1
-shows the traceback instead.
+dataset · finetune · extract · demo · download · verify-features (getting features); tables · plots ·
+average-splits (the report); search trial · search collect (the hyperparameter search). A UserError
+(a bad file, key or option) is printed as one line with exit status 2; TFVAEGAN_DEBUG=1 shows the
+traceback instead.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tfvaegan import stages
 from tfvaegan.config import Config
 from tfvaegan.data.load import load_benchmark
 from tfvaegan.errors import UserError
-from tfvaegan.features import dataset, demo, download, extract
+from tfvaegan.features import dataset, demo, download, extract, finetune
 from tfvaegan.fileio import atomic_write_text
 from tfvaegan.report import plots, splits, tables
 from tfvaegan.search import trials
@@ -232,6 +232,61 @@ def _extract(a) -> int:
     return 0
 
 
+def _finetune(a) -> int:
+    recipe = finetune.Recipe(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, image_size=a.image_size,
+                             momentum=a.momentum, weight_decay=a.weight_decay, lr_step=a.lr_step,
+                             lr_gamma=a.lr_gamma, crop_scale=a.crop_scale, flip=a.flip, amp=a.amp)
+    finetune.finetune_stage(a.image_root, a.list, a.split_file, a.out, strip_prefix=a.strip_prefix,
+                            weights=a.weights, allow_random_init=a.allow_random_init, backbone=a.backbone,
+                            recipe=recipe, device=a.device, seed=a.seed)
+    return 0
+
+
+def _add_finetune(commands) -> None:
+    recipe = finetune.Recipe()  # the defaults' one source; config/README.md traces each
+    p = commands.add_parser(
+        "finetune", help="fine-tune the backbone on the seen classes' training images -> weights for extract",
+        description="Train the backbone (plus a seen-class head) by cross-entropy on the images of the split "
+                    "file's trainval_loc only, and write its weights (without the head) for `extract --weights`. "
+                    "No other listed image is opened. Resumes from OUT.ckpt after an interruption.")
+    p.add_argument("--image-root", required=True, help="folder the list's entries are relative to; nothing "
+                   "outside it is read")
+    p.add_argument("--list", required=True, help="image list: '<relative path> <1-based label>' lines, or a .mat "
+                   "with image_files and labels (e.g. an xlsa17 res101.mat); its rows are the split file's rows")
+    p.add_argument("--split-file", required=True, help="att_splits.mat whose trainval_loc names the training images")
+    p.add_argument("--out", required=True, help="weights file to write (a state dict; e.g. DATA/CUB/"
+                   "res101_finetuned_backbone.pt)")
+    p.add_argument("--strip-prefix", default="", help="drop this prefix from every listed entry (as for extract)")
+    p.add_argument("--weights", help="ImageNet state dict to start from (default: torchvision's cache)")
+    p.add_argument("--allow-random-init", action="store_true",
+                   help="without weights, start from the seeded random backbone extract would use (demo, tests)")
+    p.add_argument("--backbone", default="resnet101", choices=sorted(extract.WEIGHT_FILES), help="default resnet101")
+    p.add_argument("--epochs", type=int, default=recipe.epochs,
+                   help="passes over the training images (default %(default)s: the authors' CUB file name)")
+    p.add_argument("--lr", type=float, default=recipe.lr, help="SGD learning rate (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=recipe.batch_size, help="images per step, >= 2 "
+                   "(default %(default)s)")
+    p.add_argument("--image-size", type=int, default=recipe.image_size, help="side of the training crops in "
+                   "pixels (default %(default)s)")
+    p.add_argument("--momentum", type=float, default=recipe.momentum, help="SGD momentum (default %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=recipe.weight_decay, help="SGD weight decay "
+                   "(default %(default)s)")
+    p.add_argument("--lr-step", type=int, default=recipe.lr_step, help="multiply the rate by --lr-gamma every "
+                   "N epochs; 0: constant (default %(default)s)")
+    p.add_argument("--lr-gamma", type=float, default=recipe.lr_gamma, help="decay factor (default %(default)s)")
+    p.add_argument("--crop-scale", type=float, default=recipe.crop_scale, help="smallest random crop, as a "
+                   "fraction of the image's area (default %(default)s)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=recipe.flip,
+                   help="random horizontal flips (default: on)")
+    p.add_argument("--amp", action="store_true", default=recipe.amp,
+                   help="CUDA: bf16 autocast of the forward pass (default: float32)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda or cuda:N "
+                   "(default auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the head, the order, the crops and a random "
+                   "initialisation (default 0)")
+    p.set_defaults(func=_finetune)
+
+
 def _verify(a) -> int:
     configs = [config_module.load(a.config, _overrides(a), extra={"dataset": d} if d else None)
                for d in (a.dataset or [None])]
@@ -241,6 +296,7 @@ def _verify(a) -> int:
 
 
 def _add_feature_stages(commands) -> None:
+    _add_finetune(commands)
     p = commands.add_parser(
         "extract", help="images -> pooled ResNet features in the res101.mat layout",
         description="Extract pooled 2048-d ResNet features of the listed images (torchvision, ImageNet "
@@ -256,7 +312,8 @@ def _add_feature_stages(commands) -> None:
     p.add_argument("--strip-prefix", default="", help="drop this prefix from every listed entry "
                    "(xlsa17's image_files hold absolute paths of the authors' machine)")
     p.add_argument("--out", required=True, help="feature file to write (e.g. DATA/CUB/res101.mat)")
-    p.add_argument("--weights", help="ImageNet state dict of the backbone (default: torchvision's cache)")
+    p.add_argument("--weights", help="state dict of the backbone: ImageNet weights, or those `finetune` wrote "
+                   "(default: torchvision's ImageNet cache)")
     p.add_argument("--allow-random-init", action="store_true",
                    help="without weights, use a randomly initialised backbone seeded by --seed "
                         "(the demo does this; not meaningful for real benchmarks)")

@@ -26,6 +26,7 @@ class Config:
     dataset: str = "CUB"  # folder under the data root holding <class_embedding>_splits.mat
     image_embedding: str = "res101"  # stem of the feature file: <image_embedding>.mat
     class_embedding: str = "att"  # stem of the split file: <class_embedding>_splits.mat
+    features: str = "plain"  # what the feature file holds: plain (ImageNet backbone) | finetuned (on the seen classes)
     image_embedding_path: str | None = None  # action layout: features live in this folder, not in `dataset`
     manual_att: bool = False  # action layout: replace `att` by the manual attribute file (UCF101)
     manual_att_file: str = "ucf101_manual_att.npy"  # classes x attributes, next to the feature file
@@ -133,7 +134,8 @@ _POSITIVE_INTS = (
     "nepoch", "batch_size", "critic_iter", "syn_num", "feedback_loop", "classifier_nepoch",
     "encoder_hidden", "generator_hidden", "ngh", "ndh", "eval_every",
 )
-_CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random")}
+_CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random"),
+            "features": ("plain", "finetuned")}
 
 
 # Adam raises for a beta outside [0, 1); every beta/momentum key belongs here.

@@ -60,10 +60,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save, atomically and byte-reproducibly."""
     import torch
 
-    with atomic_path(path) as temp:
-        torch.save(obj, temp)
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        # through a handle, the archive's inner folder is "archive", not the random temporary name:
+        # the same object gives the same bytes
+        torch.save(obj, handle)
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:

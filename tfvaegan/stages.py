@@ -239,7 +239,7 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     saved = trained.saved
     metrics = {
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
-        "seed": cfg.manualSeed, **headline, **epochs,
+        "features": cfg.features, "seed": cfg.manualSeed, **headline, **epochs,
         "epochs_trained": saved["epochs_trained"], "seconds_per_epoch": saved["seconds_per_epoch"],
         "classify_seconds": time.perf_counter() - began,
         "train_device": saved.get("device"), "train_torch_threads": saved.get("torch_threads"),

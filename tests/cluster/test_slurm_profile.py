@@ -17,8 +17,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 RULES_DIR = REPO / "workflow" / "rules"
-GPU_RULES = {"train", "synthesize", "classify", "train_split", "synthesize_split", "classify_split",
-             "search_trial", "search_final"}
+GPU_RULES = {"finetune_backbone", "train", "synthesize", "classify", "train_split", "synthesize_split",
+             "classify_split", "search_trial", "search_final"}
 
 
 @pytest.fixture(scope="module")

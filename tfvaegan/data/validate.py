@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,35 @@ def inspect(data_root, cfg) -> tuple[RawDataset | None, list[str]]:
     except _Stop:
         return None, problems.items
     return (None if problems.items else raw), problems.items
+
+
+def image_split(split_file, labels: np.ndarray, list_file) -> dict[str, np.ndarray]:
+    """The split file's trainval/test_seen/test_unseen locations as 0-based rows of an image list
+    (a res101.mat's image_files, or an image_list.txt; `labels` its 1-based labels, one per row),
+    checked by the rules a feature file's split gets: present, 1-based, in range, distinct, disjoint,
+    trainval non-empty, no unseen class among the training labels. Needs no features and no class
+    embeddings (fine-tuning reads this before any image); raises the first problem as a DataError."""
+    problems = _Problems()
+    split_file, list_file = Path(split_file), Path(list_file)
+    try:
+        content = _read_file(split_file, "split file with trainval_loc, test_seen_loc and test_unseen_loc", problems)
+        arrays = {key: _numeric(content, split_file, key, "an n x 1 vector of 1-based row indices into the "
+                                f"image list {list_file.name}", problems) for key in REQUIRED_LOCS}
+        problems.stop_if_any()
+        vectors = {key: _vector(array, split_file, key, problems) for key, array in arrays.items()}
+        problems.stop_if_any()
+        files = _Files(list_file, split_file, {}, content, {str(split_file): mat_version(split_file)})
+        zsl_only = SimpleNamespace(reports_gzsl=False)  # test_seen may be empty: only GZSL scores it
+        locs = {key[:-4]: _location(files, key, vector, arrays[key], labels.size, zsl_only, problems)
+                for key, vector in vectors.items()}
+        problems.stop_if_any()
+        _check_disjoint(split_file, locs, problems)
+        _check_split_classes(split_file, np.asarray(labels) - 1, locs, _strings(content, split_file,
+                             "allclasses_names", []), problems)
+        problems.stop_if_any()
+    except _Stop:
+        raise DataError(problems.items[0]) from None
+    return locs
 
 
 @dataclass

@@ -140,13 +140,24 @@ def check_options(batch_size: int, image_size: int, device) -> None:
                         f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no usable'} CUDA device(s)")
 
 
+def check_out_path(out: str | Path) -> Path:
+    """`--out` names a file that can be written: not a folder, and no file where a parent folder goes."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: expected a file path, found a directory")
+    blocker = next(p for p in out.absolute().parents if p.exists())
+    if not blocker.is_dir():
+        raise UserError(f"--out {out}: expected a path inside folders, found {blocker}, which is a file")
+    return out
+
+
 def _decode_failure(exc: Exception) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "a file in no image format PIL recognises"
     return exception_in_one_line(exc)
 
 
-def _rgb(img):
+def to_rgb(img):
     # convert("RGB") clips 16-bit greyscale at 255 instead of scaling it, so such images come out white
     if img.mode == "I" or img.mode.startswith("I;16"):
         img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).clip(0, 255).round().astype(np.uint8))
@@ -157,7 +168,7 @@ def load_image(path: Path, image_size: int) -> np.ndarray:
     """Resize the shorter side to image_size, centre-crop a square, normalise: (3, S, S) float32."""
     try:
         with Image.open(path) as img:
-            img = _rgb(img)
+            img = to_rgb(img)
             w, h = img.size
             scale = image_size / min(w, h)
             img = img.resize((max(image_size, round(w * scale)), max(image_size, round(h * scale))),
@@ -168,6 +179,11 @@ def load_image(path: Path, image_size: int) -> np.ndarray:
             pixels = np.asarray(img, dtype=np.float32) / 255.0
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise DataError(f"{path}: expected an image PIL can decode, found {_decode_failure(exc)}") from None
+    return normalised(pixels)
+
+
+def normalised(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB in [0, 1] → (3, H, W) float32 with ImageNet's mean and std, as the backbone was trained."""
     pixels = (pixels - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
@@ -222,11 +238,11 @@ def extract_features(image_paths: Sequence[str | Path], weights: str | Path | No
 def read_image_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str], np.ndarray]:
     """Entries and 1-based labels from a text list ("<path> <label>" per line) or a .mat file
     holding `image_files` and `labels` (an xlsa17 res101.mat, to re-extract its images in order)."""
-    return _read_list(list_file, strip_prefix)[:2]
+    return read_list(list_file, strip_prefix)[:2]
 
 
-def _read_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str], np.ndarray, list[str]]:
-    """read_image_list, plus where each entry came from ("line 7"), for messages about it."""
+def read_list(list_file: str | Path, strip_prefix: str = "") -> tuple[list[str], np.ndarray, list[str]]:
+    """read_image_list, plus where each entry came from ("line 7"), for messages about it (`listed_paths`)."""
     list_file = Path(list_file)
     if not list_file.is_file():
         raise FileNotFoundError(f"image list {list_file}: file not found")
@@ -339,18 +355,13 @@ def extract_stage(image_root: str | Path, out: str | Path, *, list_file: str | P
         raise UserError("extract: --split-file: expected it only with --class-folders (a --list gives the labels "
                         "itself), found it with --list")
     check_options(batch_size, image_size, device)
-    out = Path(out)
-    if out.is_dir():
-        raise UserError(f"--out {out}: expected a file path, found a directory")
-    blocker = next(p for p in out.absolute().parents if p.exists())
-    if not blocker.is_dir():
-        raise UserError(f"--out {out}: expected a path inside folders, found {blocker}, which is a file")
+    out = check_out_path(out)
     if list_file is not None:
-        entries, labels, places = _read_list(list_file, strip_prefix)
+        entries, labels, places = read_list(list_file, strip_prefix)
     else:
         entries, labels = class_folder_list(image_root, _class_names(split_file))
         places = None
-    paths = _image_paths(image_root, entries, list_file, places)
+    paths = listed_paths(image_root, entries, list_file, places)
     print(f"extract: {len(paths)} images from {image_root} with {backbone} "
           f"({image_size} px, batch {batch_size}, {device})", file=sys.stderr)
     features = extract_features(paths, weights=weights, batch_size=batch_size, device=device,
@@ -361,7 +372,7 @@ def extract_stage(image_root: str | Path, out: str | Path, *, list_file: str | P
     return out
 
 
-def _image_paths(image_root, entries: list[str], list_file, places: list[str] | None) -> list[Path]:
+def listed_paths(image_root, entries: list[str], list_file, places: list[str] | None) -> list[Path]:
     """Each entry's file under the root: inside it, listed once, present; errors name the list's line."""
     def at(i: int) -> str:
         return f"{list_file}: {places[i]}: " if list_file is not None else ""

@@ -23,8 +23,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from tfvaegan.errors import UserError  # noqa: E402
 from tfvaegan.report.tables import (  # noqa: E402
+    FEATURES,
     FULL_MODEL_VARIANT,
     Run,
+    bench_label,
     benchmark_sort_key,
     build_tables,
     load_paper_or_default,
@@ -69,7 +71,10 @@ def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
     def shown(frame: pd.DataFrame) -> pd.DataFrame:
         # The complete model is what the paper's main table reports; ablations go to ablation.csv.
         full = frame[frame.variant == FULL_MODEL_VARIANT]
-        return full if len(full) else frame
+        full = (full if len(full) else frame).copy()
+        # plain and fine-tuned rows of one benchmark are two groups of bars, each with its own paper value
+        full["benchmark"] = [bench_label(b, f) for b, f in zip(full.benchmark, full.features)]
+        return full
 
     zsl, gzsl = shown(zsl), shown(gzsl)
     several_variants = zsl.variant.nunique() > 1
@@ -100,7 +105,7 @@ def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
                           yerr=np.nan_to_num(stds), capsize=3, color=colours[name],
                           label=f"ours, {name} (mean ± std, n={max(ns)})")
             _label_bars(ax, bars, means, stds)
-        ax.set_xticks(x, [b.upper() for b in benchmarks])
+        ax.set_xticks(x, benchmarks)
         ax.set_xlim(-0.5 - 0.3 / len(benchmarks), len(benchmarks) - 0.5 + 0.3 / len(benchmarks))
         ax.set_title(title)
         ax.set_ylim(0, 105)
@@ -210,14 +215,15 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
     """The training-curves figure from read_train_logs' (run, log) pairs."""
     if not found:
         return _empty_figure(f"no {TRAIN_LOG} next to the metrics files")
-    benchmarks = sorted({run.benchmark for run, _ in found}, key=benchmark_sort_key)
+    order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features)) for run, _ in found}
+    benchmarks = sorted(order, key=order.get)
     several_variants = len({run.variant for run, _ in found}) > 1
     names = sorted({_run_series(run, several_variants) for run, _ in found}, key=lambda n: (not n.startswith("paper"), n))
     colours = _colours(names, several_variants)
     fig, axes = plt.subplots(len(LOSS_PANELS) + 1, len(benchmarks), figsize=(max(6.0, 3.6 * len(benchmarks)), 8),
                              sharex="col", squeeze=False)
     for col, benchmark in enumerate(benchmarks):
-        for run, log in (item for item in found if item[0].benchmark == benchmark):
+        for run, log in (item for item in found if item[0].label == benchmark):
             colour = colours[_run_series(run, several_variants)]
             # One line per run segment: the paper run, or the val protocol's selection run (eval_split
             # val) and then its final retraining on trainval, whose epochs restart at the beginning.
@@ -229,7 +235,7 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
                 evaluated = log.dropna(subset=[column])
                 axes[-1][col].plot(evaluated["epoch"], evaluated[column], style, color=colour, alpha=0.8,
                                    lw=1, marker="." if len(evaluated) < 30 else None)
-        axes[0][col].set_title(benchmark.upper())
+        axes[0][col].set_title(benchmark)
         for row, (_, label) in enumerate(LOSS_PANELS):
             axes[row][col].set_ylabel(label)
             axes[row][col].grid(alpha=0.3)

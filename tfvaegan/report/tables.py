@@ -1,10 +1,12 @@
 """`python -m tfvaegan tables`: per-run metrics.json files → zsl.csv, gzsl.csv, ablation.csv (percent).
 
-One row per (benchmark, protocol, variant): mean and sample standard deviation over seeds (ddof=1;
-empty for a single seed, where no spread can be measured) and n_seeds. Every row carries the paper's
-number for its benchmark and variant from config/paper_results.csv, whatever our protocol, and the
-difference ours − paper, so that the gap between the test-selected `paper` protocol, the honest
-`val` protocol and the published number is visible side by side. docs/protocols.md says how to read
+One row per (benchmark, features, protocol, variant): mean and sample standard deviation over seeds
+(ddof=1; empty for a single seed, where no spread can be measured) and n_seeds. `features` is plain
+(ImageNet backbone) or finetuned (backbone fine-tuned on the seen classes), from metrics.json (files
+written before it existed are plain). Every row carries the paper's number for its benchmark,
+features and variant from config/paper_results.csv, whatever our protocol, and the difference
+ours − paper, so that the gap between the test-selected `paper` protocol, the honest `val` protocol
+and the published number is visible side by side. docs/protocols.md says how to read
 them.
 """
 from __future__ import annotations
@@ -27,17 +29,21 @@ FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablati
 # ablation table lists them in this cumulative order, unknown variants before the complete model.
 ABLATION_ORDER = ("baseline", "+decoder", "+feedback")
 PROTOCOLS = ("paper", "val")
+FEATURES = ("plain", "finetuned")  # metrics.json `features`; the rows of one benchmark in this order
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
 DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "config" / "paper_results.csv"
-PAPER_COLUMNS = ("benchmark", "metric", "value", "source")
+PAPER_COLUMNS = ("benchmark", "features", "metric", "value", "source")
+LEGACY_PAPER_COLUMNS = ("benchmark", "metric", "value", "source")  # files without `features`: all plain
 PAPER_METRICS = ("zsl_top1", "gzsl_u", "gzsl_s", "gzsl_h")
 
 ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
-               "paper_top1", "diff_top1"]
+               "paper_top1", "diff_top1", "features"]
 GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
-                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h"]
+                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h", "features"]
 ABLATION_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
-                    "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h"]
+                    "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h", "features"]
+# The leading columns are fixed (issue 3); later ones are appended: diff_*, then features (plain or
+# finetuned), which tells apart the two rows of a benchmark run on both kinds of features.
 DECIMALS = 2
 
 
@@ -54,10 +60,20 @@ class Run:
     gzsl_seen: float | None
     gzsl_unseen: float | None
     gzsl_h: float | None
+    features: str = "plain"
 
     @property
-    def group(self) -> tuple[str, str, str]:
-        return self.benchmark, self.protocol, self.variant
+    def group(self) -> tuple[str, str, str, str]:
+        return self.benchmark, self.features, self.protocol, self.variant
+
+    @property
+    def label(self) -> str:
+        return bench_label(self.benchmark, self.features)
+
+
+def bench_label(benchmark: str, features: str) -> str:
+    """A benchmark as figures name it: 'CUB', or 'CUB fine-tuned'."""
+    return benchmark.upper() + (" fine-tuned" if features == "finetuned" else "")
 
 
 def _fraction(path: Path, data: dict, key: str, optional: bool) -> float | None:
@@ -124,9 +140,12 @@ def check_run(path: str | Path, data: dict) -> Run:
     if len({value is None for value in gzsl.values()}) > 1:
         raise UserError(f"{path}: keys 'gzsl_seen', 'gzsl_unseen', 'gzsl_h': expected all three numbers "
                         f"or all null, found {gzsl}")
+    features = data.get("features") or "plain"  # metrics.json written before fine-tuning existed
+    if features not in FEATURES:
+        raise UserError(f"{path}: key 'features': expected one of {FEATURES} or absent, found {features!r}")
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
-               zsl_acc=_fraction(path, data, "zsl_acc", optional=False), **gzsl)
+               zsl_acc=_fraction(path, data, "zsl_acc", optional=False), features=features, **gzsl)
 
 
 def load_run(path: str | Path) -> Run:
@@ -143,8 +162,8 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
         key = (*run.group, run.seed)
         if key in seen:
             raise UserError(
-                f"{run.path}: keys 'benchmark', 'protocol', 'variant', 'seed': expected one file per run, "
-                f"found {key} also in {seen[key]}"
+                f"{run.path}: keys 'benchmark', 'features', 'protocol', 'variant', 'seed': expected one file "
+                f"per run, found {key} also in {seen[key]}"
             )
         seen[key] = run.path
         runs.append(run)
@@ -162,50 +181,35 @@ def _paper_metric_ok(metric: str) -> bool:
             and parts[2] in PAPER_METRICS)
 
 
-def load_paper(path: str | Path | None) -> dict[tuple[str, str], float]:
-    """config/paper_results.csv → {(benchmark in lower case, metric): value in percent}.
+PaperKey = tuple[str, str, str]  # (benchmark in lower case, features, metric)
 
-    Every row must have exactly the four columns, a benchmark name, a known metric, a percentage and a
-    source; anything else is one error naming the file, the line and the column.
+
+def load_paper(path: str | Path | None) -> dict[PaperKey, float]:
+    """config/paper_results.csv → {(benchmark in lower case, features, metric): value in percent}.
+
+    Columns benchmark, features (plain | finetuned), metric, value, source; a file of the older four
+    columns (no `features`) holds plain values. Every row must have all its columns, a benchmark name,
+    a known metric, a percentage and a source; anything else is one error naming the file, the line and
+    the column.
     """
     if path is None:
         return {}
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: paper results file not found")
-    values: dict[tuple[str, str], float] = {}
+    values: dict[PaperKey, float] = {}
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            if tuple(reader.fieldnames or ()) != PAPER_COLUMNS:
-                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)}, "
-                                f"found {reader.fieldnames}")
+            columns = tuple(reader.fieldnames or ())
+            if columns not in (PAPER_COLUMNS, LEGACY_PAPER_COLUMNS):
+                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)} (or, all plain, "
+                                f"{list(LEGACY_PAPER_COLUMNS)}), found {reader.fieldnames}")
             for row in reader:
-                line = reader.line_num
-                cells = [value for key, value in row.items() if key is not None and value is not None]
-                cells += row.get(None) or []
-                if len(cells) != len(PAPER_COLUMNS):
-                    raise UserError(f"{path}: line {line}: expected {len(PAPER_COLUMNS)} columns "
-                                    f"{list(PAPER_COLUMNS)}, found {len(cells)}: {cells}")
-                for column in ("benchmark", "source"):
-                    if not row[column].strip():
-                        raise UserError(f"{path}: line {line}, column '{column}': expected a non-empty value, "
-                                        f"found {row[column]!r}")
-                metric = row["metric"].strip()
-                if not _paper_metric_ok(metric):
-                    raise UserError(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
-                                    f"or ablation:<variant>:<one of those>, found {metric!r}")
-                try:
-                    value = float(row["value"])
-                except (TypeError, ValueError):
-                    value = math.nan
-                if not 0.0 <= value <= 100.0:
-                    raise UserError(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
-                                    f"found {row['value']!r}")
-                key = (row["benchmark"].strip().lower(), metric)
+                key, value = _paper_row(path, reader.line_num, row, columns)
                 if key in values:
-                    raise UserError(f"{path}: line {line}: expected one value per (benchmark, metric), "
-                                    f"found {key} twice")
+                    raise UserError(f"{path}: line {reader.line_num}: expected one value per (benchmark, "
+                                    f"features, metric), found {key} twice")
                 values[key] = value
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: expected a UTF-8 CSV file ({exc})") from None
@@ -214,20 +218,50 @@ def load_paper(path: str | Path | None) -> dict[tuple[str, str], float]:
     return values
 
 
-def paper_value(paper: dict[tuple[str, str], float], benchmark: str, variant: str, metric: str,
+def _paper_row(path: Path, line: int, row: dict, columns: tuple[str, ...]) -> tuple[PaperKey, float]:
+    """One checked row of the paper file: its key and its value."""
+    cells = [value for key, value in row.items() if key is not None and value is not None]
+    cells += row.get(None) or []
+    if len(cells) != len(columns):
+        raise UserError(f"{path}: line {line}: expected {len(columns)} columns {list(columns)}, "
+                        f"found {len(cells)}: {cells}")
+    for column in ("benchmark", "source"):
+        if not row[column].strip():
+            raise UserError(f"{path}: line {line}, column '{column}': expected a non-empty value, "
+                            f"found {row[column]!r}")
+    features = row.get("features", "plain").strip()
+    if features not in FEATURES:
+        raise UserError(f"{path}: line {line}, column 'features': expected one of {list(FEATURES)}, "
+                        f"found {features!r}")
+    metric = row["metric"].strip()
+    if not _paper_metric_ok(metric):
+        raise UserError(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
+                        f"or ablation:<variant>:<one of those>, found {metric!r}")
+    try:
+        value = float(row["value"])
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 100.0:
+        raise UserError(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
+                        f"found {row['value']!r}")
+    return (row["benchmark"].strip().lower(), features, metric), value
+
+
+def paper_value(paper: dict[PaperKey, float], benchmark: str, features: str, variant: str, metric: str,
                 prefer_ablation: bool = False) -> float:
-    """The published number for this benchmark/variant, NaN where the paper reports none.
+    """The published number for this benchmark, features and variant; NaN where the paper reports none.
 
     The complete model takes the main table's number; an ablation variant its ablation row
     (`ablation:<variant>:<metric>`). The ablation table prefers its own row for the complete model too.
+    Plain and fine-tuned numbers never stand in for each other.
     """
     bench = benchmark.lower()
     keys = [f"ablation:{variant}:{metric}"]
     if variant == FULL_MODEL_VARIANT:
         keys = keys + [metric] if prefer_ablation else [metric] + keys
     for key in keys:
-        if (bench, key) in paper:
-            return paper[(bench, key)]
+        if (bench, features, key) in paper:
+            return paper[(bench, features, key)]
     return math.nan
 
 
@@ -246,51 +280,56 @@ def benchmark_sort_key(benchmark: str) -> tuple[int, str]:
     return (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else len(BENCHMARK_ORDER), b)
 
 
-def _order(group: tuple[str, str, str]) -> tuple:
-    """Benchmarks in paper order, `paper` before `val`, the complete model first."""
-    benchmark, protocol, variant = group
-    return (*benchmark_sort_key(benchmark), PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
+Group = tuple[str, str, str, str]  # (benchmark, features, protocol, variant): one table row
 
 
-def _ablation_order(group: tuple[str, str, str]) -> tuple:
+def _order(group: Group) -> tuple:
+    """Benchmarks in paper order, plain before fine-tuned, `paper` before `val`, the complete model first."""
+    benchmark, features, protocol, variant = group
+    return (*benchmark_sort_key(benchmark), FEATURES.index(features), PROTOCOLS.index(protocol),
+            variant != FULL_MODEL_VARIANT, variant)
+
+
+def _ablation_order(group: Group) -> tuple:
     """As _order, but variants cumulatively as in the paper's ablation, the complete model last."""
-    benchmark, protocol, variant = group
+    benchmark, features, protocol, variant = group
     rank = (ABLATION_ORDER.index(variant) if variant in ABLATION_ORDER
             else len(ABLATION_ORDER) + (variant == FULL_MODEL_VARIANT))
-    return (*benchmark_sort_key(benchmark), PROTOCOLS.index(protocol), rank, variant)
+    return (*benchmark_sort_key(benchmark), FEATURES.index(features), PROTOCOLS.index(protocol), rank, variant)
 
 
-def build_tables(runs: Sequence[Run], paper: dict[tuple[str, str], float]) -> dict[str, pd.DataFrame]:
+def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str, pd.DataFrame]:
     """Aggregate runs into the three tables, in percent, rounded to DECIMALS."""
-    groups: dict[tuple[str, str, str], list[Run]] = {}
+    groups: dict[Group, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)
     zsl_rows, gzsl_rows, ablation_rows = [], [], []
     for group in sorted(groups, key=_order):
         members = groups[group]
-        benchmark, protocol, variant = group
-        key = {"benchmark": benchmark, "protocol": protocol, "variant": variant}
+        benchmark, features, protocol, variant = group
+        key = {"benchmark": benchmark, "features": features, "protocol": protocol, "variant": variant}
+
+        def published(metric: str, prefer_ablation: bool = False) -> float:
+            return paper_value(paper, benchmark, features, variant, metric, prefer_ablation)
+
         top1_mean, top1_std = mean_std([100 * r.zsl_acc for r in members])
-        paper_top1 = paper_value(paper, benchmark, variant, "zsl_top1")
         zsl_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
-                         "paper_top1": paper_top1, "diff_top1": top1_mean - paper_top1})
+                         "paper_top1": published("zsl_top1"), "diff_top1": top1_mean - published("zsl_top1")})
         with_gzsl = [r for r in members if r.gzsl_h is not None]
         u_mean, u_std = mean_std([100 * r.gzsl_unseen for r in with_gzsl])
         s_mean, s_std = mean_std([100 * r.gzsl_seen for r in with_gzsl])
         h_mean, h_std = mean_std([100 * r.gzsl_h for r in with_gzsl])
         if with_gzsl:
-            paper_h = paper_value(paper, benchmark, variant, "gzsl_h")
             gzsl_rows.append({**key, "n_seeds": len(with_gzsl), "u_mean": u_mean, "u_std": u_std,
                               "s_mean": s_mean, "s_std": s_std, "h_mean": h_mean, "h_std": h_std,
-                              "paper_u": paper_value(paper, benchmark, variant, "gzsl_u"),
-                              "paper_s": paper_value(paper, benchmark, variant, "gzsl_s"),
-                              "paper_h": paper_h, "diff_h": h_mean - paper_h})
-        ab_top1 = paper_value(paper, benchmark, variant, "zsl_top1", prefer_ablation=True)
-        ab_h = paper_value(paper, benchmark, variant, "gzsl_h", prefer_ablation=True)
+                              "paper_u": published("gzsl_u"), "paper_s": published("gzsl_s"),
+                              "paper_h": published("gzsl_h"), "diff_h": h_mean - published("gzsl_h")})
+        ab_top1, ab_h = published("zsl_top1", prefer_ablation=True), published("gzsl_h", prefer_ablation=True)
         ablation_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
                               "h_mean": h_mean, "h_std": h_std, "paper_top1": ab_top1, "paper_h": ab_h,
                               "diff_top1": top1_mean - ab_top1, "diff_h": h_mean - ab_h})
-    ablation_rows.sort(key=lambda row: _ablation_order((row["benchmark"], row["protocol"], row["variant"])))
+    ablation_rows.sort(key=lambda row: _ablation_order((row["benchmark"], row["features"], row["protocol"],
+                                                        row["variant"])))
     return {
         "zsl": pd.DataFrame(zsl_rows, columns=ZSL_COLUMNS).round(DECIMALS),
         "gzsl": pd.DataFrame(gzsl_rows, columns=GZSL_COLUMNS).round(DECIMALS),
@@ -314,7 +353,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[P
     return written
 
 
-def load_paper_or_default(path: str | Path) -> dict[tuple[str, str], float]:
+def load_paper_or_default(path: str | Path) -> dict[PaperKey, float]:
     """The --paper file; the built-in default may be absent (a non-editable install): then no paper column."""
     if str(path) == str(DEFAULT_PAPER_RESULTS) and not DEFAULT_PAPER_RESULTS.is_file():
         print(f"note: {DEFAULT_PAPER_RESULTS} not found; paper columns left empty (pass --paper)")

@@ -13,7 +13,7 @@ rule classify:
         benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
-        benchmark=lambda w: w.benchmark,
+        benchmark=lambda w: label_of(w.benchmark),  # the catalog name, or its `label`
         variant=lambda w: w.variant,
     message:
         "{rule}: the ZSL and GZSL classifiers -> {output} ({threads} thread(s), {resources.gpu} GPU(s), "

@@ -115,8 +115,26 @@ def _download_benchmarks():
 FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(PREPARED_BENCHMARKS + _download_benchmarks())}
 
 
+def features_mode(benchmark):
+    return config["catalog"][benchmark].get("features", "provided")
+
+
 def _settings(benchmark):
-    return dict(config["catalog"][benchmark].get("settings") or {})
+    """The catalog entry's settings; a `features: finetune` entry's runs are labelled `features: finetuned`
+    (metrics.json, the tables)."""
+    settings = dict(config["catalog"][benchmark].get("settings") or {})
+    if features_mode(benchmark) == "finetune":
+        found = settings.get("features", FILE_VALUES[benchmark].get("features", "finetuned"))
+        if found != "finetuned":
+            _fail(f"catalog entry {benchmark!r}: features: finetune makes fine-tuned features, but its config "
+                  f"says features: {found!r} (expected finetuned, or no `features` key)")
+        settings["features"] = "finetuned"
+    return settings
+
+
+def label_of(benchmark):
+    """The benchmark's name in metrics.json and the tables (under which the paper's numbers are found)."""
+    return config["catalog"][benchmark].get("label") or benchmark
 
 
 def splits(benchmark):
@@ -277,8 +295,11 @@ def resources_of(group, gpu=False):
 
 
 # --------------------------------------------------------------------------- feature extraction
+MADE_FEATURES = ("demo", "extract", "finetune")  # the modes whose feature file a rule of data.smk makes
+
+
 def _benchmarks_with_features(modes):
-    return [b for b in PREPARED_BENCHMARKS if config["catalog"][b].get("features") in modes]
+    return [b for b in PREPARED_BENCHMARKS if features_mode(b) in modes]
 
 
 def _folder_regex(modes):
@@ -289,14 +310,56 @@ def _embedding_regex(modes):
     return _alternatives(sorted({config_for(b).image_embedding for b in _benchmarks_with_features(modes)}))
 
 
-def _folder_benchmark(folder):
-    return next(b for b in PREPARED_BENCHMARKS if config_for(b).dataset == folder)
+def _demo_folder_regex():
+    """The dataset folders the demo generator fills: of `features: demo` entries and of `images: demo` ones."""
+    demo = [b for b in PREPARED_BENCHMARKS
+            if features_mode(b) == "demo" or config["catalog"][b].get("images") == "demo"]
+    return _alternatives(sorted({config_for(b).dataset for b in demo}))
+
+
+def _feature_benchmark(wildcards):
+    """The benchmark whose feature file <folder>/<embedding>.mat a job makes (the first listed, when
+    several share it: they agree on how it is made, as checked below)."""
+    return next(b for b in _benchmarks_with_features(MADE_FEATURES)
+                if (config_for(b).dataset, config_for(b).image_embedding) == (wildcards.folder, wildcards.embedding))
 
 
 def extraction_settings(benchmark):
     merged = dict(config["extraction"])
     merged.update(config["catalog"][benchmark].get("extraction") or {})
     return merged
+
+
+def finetuning_settings(benchmark):
+    merged = dict(config["finetuning"])
+    merged.update(config["catalog"][benchmark].get("finetuning") or {})
+    return merged
+
+
+def _how_features_are_made(benchmark):
+    mode = features_mode(benchmark)
+    if mode == "finetune":
+        return mode, extraction_settings(benchmark), finetuning_settings(benchmark)
+    return (mode,)
+
+
+# Benchmarks sharing a feature file must agree on how it is made: a fine-tuned file and a plain one
+# under one name would overwrite each other (give the fine-tuned one its own image_embedding).
+_makers = {}
+for _benchmark in PREPARED_BENCHMARKS:
+    _file = layout.feature_path(DATA, config_for(_benchmark))
+    _first = _makers.setdefault(_file, _benchmark)
+    if _how_features_are_made(_first) != _how_features_are_made(_benchmark):
+        _fail(f"catalog entries {_first!r} and {_benchmark!r}: both read {_file}, but it would be made in two "
+              f"ways (features: {features_mode(_first)} and {features_mode(_benchmark)}, or other fine-tuning "
+              f"settings); give one of them its own image_embedding under `settings`")
+# Two benchmarks of one label and features kind would be one row of the tables.
+_rows = {}
+for _benchmark in config["benchmarks"]:
+    _row = (label_of(_benchmark), config_for(_benchmark).features)
+    if _rows.setdefault(_row, _benchmark) != _benchmark:
+        _fail(f"catalog entries {_rows[_row]!r} and {_benchmark!r}: both are benchmark {_row[0]!r} with "
+              f"{_row[1]} features in the tables; give one of them another `label`")
 
 
 def _in_dataset_folder(folder, path, default):
@@ -306,24 +369,60 @@ def _in_dataset_folder(folder, path, default):
 
 
 def image_root(wildcards):
-    entry = config["catalog"][_folder_benchmark(wildcards.folder)]
+    entry = config["catalog"][_feature_benchmark(wildcards)]
     return _in_dataset_folder(wildcards.folder, entry.get("image_root"), ".")
 
 
 def image_list(wildcards):
-    entry = config["catalog"][_folder_benchmark(wildcards.folder)]
+    entry = config["catalog"][_feature_benchmark(wildcards)]
     return _in_dataset_folder(wildcards.folder, entry.get("image_list"), "image_list.txt")
 
 
-def extraction_args(wildcards):
-    settings = extraction_settings(_folder_benchmark(wildcards.folder))
-    args = [f"--backbone {settings['backbone']}", f"--image-size {settings['image_size']}",
-            f"--batch-size {settings['batch_size']}", f"--device {settings['device']}",
-            f"--seed {settings['seed']}"]
+FINETUNED_BACKBONE = f"{DATA}/{{folder}}/{{embedding}}_backbone.pt"  # finetune_backbone's output
+
+
+def finetuned_backbone(wildcards):
+    """The fine-tuned weights a `features: finetune` extraction uses ([] for the other modes)."""
+    if features_mode(_feature_benchmark(wildcards)) != "finetune":
+        return []
+    return FINETUNED_BACKBONE.format(folder=wildcards.folder, embedding=wildcards.embedding)
+
+
+def finetune_split_file(wildcards):
+    """The split file whose trainval_loc names the images fine-tuning may open."""
+    return str(layout.split_path(DATA, config_for(_feature_benchmark(wildcards))))
+
+
+def _start_args(settings):
+    """The backbone and where its weights come from, as `extract` and `finetune` both take them."""
+    args = [f"--backbone {settings['backbone']}", f"--seed {settings['seed']}"]
     if settings.get("weights"):
         args.append(f"--weights {shlex.quote(str(settings['weights']))}")
     if settings.get("allow_random_init"):
         args.append("--allow-random-init")
     if settings.get("strip_prefix"):
         args.append(f"--strip-prefix {shlex.quote(settings['strip_prefix'])}")
+    return args
+
+
+def extraction_args(wildcards):
+    """`extract`'s options; a fine-tuned extraction starts from the fine-tuned weights instead."""
+    settings = extraction_settings(_feature_benchmark(wildcards))
+    if finetuned_backbone(wildcards):
+        settings = {**settings, "weights": finetuned_backbone(wildcards), "allow_random_init": False}
+    args = _start_args(settings)
+    args[1:1] = [f"--image-size {settings['image_size']}", f"--batch-size {settings['batch_size']}",
+                 f"--device {settings['device']}"]
+    return " ".join(args)
+
+
+def finetuning_args(wildcards):
+    """`finetune`'s options: the starting backbone of `extraction`, the recipe of `finetuning`."""
+    benchmark = _feature_benchmark(wildcards)
+    recipe = finetuning_settings(benchmark)
+    args = _start_args(extraction_settings(benchmark))
+    args += [f"--{key.replace('_', '-')} {recipe[key]}" for key in
+             ("epochs", "lr", "batch_size", "image_size", "momentum", "weight_decay", "lr_step", "lr_gamma",
+              "crop_scale", "device")]
+    args += ["--flip" if recipe["flip"] else "--no-flip"] + (["--amp"] if recipe["amp"] else [])
     return " ".join(args)

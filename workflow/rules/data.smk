@@ -1,5 +1,6 @@
-# Data preparation: generate the demo, extract features from images, download the public archive,
-# and verify every benchmark's files (recording their checksums) before anything trains on them.
+# Data preparation: generate the demo, fine-tune the backbone on the seen classes, extract features
+# from images, download the public archive, and verify every benchmark's files (recording their
+# checksums) before anything trains on them.
 
 
 rule demo_benchmark:
@@ -7,7 +8,7 @@ rule demo_benchmark:
         split=f"{DATA}/{{folder}}/att_splits.mat",
         images=f"{DATA}/{{folder}}/image_list.txt",
     wildcard_constraints:
-        folder=_folder_regex({"demo"}),
+        folder=_demo_folder_regex(),
     params:
         out_dir=lambda w, output: Path(output.split).parent,
         seed=config["demo"]["seed"],
@@ -27,14 +28,46 @@ rule demo_benchmark:
         " --images-per-class {params.images_per_class} --image-size {params.image_size} > {log} 2>&1"
 
 
+# `features: finetune`: the backbone trained on the images of trainval_loc only (the seen classes'
+# training images; no other image is opened), then extracted with below.
+rule finetune_backbone:
+    input:
+        images=image_list,
+        split=finetune_split_file,
+    output:
+        FINETUNED_BACKBONE,
+    wildcard_constraints:
+        folder=_folder_regex({"finetune"}),
+        embedding=_embedding_regex({"finetune"}),
+    params:
+        image_root=image_root,
+        args=finetuning_args,
+    message:
+        "{rule}: the backbone fine-tuned on trainval_loc of {input.split} -> {output} ({threads} thread(s), "
+        "{resources.gpu} GPU(s), {resources.mem_mb} MB, at most {resources.runtime} min)"
+    conda:
+        CONDA_ENV
+    log:
+        "logs/finetune_backbone/{folder}/{embedding}.log",
+    benchmark:
+        "benchmarks/finetune_backbone/{folder}/{embedding}.tsv"
+    threads: threads_of("finetune")
+    resources:
+        **resources_of("finetune", gpu=True),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m tfvaegan finetune --image-root {params.image_root}"
+        " --list {input.images} --split-file {input.split} --out {output} {params.args} > {log} 2>&1"
+
+
 rule extract_features:
     input:
         images=image_list,
+        weights=finetuned_backbone,
     output:
         f"{DATA}/{{folder}}/{{embedding}}.mat",
     wildcard_constraints:
-        folder=_folder_regex({"demo", "extract"}),
-        embedding=_embedding_regex({"demo", "extract"}),
+        folder=_folder_regex(MADE_FEATURES),
+        embedding=_embedding_regex(MADE_FEATURES),
     params:
         image_root=image_root,
         args=extraction_args,
