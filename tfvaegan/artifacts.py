@@ -30,7 +30,8 @@ from tfvaegan.method.models import TFVAEGAN
 MODEL_FORMAT = "tfvaegan-model/1"
 SYNTHETIC_FORMAT = "tfvaegan-synthetic/1"
 LOG_COLUMNS = ("epoch", "seconds", "loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1",
-               "zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "eval_split")
+               "zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "eval_split",
+               "loss_d2", "wasserstein2")  # transductive training only (empty otherwise)
 SAVED_MODULES = ("generator", "decoder", "feedback")  # what synthesis and classification need
 # model.pt keys the later stages read, and the type each must have
 MODEL_KEYS = {"config": dict, "state": dict, "selection": dict, "data": dict, "data_root": str,

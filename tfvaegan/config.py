@@ -65,6 +65,14 @@ class Config:
     encoded_noise: bool = False  # critic/generator fed with the encoder's z instead of N(0, I)
     manualSeed: int | None = None  # None: drawn at random and recorded
 
+    # ---------------------------------------------------------------- transductive training (docs/transductive.md)
+    transductive: bool = False  # a second, unconditional critic D2 on unlabelled unseen-class features
+    # The unseen classes of D2's fakes: uniform (no test label is read) | labels (official: the true
+    # labels of the unlabelled batch, the "known class prior" setting: it uses test labels).
+    transductive_prior: str = "uniform"
+    gammaD2: float | None = None  # weight of D2's loss and penalty; None: = gammaD (as every authors' script)
+    gammaG_D2: float | None = None  # weight of the generator's D2 term; None: = gammaG (as every authors' script)
+
     # ---------------------------------------------------------------- synthesis and classification
     syn_num: int = 100  # synthetic features per unseen class
     gzsl: bool = False  # evaluate GZSL too (every official image script: on)
@@ -123,6 +131,19 @@ class Config:
         return self.gzsl or self.gzsl_od
 
     @property
+    def gamma_d2(self) -> float:
+        return self.gammaD if self.gammaD2 is None else self.gammaD2
+
+    @property
+    def gamma_g_d2(self) -> float:
+        return self.gammaG if self.gammaG_D2 is None else self.gammaG_D2
+
+    @property
+    def setting(self) -> str:
+        """inductive | transductive: what metrics.json and the tables report (beside the prior)."""
+        return "transductive" if self.transductive else "inductive"
+
+    @property
     def cls_batch_size(self) -> int:
         return self.classifier_batch_size or self.syn_num
 
@@ -135,7 +156,7 @@ _POSITIVE_INTS = (
     "encoder_hidden", "generator_hidden", "ngh", "ndh", "eval_every",
 )
 _CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random"),
-            "features": ("plain", "finetuned")}
+            "features": ("plain", "finetuned"), "transductive_prior": ("uniform", "labels")}
 
 
 # Adam raises for a beta outside [0, 1); every beta/momentum key belongs here.

@@ -34,6 +34,7 @@ from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
 from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
 from tfvaegan.method.train import train
+from tfvaegan.method.transductive import trainer_for
 
 HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
 
@@ -124,7 +125,7 @@ def _train_paper(benchmark: Benchmark, device, model_path: Path):
     """Train on trainval, evaluated on the test set after every epoch; report the best epochs."""
     cfg, raw = benchmark.cfg, benchmark.raw
     zdata = benchmark.test_split(device)
-    result = train(cfg, zdata, device, evaluate=_evaluator(zdata, cfg, "test"),
+    result = train(cfg, zdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(zdata, cfg, "test"),
                    checkpoint=model_path.with_suffix(".ckpt"),
                    fingerprint=artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file), log=log)
     return result, result.history, protocols.paper_selection(result.history, cfg.reports_gzsl), zdata
@@ -137,7 +138,7 @@ def _train_val(benchmark: Benchmark, device, model_path: Path):
     zdata = benchmark.test_split(device)
     final_cfg = dataclasses.replace(cfg, nepoch=selection["generator_epochs"])
     log(f"retraining on trainval for the {final_cfg.nepoch} epochs chosen on the validation split")
-    result = train(final_cfg, zdata, device, checkpoint=model_path.with_suffix(".ckpt"),
+    result = train(final_cfg, zdata, device, make_trainer=trainer_for(cfg), checkpoint=model_path.with_suffix(".ckpt"),
                    fingerprint=artifacts.run_fingerprint(final_cfg, raw.feature_file, raw.split_file, "final"),
                    log=log)
     history = select_history + [{**row, "eval_split": "trainval"} for row in result.history]
@@ -159,7 +160,7 @@ def choose_on_validation(benchmark: Benchmark, device, model_path: Path) -> tupl
             return cached["selection"], cached["history"]
     log(f"selection run on the validation split ({split.source}): {len(split.train)} train, "
         f"{len(split.val_seen)} val-seen, {len(split.val_unseen)} val-unseen images")
-    result = train(cfg, vdata, device, evaluate=_evaluator(vdata, cfg, "val"),
+    result = train(cfg, vdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(vdata, cfg, "val"),
                    checkpoint=model_path.with_suffix(".select.ckpt"), fingerprint=key, log=log)
     selection = protocols.val_selection(result.history, cfg.reports_gzsl, split)  # LeakError on a test number
     atomic_write_text(cache, json.dumps({"fingerprint": key, "selection": selection,
@@ -236,10 +237,13 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
                  f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)}); the ZSL "
                  "classifier its chosen epochs"]
         notes += list(selection["validation"].get("notes", []))
+    notes += setting_notes(cfg)
     saved = trained.saved
     metrics = {
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
-        "features": cfg.features, "seed": cfg.manualSeed, **headline, **epochs,
+        "features": cfg.features, "setting": cfg.setting,
+        "transductive_prior": cfg.transductive_prior if cfg.transductive else None,
+        "seed": cfg.manualSeed, **headline, **epochs,
         "epochs_trained": saved["epochs_trained"], "seconds_per_epoch": saved["seconds_per_epoch"],
         "classify_seconds": time.perf_counter() - began,
         "train_device": saved.get("device"), "train_torch_threads": saved.get("torch_threads"),
@@ -250,6 +254,20 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     log(f"{metrics['benchmark']} [{cfg.protocol}] ZSL {_percent(headline['zsl_acc'])}  GZSL u "
         f"{_percent(headline['gzsl_unseen'])} s {_percent(headline['gzsl_seen'])} H {_percent(headline['gzsl_h'])}")
     return metrics
+
+
+def setting_notes(cfg: Config) -> list[str]:
+    """What a transductive run trained on, and whether it read test labels."""
+    if not cfg.transductive:
+        return []
+    unlabelled = ("the features of test_unseen, unlabelled" if cfg.protocol == "paper" else
+                  "the validation-unseen features while choosing the epochs, then those of test_unseen; "
+                  "all unlabelled")
+    prior = ("transductive prior 'uniform': the unseen classes of D2's fakes drawn uniformly; no test label "
+             "is read in training" if cfg.transductive_prior == "uniform" else
+             "transductive prior 'labels' (the authors' code, 'known class prior'): D2's fakes take the class "
+             "embeddings of the unlabelled batch's TRUE labels, so training uses test labels")
+    return [f"transductive: D2 trains on {unlabelled}", prior]
 
 
 def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:

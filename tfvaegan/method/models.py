@@ -1,4 +1,5 @@
-"""The paper's boxes: Encoder, Generator, Critic, semantic Decoder and Feedback module.
+"""The paper's boxes: Encoder, Generator, Critic, semantic Decoder and Feedback module (and, for
+transductive training, the unconditional critic D2).
 
 Layer sizes, LeakyReLU(0.2), the generator's sigmoid output and N(0, 0.02) initialisation follow
 the official networks/TFVAEGAN_model.py. Unlike it, every width is an argument: the official code
@@ -80,6 +81,17 @@ class Critic(nn.Module):
 
     def forward(self, x: Tensor, att: Tensor) -> Tensor:
         return self.fc2(leaky(self.fc1(torch.cat((x, att), dim=1))))
+
+
+class UnconditionalCritic(Critic):
+    """Transductive WGAN critic D2(x) → score on features alone (the authors' Discriminator_D2): a critic
+    whose class embedding is empty, so the closed-form critic update serves both critics."""
+
+    def __init__(self, res_size: int, hidden: int):
+        super().__init__(res_size, 0, hidden)
+
+    def forward(self, x: Tensor, att: Tensor | None = None) -> Tensor:
+        return super().forward(x, x[:, :0])
 
 
 class Decoder(nn.Module):

@@ -66,6 +66,9 @@ def make_optimizers(model: TFVAEGAN, cfg: Config) -> dict[str, torch.optim.Optim
 class Trainer:
     """The model, its optimisers and the penalty weight λ; `step` is one generator step."""
 
+    history_losses = HISTORY_LOSSES  # the per-epoch means of `step`'s outputs, in train_log.csv
+    compiled = ("decoder_update_loss", "fake_features", "generator_losses")  # with cfg.compile
+
     def __init__(self, cfg: Config, data: ZSLData, device: torch.device):
         self.cfg = cfg
         self.data = data
@@ -82,7 +85,7 @@ class Trainer:
         # they are torch.compile'd here, in one place: fewer, fused kernels, which is what counts on a
         # GPU at batch 64. The critic's update needs none (closed form, losses.critic_loss_and_gradients).
         if cfg.compile:
-            for name in ("decoder_update_loss", "fake_features", "generator_losses"):
+            for name in self.compiled:
                 setattr(self, name, torch.compile(getattr(self, name), dynamic=False))
 
     # ------------------------------------------------------------------ the step
@@ -127,11 +130,10 @@ class Trainer:
         module (in the feedback pass) and decoder (unless freeze_dec); the critic is fixed."""
         cfg, m = self.cfg, self.model
         train_decoder = cfg.recons_weight > 0 and not cfg.freeze_dec
-        m.critic.requires_grad_(False)
+        for critic in self.critics():
+            critic.requires_grad_(False)
         m.decoder.requires_grad_(train_decoder)
-        noise = torch.randn(x.size(0), cfg.latent_size, device=self.device)
-        prior_noise = None if cfg.encoded_noise else torch.randn(x.size(0), cfg.nz, device=self.device)
-        loss, generator_cost, vae = self.generator_losses(x, att, target, noise, prior_noise, feedback_pass)
+        loss, generator_cost, vae = self.generator_objective(x, att, target, feedback_pass)
         for name in ("encoder", "generator", "feedback", "decoder"):
             self.opt[name].zero_grad(set_to_none=True)
         loss.backward()
@@ -141,9 +143,21 @@ class Trainer:
             self.opt["feedback"].step()
         if train_decoder:
             self.opt["decoder"].step()
-        m.critic.requires_grad_(True)
+        for critic in self.critics():
+            critic.requires_grad_(True)
         m.decoder.requires_grad_(True)
         return generator_cost.detach(), vae.detach()
+
+    def critics(self) -> list[torch.nn.Module]:
+        """The critics the generator step holds fixed."""
+        return [self.model.critic]
+
+    def generator_objective(self, x: Tensor, att: Tensor, target: Tensor,
+                            feedback_pass: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """The generator step's noise draws and its (loss, −E[D(x̃, a)], L_VAE)."""
+        noise = torch.randn(x.size(0), self.cfg.latent_size, device=self.device)
+        prior_noise = None if self.cfg.encoded_noise else torch.randn(x.size(0), self.cfg.nz, device=self.device)
+        return self.generator_losses(x, att, target, noise, prior_noise, feedback_pass)
 
     # ------------------------------------------------------------------ its forward computations
     def mixed_precision(self):
@@ -196,13 +210,13 @@ class Trainer:
     # ------------------------------------------------------------------ epochs and checkpoints
     def epoch(self) -> dict[str, float]:
         steps_per_pass = math.ceil(self.data.train_feature.size(0) / self.cfg.batch_size)
-        totals = torch.zeros(len(HISTORY_LOSSES), device=self.device)
+        totals = torch.zeros(len(self.history_losses), device=self.device)
         for loop in range(self.cfg.feedback_loop):
             for _ in range(steps_per_pass):
                 out = self.step(feedback_pass=loop == 1)
-                totals += torch.stack([out[k].float() for k in HISTORY_LOSSES])
+                totals += torch.stack([out[k].float() for k in self.history_losses])
         means = (totals / (self.cfg.feedback_loop * steps_per_pass)).tolist()
-        return {**dict(zip(HISTORY_LOSSES, means)), "lambda1": float(self.lambda1)}
+        return {**dict(zip(self.history_losses, means)), "lambda1": float(self.lambda1)}
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.opt.items()},
@@ -212,7 +226,7 @@ class Trainer:
         """Why `state` (of `state()`) cannot be loaded into this trainer, or None when it can."""
         if not isinstance(state, dict) or set(state) != {"model", "optimizers", "lambda1"}:
             return "expected the model, optimizers and lambda1 of a trainer"
-        if not _same_tensors(state["model"], self.model.state_dict()):
+        if not same_tensors(state["model"], self.model.state_dict()):
             return "its model state does not fit this configuration's model"
         optimizers = state["optimizers"]
         if not isinstance(optimizers, dict) or set(optimizers) != set(self.opt):
@@ -234,7 +248,7 @@ class Trainer:
         self.lambda1 = state["lambda1"].to(self.device)
 
 
-def _same_tensors(found, expected: dict[str, Tensor]) -> bool:
+def same_tensors(found, expected: dict[str, Tensor]) -> bool:
     return (isinstance(found, dict) and set(found) == set(expected)
             and all(isinstance(found[k], Tensor) and found[k].shape == v.shape for k, v in expected.items()))
 
@@ -247,6 +261,7 @@ class TrainResult:
 
 
 def train(cfg: Config, data: ZSLData, device: torch.device, *,
+          make_trainer: Callable[[Config, ZSLData, torch.device], Trainer] = Trainer,
           evaluate: Callable[[Trainer, int, torch.Generator], dict] | None = None,
           checkpoint: Path | None = None, fingerprint: str = "",
           log: Callable[[str], None] = print, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
@@ -254,12 +269,13 @@ def train(cfg: Config, data: ZSLData, device: torch.device, *,
 
     With `checkpoint`, a resumable state is written every cfg.checkpoint_every epochs (atomically)
     and picked up again when the same run (same `fingerprint`) is started anew; it is removed at
-    the end. Resuming gives the same numbers as an uninterrupted run.
+    the end. Resuming gives the same numbers as an uninterrupted run. `make_trainer` builds the
+    trainer (method/transductive.py's for transductive training).
     """
     seed = cfg.manualSeed if cfg.manualSeed is not None else 0
     torch.manual_seed(seed)  # seeds CUDA too
     eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    trainer = Trainer(cfg, data, device)
+    trainer = make_trainer(cfg, data, device)
     result = TrainResult(trainer, resume(checkpoint, fingerprint, trainer, eval_generator, log))
     elapsed = sum(row["seconds"] for row in result.history)
     for epoch in range(len(result.history), cfg.nepoch):
@@ -360,6 +376,8 @@ def format_row(row: dict, nepoch: int) -> str:
     text = (f"[{row['epoch']}/{nepoch}] {row['seconds']:.1f}s loss_D {row['loss_d']:.4f} "
             f"loss_G {row['loss_g']:.4f} W {row['wasserstein']:.4f} vae {row['vae_loss']:.4f} "
             f"lambda {row['lambda1']:.3f}")
+    if row.get("loss_d2") is not None:
+        text += f" loss_D2 {row['loss_d2']:.4f} W2 {row['wasserstein2']:.4f}"
     if row.get("gzsl_h") is not None:
         text += f" | GZSL s {row['gzsl_seen']:.4f} u {row['gzsl_unseen']:.4f} H {row['gzsl_h']:.4f}"
     if row.get("zsl_acc") is not None:
