@@ -161,12 +161,15 @@ def test_bad_paper_file_names_line_and_column(tmp_path):
 def test_shipped_paper_results_are_well_formed():
     paper = load_paper(DEFAULT_PAPER_RESULTS)
     for benchmark in ("cub", "flo", "sun", "awa2"):
-        u, s, h = (paper[(benchmark, "plain", m)] for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
+        u, s, h = (paper[(benchmark, "plain", "inductive", m)] for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
         # The published H must be the harmonic mean of the published u and s (catches transcription slips).
         assert h == pytest.approx(2 * u * s / (u + s), abs=0.06)
-        assert 0 < paper[(benchmark, "plain", "zsl_top1")] < 100
+        assert 0 < paper[(benchmark, "plain", "inductive", "zsl_top1")] < 100
     # the fine-tuned rows as issue 14 quotes them (ZSL / GZSL H; u and s are not quoted)
-    finetuned = {(b, m): v for (b, f, m), v in paper.items() if f == "finetuned"}
+    finetuned = {(b, m): v for (b, f, s, m), v in paper.items() if f == "finetuned"}
+    # the transductive ZSL values as issue 15 quotes them (known class prior), no GZSL value
+    assert {(b, m): v for (b, f, s, m), v in paper.items() if s == "transductive"} == {
+        ("cub", "zsl_top1"): 74.7, ("awa2", "zsl_top1"): 92.6, ("sun", "zsl_top1"): 70.9}
     assert finetuned == {("cub", "zsl_top1"): 74.3, ("cub", "gzsl_h"): 70.7, ("flo", "zsl_top1"): 74.7,
                          ("flo", "gzsl_h"): 79.4, ("sun", "zsl_top1"): 66.7, ("sun", "gzsl_h"): 46.3,
                          ("awa2", "zsl_top1"): 73.4, ("awa2", "gzsl_h"): 66.7}
@@ -202,7 +205,7 @@ def test_paper_line_numbers_count_blank_and_multiline_rows(tmp_path):
     with pytest.raises(UserError, match=r"line 5, column 'value'"):
         load_paper(path)
     path.write_text("benchmark,metric,value,source\ncub,ablation:+decoder:gzsl_h,50,x\n")
-    assert load_paper(path) == {("cub", "plain", "ablation:+decoder:gzsl_h"): 50.0}
+    assert load_paper(path) == {("cub", "plain", "inductive", "ablation:+decoder:gzsl_h"): 50.0}
 
 
 PAPER_WITH_FEATURES = """benchmark,features,metric,value,source
@@ -245,7 +248,7 @@ def test_bad_features_value_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match=r"line 2, column 'features': expected one of \['plain', 'finetuned'\]"):
         load_paper(paper)
     paper.write_text("benchmark,features,metric,value,source\ncub,plain,zsl_top1,70,x\ncub,plain,zsl_top1,71,x\n")
-    with pytest.raises(UserError, match=r"line 3: expected one value per \(benchmark, features, metric\)"):
+    with pytest.raises(UserError, match=r"line 3: expected one value per \(benchmark, features, setting, metric\)"):
         load_paper(paper)
 
 
@@ -309,3 +312,40 @@ def test_average_splits_bad_input_is_one_clear_error(tmp_path, capsys, text, mes
     bad.write_text(json.dumps(split_metrics(2)))  # the same files, fixed, average
     assert main(["average-splits", "--metrics", str(good), str(bad), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["zsl_acc"] == pytest.approx(0.3)
+
+
+# ------------------------------------------------------------------ transductive rows (issue 15)
+def test_settings_and_priors_of_one_benchmark_stay_apart_with_their_own_paper_values(tmp_path):
+    root = tmp_path / "results"
+    paper = tmp_path / "paper.csv"
+    paper.write_text("benchmark,features,setting,metric,value,source\n"
+                     "cub,plain,inductive,zsl_top1,64.9,x\ncub,plain,transductive,zsl_top1,74.7,y\n")
+    runs = load_runs([
+        write_metrics(root / "i", "cub", "paper", "tfvaegan", 1, 0.60, 0.5, 0.6, 0.54),
+        write_metrics(root / "u", "cub", "paper", "tfvaegan", 1, 0.70, 0.6, 0.6, 0.60, setting="transductive",
+                      transductive_prior="uniform"),
+        write_metrics(root / "l", "cub", "paper", "tfvaegan", 1, 0.72, 0.6, 0.6, 0.61, setting="transductive",
+                      transductive_prior="labels"),
+    ])
+    tables = build_tables(runs, load_paper(paper))
+    zsl = tables["zsl"]
+    assert list(zsl.columns[-3:]) == ["features", "setting", "prior"]
+    assert list(zip(zsl.setting, zsl.prior)) == [("inductive", ""), ("transductive", "uniform"),
+                                                  ("transductive", "labels")]
+    assert list(zsl.paper_top1) == [64.9, 74.7, 74.7]  # the known-prior number beside both priors
+    assert list(zsl.top1_mean) == [60.0, 70.0, 72.0]
+    assert list(tables["gzsl"].setting) == ["inductive", "transductive", "transductive"]
+    assert tables["gzsl"].paper_h.isna().all()  # no GZSL value: empty, never the inductive one
+
+
+def test_bad_setting_or_prior_in_metrics_is_one_clear_error(tmp_path):
+    bad = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 1, 0.5, setting="semi")
+    with pytest.raises(UserError, match=r"metrics.json: key 'setting': expected one of \('inductive', 'transductive'\)"):
+        load_runs([bad])
+    no_prior = write_metrics(tmp_path / "b", "cub", "paper", "tfvaegan", 1, 0.5, setting="transductive")
+    with pytest.raises(UserError, match=r"metrics.json: key 'transductive_prior': expected one of"):
+        load_runs([no_prior])
+    paper = tmp_path / "paper.csv"
+    paper.write_text("benchmark,features,setting,metric,value,source\ncub,plain,trans,zsl_top1,70,x\n")
+    with pytest.raises(UserError, match=r"line 2, column 'setting': expected one of \['inductive', 'transductive'\]"):
+        load_paper(paper)

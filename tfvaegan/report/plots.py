@@ -73,7 +73,8 @@ def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
         full = frame[frame.variant == FULL_MODEL_VARIANT]
         full = (full if len(full) else frame).copy()
         # plain and fine-tuned rows of one benchmark are two groups of bars, each with its own paper value
-        full["benchmark"] = [bench_label(b, f) for b, f in zip(full.benchmark, full.features)]
+        full["benchmark"] = [bench_label(b, f, s, p) for b, f, s, p in
+                             zip(full.benchmark, full.features, full.setting, full.prior)]
         return full
 
     zsl, gzsl = shown(zsl), shown(gzsl)
@@ -215,7 +216,8 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
     """The training-curves figure from read_train_logs' (run, log) pairs."""
     if not found:
         return _empty_figure(f"no {TRAIN_LOG} next to the metrics files")
-    order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features)) for run, _ in found}
+    order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features), run.setting, run.prior)
+             for run, _ in found}
     benchmarks = sorted(order, key=order.get)
     several_variants = len({run.variant for run, _ in found}) > 1
     names = sorted({_run_series(run, several_variants) for run, _ in found}, key=lambda n: (not n.startswith("paper"), n))

@@ -19,7 +19,7 @@ from tfvaegan.fileio import atomic_write_text
 from tfvaegan.report.tables import check_run, read_metrics_json
 
 AVERAGED = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "seconds_per_epoch")
-SAME_FOR_ALL = ("benchmark", "protocol", "variant", "features", "seed")
+SAME_FOR_ALL = ("benchmark", "protocol", "variant", "features", "setting", "transductive_prior", "seed")
 
 
 def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:

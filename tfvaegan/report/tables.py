@@ -1,10 +1,13 @@
 """`python -m tfvaegan tables`: per-run metrics.json files → zsl.csv, gzsl.csv, ablation.csv (percent).
 
-One row per (benchmark, features, protocol, variant): mean and sample standard deviation over seeds
-(ddof=1; empty for a single seed, where no spread can be measured) and n_seeds. `features` is plain
-(ImageNet backbone) or finetuned (backbone fine-tuned on the seen classes), from metrics.json (files
-written before it existed are plain). Every row carries the paper's number for its benchmark,
-features and variant from config/paper_results.csv, whatever our protocol, and the difference
+One row per (benchmark, features, setting, prior, protocol, variant): mean and sample standard
+deviation over seeds (ddof=1; empty for a single seed, where no spread can be measured) and n_seeds.
+`features` is plain (ImageNet backbone) or finetuned (backbone fine-tuned on the seen classes);
+`setting` inductive or transductive, with the transductive `prior` (uniform: no test label read;
+labels: the authors' "known class prior", which reads test labels); all from metrics.json (files
+written before a key existed are plain / inductive). Every row carries the paper's number for its
+benchmark, features, setting and variant from config/paper_results.csv, whatever our protocol and
+prior (the paper's transductive numbers are known-prior ones), and the difference
 ours − paper, so that the gap between the test-selected `paper` protocol, the honest `val` protocol
 and the published number is visible side by side. docs/protocols.md says how to read
 them.
@@ -30,21 +33,30 @@ FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablati
 ABLATION_ORDER = ("baseline", "+decoder", "+feedback")
 PROTOCOLS = ("paper", "val")
 FEATURES = ("plain", "finetuned")  # metrics.json `features`; the rows of one benchmark in this order
+SETTINGS = ("inductive", "transductive")  # metrics.json `setting`, in this order
+PRIORS = ("", "uniform", "labels")  # metrics.json `transductive_prior` ("": inductive), in this order
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
 DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "config" / "paper_results.csv"
-PAPER_COLUMNS = ("benchmark", "features", "metric", "value", "source")
-LEGACY_PAPER_COLUMNS = ("benchmark", "metric", "value", "source")  # files without `features`: all plain
+PAPER_COLUMNS = ("benchmark", "features", "setting", "metric", "value", "source")
+# Older files: without `setting` (all inductive), without `features` either (all plain, inductive).
+OLDER_PAPER_COLUMNS = (("benchmark", "features", "metric", "value", "source"),
+                       ("benchmark", "metric", "value", "source"))
 PAPER_METRICS = ("zsl_top1", "gzsl_u", "gzsl_s", "gzsl_h")
 
 ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
-               "paper_top1", "diff_top1", "features"]
+               "paper_top1", "diff_top1", "features", "setting", "prior"]
 GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
-                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h", "features"]
+                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h", "features", "setting", "prior"]
 ABLATION_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
-                    "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h", "features"]
+                    "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h", "features", "setting",
+                    "prior"]
 # The leading columns are fixed (issue 3); later ones are appended: diff_*, then features (plain or
-# finetuned), which tells apart the two rows of a benchmark run on both kinds of features.
+# finetuned), setting (inductive or transductive) and prior (transductive only), which tell apart
+# the rows of one benchmark run on both kinds of features, in both settings, with either prior.
 DECIMALS = 2
+# One table row: (benchmark, features, setting, prior, protocol, variant).
+GROUP_KEYS = ("benchmark", "features", "setting", "prior", "protocol", "variant")
+Group = tuple[str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -61,19 +73,22 @@ class Run:
     gzsl_unseen: float | None
     gzsl_h: float | None
     features: str = "plain"
+    setting: str = "inductive"
+    prior: str = ""  # the transductive prior; "" for inductive runs
 
     @property
-    def group(self) -> tuple[str, str, str, str]:
-        return self.benchmark, self.features, self.protocol, self.variant
+    def group(self) -> Group:
+        return self.benchmark, self.features, self.setting, self.prior, self.protocol, self.variant
 
     @property
     def label(self) -> str:
-        return bench_label(self.benchmark, self.features)
+        return bench_label(self.benchmark, self.features, self.setting, self.prior)
 
 
-def bench_label(benchmark: str, features: str) -> str:
-    """A benchmark as figures name it: 'CUB', or 'CUB fine-tuned'."""
-    return benchmark.upper() + (" fine-tuned" if features == "finetuned" else "")
+def bench_label(benchmark: str, features: str, setting: str = "inductive", prior: str = "") -> str:
+    """A benchmark as figures name it: 'CUB', 'CUB fine-tuned', 'CUB transductive (uniform)'."""
+    label = benchmark.upper() + (" fine-tuned" if features == "finetuned" else "")
+    return label + (f" transductive ({prior})" if setting == "transductive" else "")
 
 
 def _fraction(path: Path, data: dict, key: str, optional: bool) -> float | None:
@@ -143,9 +158,17 @@ def check_run(path: str | Path, data: dict) -> Run:
     features = data.get("features") or "plain"  # metrics.json written before fine-tuning existed
     if features not in FEATURES:
         raise UserError(f"{path}: key 'features': expected one of {FEATURES} or absent, found {features!r}")
+    setting = data.get("setting") or "inductive"  # metrics.json written before transductive training existed
+    if setting not in SETTINGS:
+        raise UserError(f"{path}: key 'setting': expected one of {SETTINGS} or absent, found {setting!r}")
+    prior = data.get("transductive_prior") or ""
+    if (setting == "transductive") != (prior != "") or prior not in PRIORS:
+        raise UserError(f"{path}: key 'transductive_prior': expected one of {PRIORS[1:]} for a transductive run "
+                        f"and null for an inductive one, found {data.get('transductive_prior')!r} ({setting})")
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
-               zsl_acc=_fraction(path, data, "zsl_acc", optional=False), features=features, **gzsl)
+               zsl_acc=_fraction(path, data, "zsl_acc", optional=False), features=features, setting=setting,
+               prior=prior, **gzsl)
 
 
 def load_run(path: str | Path) -> Run:
@@ -181,14 +204,14 @@ def _paper_metric_ok(metric: str) -> bool:
             and parts[2] in PAPER_METRICS)
 
 
-PaperKey = tuple[str, str, str]  # (benchmark in lower case, features, metric)
+PaperKey = tuple[str, str, str, str]  # (benchmark in lower case, features, setting, metric)
 
 
 def load_paper(path: str | Path | None) -> dict[PaperKey, float]:
-    """config/paper_results.csv → {(benchmark in lower case, features, metric): value in percent}.
+    """config/paper_results.csv → {(benchmark in lower case, features, setting, metric): value in percent}.
 
-    Columns benchmark, features (plain | finetuned), metric, value, source; a file of the older four
-    columns (no `features`) holds plain values. Every row must have all its columns, a benchmark name,
+    Columns benchmark, features (plain | finetuned), setting (inductive | transductive), metric, value,
+    source; an older file without `setting` holds inductive values, one without `features` too plain ones. Every row must have all its columns, a benchmark name,
     a known metric, a percentage and a source; anything else is one error naming the file, the line and
     the column.
     """
@@ -202,14 +225,15 @@ def load_paper(path: str | Path | None) -> dict[PaperKey, float]:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             columns = tuple(reader.fieldnames or ())
-            if columns not in (PAPER_COLUMNS, LEGACY_PAPER_COLUMNS):
-                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)} (or, all plain, "
-                                f"{list(LEGACY_PAPER_COLUMNS)}), found {reader.fieldnames}")
+            if columns not in (PAPER_COLUMNS, *OLDER_PAPER_COLUMNS):
+                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)} (or, all inductive, "
+                                f"{list(OLDER_PAPER_COLUMNS[0])}, or, all plain and inductive, "
+                                f"{list(OLDER_PAPER_COLUMNS[1])}), found {reader.fieldnames}")
             for row in reader:
                 key, value = _paper_row(path, reader.line_num, row, columns)
                 if key in values:
                     raise UserError(f"{path}: line {reader.line_num}: expected one value per (benchmark, "
-                                    f"features, metric), found {key} twice")
+                                    f"features, setting, metric), found {key} twice")
                 values[key] = value
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: expected a UTF-8 CSV file ({exc})") from None
@@ -233,6 +257,10 @@ def _paper_row(path: Path, line: int, row: dict, columns: tuple[str, ...]) -> tu
     if features not in FEATURES:
         raise UserError(f"{path}: line {line}, column 'features': expected one of {list(FEATURES)}, "
                         f"found {features!r}")
+    setting = row.get("setting", "inductive").strip()
+    if setting not in SETTINGS:
+        raise UserError(f"{path}: line {line}, column 'setting': expected one of {list(SETTINGS)}, "
+                        f"found {setting!r}")
     metric = row["metric"].strip()
     if not _paper_metric_ok(metric):
         raise UserError(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
@@ -244,24 +272,25 @@ def _paper_row(path: Path, line: int, row: dict, columns: tuple[str, ...]) -> tu
     if not 0.0 <= value <= 100.0:
         raise UserError(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
                         f"found {row['value']!r}")
-    return (row["benchmark"].strip().lower(), features, metric), value
+    return (row["benchmark"].strip().lower(), features, setting, metric), value
 
 
 def paper_value(paper: dict[PaperKey, float], benchmark: str, features: str, variant: str, metric: str,
-                prefer_ablation: bool = False) -> float:
-    """The published number for this benchmark, features and variant; NaN where the paper reports none.
+                prefer_ablation: bool = False, setting: str = "inductive") -> float:
+    """The published number for this benchmark, features, setting and variant; NaN where the paper
+    reports none.
 
     The complete model takes the main table's number; an ablation variant its ablation row
     (`ablation:<variant>:<metric>`). The ablation table prefers its own row for the complete model too.
-    Plain and fine-tuned numbers never stand in for each other.
+    Plain and fine-tuned numbers never stand in for each other, nor inductive and transductive ones.
     """
     bench = benchmark.lower()
     keys = [f"ablation:{variant}:{metric}"]
     if variant == FULL_MODEL_VARIANT:
         keys = keys + [metric] if prefer_ablation else [metric] + keys
     for key in keys:
-        if (bench, features, key) in paper:
-            return paper[(bench, features, key)]
+        if (bench, features, setting, key) in paper:
+            return paper[(bench, features, setting, key)]
     return math.nan
 
 
@@ -280,22 +309,19 @@ def benchmark_sort_key(benchmark: str) -> tuple[int, str]:
     return (BENCHMARK_ORDER.index(b) if b in BENCHMARK_ORDER else len(BENCHMARK_ORDER), b)
 
 
-Group = tuple[str, str, str, str]  # (benchmark, features, protocol, variant): one table row
-
-
 def _order(group: Group) -> tuple:
-    """Benchmarks in paper order, plain before fine-tuned, `paper` before `val`, the complete model first."""
-    benchmark, features, protocol, variant = group
-    return (*benchmark_sort_key(benchmark), FEATURES.index(features), PROTOCOLS.index(protocol),
-            variant != FULL_MODEL_VARIANT, variant)
+    """Benchmarks in paper order, plain before fine-tuned, inductive before transductive (uniform, then
+    labels), `paper` before `val`, the complete model first."""
+    benchmark, features, setting, prior, protocol, variant = group
+    return (*benchmark_sort_key(benchmark), FEATURES.index(features), SETTINGS.index(setting), PRIORS.index(prior),
+            PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
 
 
 def _ablation_order(group: Group) -> tuple:
     """As _order, but variants cumulatively as in the paper's ablation, the complete model last."""
-    benchmark, features, protocol, variant = group
-    rank = (ABLATION_ORDER.index(variant) if variant in ABLATION_ORDER
-            else len(ABLATION_ORDER) + (variant == FULL_MODEL_VARIANT))
-    return (*benchmark_sort_key(benchmark), FEATURES.index(features), PROTOCOLS.index(protocol), rank, variant)
+    rank = (ABLATION_ORDER.index(group[-1]) if group[-1] in ABLATION_ORDER
+            else len(ABLATION_ORDER) + (group[-1] == FULL_MODEL_VARIANT))
+    return (*_order(group)[:-2], rank, group[-1])
 
 
 def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str, pd.DataFrame]:
@@ -306,11 +332,13 @@ def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str,
     zsl_rows, gzsl_rows, ablation_rows = [], [], []
     for group in sorted(groups, key=_order):
         members = groups[group]
-        benchmark, features, protocol, variant = group
-        key = {"benchmark": benchmark, "features": features, "protocol": protocol, "variant": variant}
+        benchmark, features, setting, prior, protocol, variant = group
+        key = {"benchmark": benchmark, "features": features, "setting": setting, "prior": prior,
+               "protocol": protocol, "variant": variant}
 
-        def published(metric: str, prefer_ablation: bool = False) -> float:
-            return paper_value(paper, benchmark, features, variant, metric, prefer_ablation)
+        def published(metric: str, prefer_ablation: bool = False, group=group) -> float:
+            benchmark, features, setting, _, _, variant = group
+            return paper_value(paper, benchmark, features, variant, metric, prefer_ablation, setting)
 
         top1_mean, top1_std = mean_std([100 * r.zsl_acc for r in members])
         zsl_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
@@ -328,8 +356,7 @@ def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str,
         ablation_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
                               "h_mean": h_mean, "h_std": h_std, "paper_top1": ab_top1, "paper_h": ab_h,
                               "diff_top1": top1_mean - ab_top1, "diff_h": h_mean - ab_h})
-    ablation_rows.sort(key=lambda row: _ablation_order((row["benchmark"], row["features"], row["protocol"],
-                                                        row["variant"])))
+    ablation_rows.sort(key=lambda row: _ablation_order(tuple(row[k] for k in GROUP_KEYS)))
     return {
         "zsl": pd.DataFrame(zsl_rows, columns=ZSL_COLUMNS).round(DECIMALS),
         "gzsl": pd.DataFrame(gzsl_rows, columns=GZSL_COLUMNS).round(DECIMALS),
