@@ -353,13 +353,15 @@ for _benchmark in PREPARED_BENCHMARKS:
         _fail(f"catalog entries {_first!r} and {_benchmark!r}: both read {_file}, but it would be made in two "
               f"ways (features: {features_mode(_first)} and {features_mode(_benchmark)}, or other fine-tuning "
               f"settings); give one of them its own image_embedding under `settings`")
-# Two benchmarks of one label and features kind would be one row of the tables.
+# Two benchmarks of one label, features kind, setting and prior would be one row of the tables.
 _rows = {}
 for _benchmark in config["benchmarks"]:
-    _row = (label_of(_benchmark), config_for(_benchmark).features)
+    _cfg = config_for(_benchmark)
+    _setting = f"{_cfg.setting} ({_cfg.transductive_prior} prior)" if _cfg.transductive else _cfg.setting
+    _row = (label_of(_benchmark), _cfg.features, _setting)
     if _rows.setdefault(_row, _benchmark) != _benchmark:
         _fail(f"catalog entries {_rows[_row]!r} and {_benchmark!r}: both are benchmark {_row[0]!r} with "
-              f"{_row[1]} features in the tables; give one of them another `label`")
+              f"{_row[1]} features, {_row[2]}, in the tables; give one of them another `label`")
 
 
 def _in_dataset_folder(folder, path, default):
