@@ -375,7 +375,8 @@ def _metrics_args(parser) -> None:
     parser.add_argument("--metrics", nargs="+", required=True, metavar="METRICS_JSON",
                         help="per-run metrics.json files (results/<benchmark>/<protocol>/<variant>/seed<N>/)")
     parser.add_argument("--paper", default=str(tables.DEFAULT_PAPER_RESULTS), metavar="CSV",
-                        help="published reference numbers (benchmark, metric, value, source); default: %(default)s")
+                        help="published reference numbers (benchmark, features, setting, metric, value, source; "
+                        "older files without setting or features are read); default: %(default)s")
 
 
 def _add_report(commands) -> None:

@@ -155,8 +155,10 @@ _POSITIVE_INTS = (
     "nepoch", "batch_size", "critic_iter", "syn_num", "feedback_loop", "classifier_nepoch",
     "encoder_hidden", "generator_hidden", "ngh", "ndh", "eval_every",
 )
+# The transductive priors (docs/transductive.md), named once: the trainer and the tables read them here.
+TRANSDUCTIVE_PRIORS = ("uniform", "labels")
 _CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random"),
-            "features": ("plain", "finetuned"), "transductive_prior": ("uniform", "labels")}
+            "features": ("plain", "finetuned"), "transductive_prior": TRANSDUCTIVE_PRIORS}
 
 
 # Adam raises for a beta outside [0, 1); every beta/momentum key belongs here.

@@ -30,14 +30,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tfvaegan.config import Config
+from tfvaegan.config import TRANSDUCTIVE_PRIORS as PRIORS, Config
 from tfvaegan.data.preprocess import ZSLData
-from tfvaegan.errors import DataError
+from tfvaegan.errors import ConfigError, DataError
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss
 from tfvaegan.method.models import UnconditionalCritic
 from tfvaegan.method.train import HISTORY_LOSSES, Trainer, same_tensors
-
-PRIORS = ("uniform", "labels")
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ def unlabelled_set(data: ZSLData, cfg: Config) -> UnlabelledSet:
     if data.unseenclasses.numel() == 0:
         raise DataError(f"{where}: transductive: true needs unseen classes in the split it trains on, found none")
     if cfg.transductive_prior not in PRIORS:
-        raise DataError(f"config key 'transductive_prior': expected one of {PRIORS}, found {cfg.transductive_prior!r}")
+        raise ConfigError(f"config key 'transductive_prior': expected one of {PRIORS}, found {cfg.transductive_prior!r}")
     labels = data.test_unseen_label if cfg.transductive_prior == "labels" else None
     return UnlabelledSet(data.test_unseen_feature, data.unseenclasses, labels)
 

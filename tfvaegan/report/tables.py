@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from tfvaegan.config import TRANSDUCTIVE_PRIORS
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_path
 
@@ -34,7 +35,7 @@ ABLATION_ORDER = ("baseline", "+decoder", "+feedback")
 PROTOCOLS = ("paper", "val")
 FEATURES = ("plain", "finetuned")  # metrics.json `features`; the rows of one benchmark in this order
 SETTINGS = ("inductive", "transductive")  # metrics.json `setting`, in this order
-PRIORS = ("", "uniform", "labels")  # metrics.json `transductive_prior` ("": inductive), in this order
+PRIORS = ("", *TRANSDUCTIVE_PRIORS)  # metrics.json `transductive_prior` ("": inductive), in this order
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
 DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "config" / "paper_results.csv"
 PAPER_COLUMNS = ("benchmark", "features", "setting", "metric", "value", "source")
