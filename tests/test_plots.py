@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.container import BarContainer
 
 from tfvaegan.cli import main
 from tfvaegan.errors import UserError
@@ -15,20 +16,25 @@ from tfvaegan.report.plots import read_train_log
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LOG_COLUMNS = ["epoch", "seconds", "loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1", "zsl_acc",
                "gzsl_seen", "gzsl_unseen", "gzsl_h", "eval_split"]
+D2_COLUMNS = ["loss_d2", "wasserstein2"]  # every train_log.csv now; filled by transductive runs only
 
 
-def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12, log=True, features=None) -> Path:
+def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12, log=True, features=None,
+              prior=None) -> Path:
+    """A run's metrics.json and train_log.csv; with a `prior` a transductive run, whose log fills D2's columns."""
     folder = root / benchmark / protocol / variant / f"seed{seed}"
     folder.mkdir(parents=True)
+    setting = {"setting": "transductive", "transductive_prior": prior} if prior else {}
     (folder / "metrics.json").write_text(json.dumps({
         "benchmark": benchmark, "protocol": protocol, "variant": variant, "seed": seed,
         "zsl_acc": zsl, "gzsl_seen": h + 0.05, "gzsl_unseen": h - 0.05, "gzsl_h": h,
-        **({"features": features} if features else {})}))
+        **({"features": features} if features else {}), **setting}))
     if log:
         rng = np.random.default_rng(seed)
         with (folder / "train_log.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(LOG_COLUMNS)
+            writer.writerow(LOG_COLUMNS + D2_COLUMNS)
+            d2 = lambda epoch: [-10 / (epoch + 1), 2.0] if prior else ["", ""]  # noqa: E731
             for epoch in range(1, epochs + 1):
                 # eval_every 2: accuracy columns and eval_split empty on epochs not evaluated; the last
                 # epoch is always evaluated
@@ -36,11 +42,11 @@ def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12,
                 acc = zsl * (1 - np.exp(-epoch / 3)) + rng.normal(0, 0.01)
                 writer.writerow([epoch, 1.5, -20 / (epoch + 1), 30 / (epoch + 1) + 5, 3.0, 100.0, 10.0,
                                  acc if evaluated else "", "", "", acc * 0.9 if evaluated else "",
-                                 ("test" if protocol == "paper" else "val") if evaluated else ""])
+                                 ("test" if protocol == "paper" else "val") if evaluated else ""] + d2(epoch))
             if protocol == "val":  # the final retraining on trainval: losses only, epochs restart
                 for epoch in range(1, epochs // 2 + 1):
                     writer.writerow([epoch, 1.5, -18 / (epoch + 1), 28 / (epoch + 1) + 5, 3.0, 100.0, 10.0,
-                                     "", "", "", "", "trainval"])
+                                     "", "", "", "", "trainval"] + d2(epoch))
     return folder / "metrics.json"
 
 
@@ -91,6 +97,49 @@ def test_plain_and_finetuned_runs_of_one_benchmark_are_drawn_apart(tmp_path):
     assert [round(bar.get_height(), 1) for bar in paper_bars] == [64.9, 74.3]
     curves = training_curves_figure(read_train_logs(runs))
     assert [ax.get_title() for ax in curves.axes[:2]] == ["CUB", "CUB fine-tuned"]
+
+
+def test_settings_and_priors_of_one_benchmark_are_drawn_apart(tmp_path):
+    from tfvaegan.report.plots import D2_LABEL, paper_vs_ours_figure, read_train_logs, training_curves_figure
+    from tfvaegan.report.tables import DEFAULT_PAPER_RESULTS, build_tables, load_paper, load_runs
+
+    metrics = [write_run(tmp_path / "l", "cub", "paper", "tfvaegan", 1, 0.8, 0.6, prior="labels"),
+               write_run(tmp_path / "i", "cub", "paper", "tfvaegan", 1, 0.6, 0.5),
+               write_run(tmp_path / "u", "cub", "paper", "tfvaegan", 1, 0.7, 0.6, prior="uniform"),
+               write_run(tmp_path / "f", "flo", "paper", "tfvaegan", 1, 0.7, 0.6, prior="uniform")]
+    runs = load_runs(metrics)
+    tables = build_tables(runs, load_paper(DEFAULT_PAPER_RESULTS))
+    figure = paper_vs_ours_figure(tables["zsl"], tables["gzsl"])
+    zsl_axis, gzsl_axis = figure.axes[:2]
+    names = ["CUB", "CUB transductive (uniform)", "CUB transductive (labels)", "FLO transductive (uniform)"]
+    assert [t.get_text() for t in zsl_axis.get_xticklabels()] == names
+    # the paper's bars: the transductive (known-prior) number beside both priors; none for FLO's or any H
+    assert [round(bar.get_height(), 1) for bar in zsl_axis.containers[0]] == [64.9, 74.7, 74.7, 0.0]
+    assert [round(bar.get_height(), 1) for bar in gzsl_axis.containers[0]] == [58.1, 0.0, 0.0, 0.0]
+    assert "paper (published); transductive: known class prior" in [t.get_text() for t in figure.legends[0].texts]
+    ours = [c for c in zsl_axis.containers if isinstance(c, BarContainer)][1]
+    assert [round(bar.get_height(), 1) for bar in ours] == [60.0, 70.0, 80.0, 70.0]
+    found = read_train_logs(runs)
+    assert found[0][1]["loss_d2"].notna().all() and found[1][1]["loss_d2"].isna().all()  # empty: inductive
+    curves = training_curves_figure(found)
+    assert [ax.get_title() for ax in curves.axes[:4]] == names
+    assert len(curves.axes[0].lines) == 1 and len(curves.axes[1].lines) == 2  # D2's loss beside D's
+    assert D2_LABEL in [t.get_text() for t in curves.legends[0].get_texts()]
+    out = tmp_path / "plots"
+    assert main(["plots", "--metrics", *map(str, metrics), "--out-dir", str(out)]) == 0
+    assert_png(out / "paper_vs_ours.png")
+    assert_png(out / "training_curves.png")
+
+
+def test_train_log_with_a_bad_d2_loss_is_a_clear_error(tmp_path):
+    metrics = write_run(tmp_path, "cub", "paper", "tfvaegan", 1, 0.7, 0.6, prior="uniform")
+    log = metrics.parent / "train_log.csv"
+    lines = log.read_text().splitlines()
+    lines[3] = ",".join(lines[3].split(",")[:-2] + ["abc", "2.0"])
+    log.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"train_log\.csv: line 4, column 'loss_d2': expected a number or empty, "
+                                        r"found 'abc'"):
+        read_train_log(log, "paper")
 
 
 def test_train_log_without_required_columns_is_a_clear_error(tmp_path):

@@ -338,14 +338,164 @@ def test_settings_and_priors_of_one_benchmark_stay_apart_with_their_own_paper_va
     assert tables["gzsl"].paper_h.isna().all()  # no GZSL value: empty, never the inductive one
 
 
-def test_bad_setting_or_prior_in_metrics_is_one_clear_error(tmp_path):
-    bad = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 1, 0.5, setting="semi")
-    with pytest.raises(UserError, match=r"metrics.json: key 'setting': expected one of \('inductive', 'transductive'\)"):
+TRANSDUCTIVE = {"setting": "transductive", "transductive_prior": "uniform"}
+
+
+def test_every_table_ends_with_features_setting_prior_after_its_fixed_columns(tmp_path):
+    for columns in (ZSL_COLUMNS, GZSL_COLUMNS, ABLATION_COLUMNS):
+        assert columns[-3:] == ["features", "setting", "prior"]
+        assert columns[:4] == ["benchmark", "protocol", "variant", "n_seeds"]
+    runs = [write_metrics(tmp_path / "i", "cub", "paper", "tfvaegan", 1, 0.6, 0.5, 0.6, 0.54),
+            write_metrics(tmp_path / "t", "cub", "paper", "tfvaegan", 1, 0.7, 0.6, 0.6, 0.6, **TRANSDUCTIVE)]
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", *map(str, runs), "--out-dir", str(out)]) == 0  # the shipped paper file
+    zsl = pd.read_csv(out / "zsl.csv", keep_default_na=False)
+    assert list(zsl.columns) == ZSL_COLUMNS
+    assert [(r.setting, r.prior, r.paper_top1) for r in zsl.itertuples()] == [
+        ("inductive", "", 64.9), ("transductive", "uniform", 74.7)]  # an inductive row's prior: empty
+    for name in ("gzsl", "ablation"):
+        frame = pd.read_csv(out / f"{name}.csv", keep_default_na=False)
+        assert list(frame.setting) == ["inductive", "transductive"] and list(frame.prior) == ["", "uniform"]
+
+
+def test_seeds_of_one_setting_and_prior_aggregate_and_never_mix_with_another(tmp_path):
+    root = tmp_path / "results"
+    labels = {"setting": "transductive", "transductive_prior": "labels"}
+    runs = load_runs([
+        write_metrics(root / "u", "cub", "val", "tfvaegan", 0, 0.60, **TRANSDUCTIVE),
+        write_metrics(root / "u", "cub", "val", "tfvaegan", 1, 0.64, **TRANSDUCTIVE),
+        write_metrics(root / "l", "cub", "val", "tfvaegan", 0, 0.80, **labels),
+        write_metrics(root / "i", "cub", "val", "tfvaegan", 0, 0.50),
+        write_metrics(root / "fu", "cub", "val", "tfvaegan", 0, 0.90, features="finetuned", **TRANSDUCTIVE),
+    ])
+    zsl = build_tables(runs, {})["zsl"]
+    rows = [(r.features, r.setting, r.prior, r.n_seeds, r.top1_mean) for r in zsl.itertuples()]
+    assert rows == [("plain", "inductive", "", 1, 50.0), ("plain", "transductive", "uniform", 2, 62.0),
+                    ("plain", "transductive", "labels", 1, 80.0), ("finetuned", "transductive", "uniform", 1, 90.0)]
+    twin = write_metrics(root / "twin", "cub", "val", "tfvaegan", 1, 0.61, **TRANSDUCTIVE)
+    with pytest.raises(UserError, match=r"'setting', 'transductive_prior'.*expected one file per run"):
+        load_runs([runs[1].path, twin])
+
+
+PAPER_BY_SETTING = """benchmark,features,setting,metric,value,source
+cub,plain,inductive,zsl_top1,64.9,x
+cub,plain,inductive,gzsl_h,58.1,x
+cub,plain,inductive,ablation:baseline:zsl_top1,61.0,x
+cub,plain,transductive,zsl_top1,74.7,y
+flo,plain,inductive,zsl_top1,70.8,x
+"""
+
+
+def test_paper_values_attach_only_to_the_matching_setting(tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(PAPER_BY_SETTING)
+    root = tmp_path / "results"
+    runs = load_runs([
+        write_metrics(root / "i", "cub", "paper", "tfvaegan", 0, 0.60, 0.5, 0.6, 0.55),
+        write_metrics(root / "t", "cub", "paper", "tfvaegan", 0, 0.70, 0.5, 0.6, 0.55, **TRANSDUCTIVE),
+        write_metrics(root / "t", "cub", "paper", "baseline", 0, 0.65, **TRANSDUCTIVE),
+        write_metrics(root / "t", "flo", "paper", "tfvaegan", 0, 0.70, **TRANSDUCTIVE),
+        write_metrics(root / "ft", "cub", "paper", "tfvaegan", 0, 0.75, features="finetuned", **TRANSDUCTIVE),
+    ])
+    tables = build_tables(runs, load_paper(paper))
+    zsl = tables["zsl"].set_index(["benchmark", "features", "setting", "variant"])
+    assert zsl.loc[("cub", "plain", "inductive", "tfvaegan")].paper_top1 == 64.9
+    assert zsl.loc[("cub", "plain", "transductive", "tfvaegan")].paper_top1 == 74.7
+    assert zsl.loc[("cub", "plain", "transductive", "tfvaegan")].diff_top1 == pytest.approx(70.0 - 74.7)
+    # no transductive number: empty, never the inductive one (nor the plain one for fine-tuned features)
+    for row in (("flo", "plain", "transductive", "tfvaegan"), ("cub", "finetuned", "transductive", "tfvaegan"),
+                ("cub", "plain", "transductive", "baseline")):
+        assert math.isnan(zsl.loc[row].paper_top1) and math.isnan(zsl.loc[row].diff_top1), row
+    gzsl = tables["gzsl"].set_index(["setting"])
+    assert gzsl.loc["inductive"].paper_h == 58.1 and math.isnan(gzsl.loc["transductive"].paper_h)
+    ablation = tables["ablation"].set_index(["benchmark", "features", "setting", "variant"])
+    assert math.isnan(ablation.loc[("cub", "plain", "transductive", "baseline")].paper_top1)  # inductive ablation
+    assert ablation.loc[("cub", "plain", "transductive", "tfvaegan")].paper_top1 == 74.7
+    # the older files (five columns without `setting`, four without `features`) hold inductive values only
+    for header, row in (("benchmark,features,metric,value,source", "cub,plain,zsl_top1,64.9,x"),
+                        ("benchmark,metric,value,source", "cub,zsl_top1,64.9,x")):
+        paper.write_text(f"{header}\n{row}\n")
+        assert load_paper(paper) == {("cub", "plain", "inductive", "zsl_top1"): 64.9}
+        zsl = build_tables(runs[:2], load_paper(paper))["zsl"]
+        assert zsl.paper_top1.iloc[0] == 64.9 and math.isnan(zsl.paper_top1.iloc[1])
+
+
+def test_metrics_without_setting_read_as_inductive(tmp_path):
+    older = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 0, 0.5)  # no setting, no prior
+    explicit = write_metrics(tmp_path / "b", "cub", "val", "tfvaegan", 0, 0.5, setting=None, transductive_prior=None)
+    assert [(r.setting, r.prior) for r in load_runs([older, explicit])] == [("inductive", "")] * 2
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"setting": "semi"}, r"key 'setting': expected one of \('inductive', 'transductive'\) or absent, found 'semi'"),
+    ({"setting": False}, r"key 'setting': expected one of .*found False"),
+    ({"setting": "transductive"}, r"key 'transductive_prior': expected one of \('uniform', 'labels'\) for a "
+                                  r"transductive run and null for an inductive one, found None"),
+    ({**TRANSDUCTIVE, "transductive_prior": "known"}, r"key 'transductive_prior': .*found 'known'"),
+    ({"transductive_prior": "uniform"}, r"key 'transductive_prior': .*found 'uniform' \(setting 'inductive'\)"),
+    ({**TRANSDUCTIVE, "config": {"transductive": False}},
+     r"keys 'setting', 'config.transductive': expected one setting and prior, found setting='transductive', "
+     r"config.transductive=False"),
+    ({"config": {"transductive": True, "transductive_prior": "uniform"}},
+     r"keys 'setting', 'config.transductive': .*found setting='inductive', config.transductive=True"),
+    ({**TRANSDUCTIVE, "config": {"transductive": True, "transductive_prior": "labels"}},
+     r"keys 'setting', 'config.transductive', 'transductive_prior', 'config.transductive_prior': .*"
+     r"transductive_prior='uniform', config.transductive_prior='labels'"),
+])
+def test_bad_setting_or_prior_in_metrics_is_one_clear_error(tmp_path, capsys, changes, message):
+    import re
+
+    bad = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 1, 0.5, **changes)
+    with pytest.raises(UserError, match=message) as caught:
         load_runs([bad])
-    no_prior = write_metrics(tmp_path / "b", "cub", "paper", "tfvaegan", 1, 0.5, setting="transductive")
-    with pytest.raises(UserError, match=r"metrics.json: key 'transductive_prior': expected one of"):
-        load_runs([no_prior])
+    assert str(caught.value).startswith(f"{bad}: key")  # the file, then the key
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", str(bad), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err) and "Traceback" not in err and not out.exists()
+
+
+def test_consistent_setting_and_config_are_accepted(tmp_path):
+    runs = [write_metrics(tmp_path / "t", "cub", "paper", "tfvaegan", 0, 0.5, **TRANSDUCTIVE,
+                          config={"protocol": "paper", "transductive": True, "transductive_prior": "uniform"}),
+            write_metrics(tmp_path / "i", "cub", "paper", "tfvaegan", 0, 0.5, setting="inductive",
+                          config={"protocol": "paper", "transductive": False, "transductive_prior": "uniform"})]
+    assert [(r.setting, r.prior) for r in load_runs(runs)] == [("transductive", "uniform"), ("inductive", "")]
+
+
+def test_bad_setting_in_the_paper_file_names_line_and_column(tmp_path):
     paper = tmp_path / "paper.csv"
     paper.write_text("benchmark,features,setting,metric,value,source\ncub,plain,trans,zsl_top1,70,x\n")
     with pytest.raises(UserError, match=r"line 2, column 'setting': expected one of \['inductive', 'transductive'\]"):
         load_paper(paper)
+    paper.write_text("benchmark,features,setting,metric,value,source\ncub,plain,zsl_top1,70,x\n")
+    with pytest.raises(UserError, match=r"line 2: expected 6 columns"):
+        load_paper(paper)
+    paper.write_text("benchmark,setting,metric,value,source\ncub,transductive,zsl_top1,70,x\n")
+    with pytest.raises(UserError, match=r"header: expected columns \['benchmark', 'features', 'setting'"):
+        load_paper(paper)
+
+
+def test_shipped_transductive_paper_rows_cite_the_known_prior_source():
+    rows = [line for line in DEFAULT_PAPER_RESULTS.read_text().splitlines() if ",transductive," in line]
+    assert [line.split(",")[:5] for line in rows] == [
+        ["cub", "plain", "transductive", "zsl_top1", "74.7"], ["awa2", "plain", "transductive", "zsl_top1", "92.6"],
+        ["sun", "plain", "transductive", "zsl_top1", "70.9"]]
+    for line in rows:
+        assert "known class prior" in line and "github.com/Zhicaiwww/Bi-VAEGAN README.md result.png" in line
+        assert "Narayan et al. ECCV 2020" in line
+
+
+def test_average_splits_keeps_the_setting_and_refuses_mixed_ones(tmp_path):
+    paths = []
+    for split in (1, 2):
+        paths.append(tmp_path / f"split_{split}.json")
+        paths[-1].write_text(json.dumps(split_metrics(split, **TRANSDUCTIVE)))
+    out = tmp_path / "seed0" / "metrics.json"
+    assert main(["average-splits", "--metrics", *map(str, paths), "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert (merged["setting"], merged["transductive_prior"]) == ("transductive", "uniform")
+    assert [(r.setting, r.prior) for r in load_runs([out])] == [("transductive", "uniform")]
+    paths[1].write_text(json.dumps(split_metrics(2)))  # an inductive split among transductive ones
+    assert main(["average-splits", "--metrics", *map(str, paths), "--out", str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()

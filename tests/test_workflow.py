@@ -229,6 +229,78 @@ def test_dry_run_of_the_fine_tuned_image_benchmarks_finetunes_and_extracts_befor
     assert "datasets/CUB/res101_finetuned.mat" in result.stdout
 
 
+def test_transductive_entries_are_their_inductive_twins_with_the_transductive_file():
+    """config/config.yaml: each *_finetuned_transductive entry is its *_finetuned one (YAML merge key) but
+    for the settings file, so both read one feature file made one way; demo_transductive is demo's."""
+    catalog = DEFAULT_CONFIG["catalog"]
+    for benchmark in IMAGE_BENCHMARKS:
+        twin = {**catalog[f"{benchmark}_finetuned"],
+                "config": f"config/benchmarks/{benchmark}_finetuned_transductive.yaml"}
+        assert catalog[f"{benchmark}_finetuned_transductive"] == twin
+        assert catalog[f"{benchmark}_transductive"] == {
+            "config": f"config/benchmarks/{benchmark}_transductive.yaml", "label": benchmark, "features": "provided"}
+        for name in (f"{benchmark}_transductive", f"{benchmark}_finetuned_transductive"):
+            values = yaml.safe_load((PROJECT_ROOT / catalog[name]["config"]).read_text())
+            assert (values["transductive"], values["transductive_prior"]) == (True, "uniform"), name
+    assert catalog["demo_transductive"] == {**catalog["demo"], "label": "demo", "settings": {"transductive": True}}
+    # the default DAG keeps its time budget; the transductive demo is one documented command (README)
+    assert "demo_transductive" not in DEFAULT_CONFIG["benchmarks"]
+
+
+DEMO_TRANSDUCTIVE_COMMAND = "snakemake --cores all --config 'benchmarks=[demo,demo_transductive]'"
+
+
+def test_the_documented_transductive_demo_command_plans_both_settings_on_one_feature_file(tmp_path):
+    for doc in ("README.md", "config/README.md", "docs/transductive.md", "config/config.yaml"):
+        assert DEMO_TRANSDUCTIVE_COMMAND in (PROJECT_ROOT / doc).read_text(), doc
+    result = snakemake(tmp_path, "--cores", "all", "--config", "benchmarks=[demo,demo_transductive]", "-n")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert job_counts(result.stdout) == Counter(demo_benchmark=1, extract_features=1, verify_features=2, train=4,
+                                                synthesize=4, classify=4, tables=1, plots=1, all=1)
+    trains = [line for line in result.stdout.splitlines() if "python -m tfvaegan train" in line]
+    assert len(trains) == 4
+    for line in trains:
+        assert ("--set=transductive=true" in line) == ("results/demo_transductive/" in line), line
+    classify = [line for line in result.stdout.splitlines() if "python -m tfvaegan classify" in line]
+    assert len(classify) == 4 and all("--benchmark demo " in line for line in classify)
+    assert "results/demo_transductive/val/tfvaegan/seed0/metrics.json" in result.stdout
+
+
+def test_dry_run_of_the_transductive_image_benchmarks_shares_the_feature_jobs(tmp_path):
+    _placeholder_data(tmp_path / "datasets")
+    for made in (tmp_path / "datasets").glob("*/res101_finetuned.mat"):
+        made.unlink()  # what the DAG makes, once per dataset
+    benchmarks = [f"{b}{kind}" for b in IMAGE_BENCHMARKS
+                  for kind in ("", "_transductive", "_finetuned", "_finetuned_transductive")]
+    config = write_config(tmp_path / "t.yaml", benchmarks=benchmarks, protocols=["paper", "val"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = 2 * len(benchmarks)
+    assert job_counts(result.stdout) == Counter(finetune_backbone=4, extract_features=4, verify_features=16,
+                                                train=runs, synthesize=runs, classify=runs, tables=1, plots=1, all=1)
+    out = result.stdout
+    for benchmark in IMAGE_BENCHMARKS:
+        for kind in ("_transductive", "_finetuned_transductive"):
+            assert f"--config {PROJECT_ROOT / 'config/benchmarks'}/{benchmark}{kind}.yaml" in out
+            assert f"results/{benchmark}{kind}/val/tfvaegan/seed0/metrics.json" in out
+        folder = {"cub": "CUB", "awa2": "AWA2", "flo": "FLO", "sun": "SUN"}[benchmark]
+        verified = re.findall(rf"^    input: (datasets/{folder}/\S+), .*\n    output: \S+/(\w+)/data.json", out, re.M)
+        assert sorted(verified) == sorted([(f"datasets/{folder}/res101.mat", n) for n in (benchmark,
+                                           f"{benchmark}_transductive")] + [
+            (f"datasets/{folder}/res101_finetuned.mat", n) for n in (f"{benchmark}_finetuned",
+                                                                     f"{benchmark}_finetuned_transductive")])
+
+
+def test_a_transductive_entry_of_a_downloaded_benchmark_downloads_its_files(tmp_path):
+    config = write_config(tmp_path / "cub_t.yaml", benchmarks=["cub_transductive"], protocols=["paper"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert job_counts(result.stdout)["download_xlsa17"] == 1
+    config = write_config(tmp_path / "flo_t.yaml", benchmarks=["flo_transductive"], protocols=["paper"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")  # FLO is not in the archive
+    assert result.returncode != 0 and "datasets/FLO/res101.mat not found" in result.stdout + result.stderr
+
+
 def test_missing_files_point_to_the_datasets_readme_and_xlsa17_is_downloaded(tmp_path):
     config = write_config(tmp_path / "flo.yaml", benchmarks=["flo"], protocols=["paper"])
     result = snakemake(tmp_path, "--configfile", config, "-n")
@@ -279,6 +351,17 @@ NAME_RULE = "['propertyNames']"  # the schema's rule for names (with its descrip
      "catalog entries 'demo' and 'demo2': both are benchmark 'demo' with plain features"),
     ({"catalog": {**DEFAULT_CONFIG["catalog"], "demo": {**DEFAULT_CONFIG["catalog"]["demo"], "images": "web"}}},
      "'web' is not one of ['provided', 'demo']"),
+    ({"benchmarks": ["demo_transductive", "demo_t2"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo_t2": {
+        **DEFAULT_CONFIG["catalog"]["demo_transductive"]}}},
+     "catalog entries 'demo_transductive' and 'demo_t2': both are benchmark 'demo' with plain features, "
+     "transductive (uniform prior), in the tables"),
+    ({"benchmarks": ["demo", "demo_transductive"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo_transductive": {
+        **DEFAULT_CONFIG["catalog"]["demo_transductive"], "extraction": {"image_size": 64}}}},
+     ("catalog entries 'demo' and 'demo_transductive': both read datasets/demo/res101.mat", "make them agree")),
+    ({"benchmarks": ["cub_finetuned", "cub_finetuned_transductive"], "catalog": {
+        **DEFAULT_CONFIG["catalog"], "cub_finetuned_transductive": {
+            **DEFAULT_CONFIG["catalog"]["cub_finetuned_transductive"], "image_root": "other_images"}}},
+     "catalog entries 'cub_finetuned' and 'cub_finetuned_transductive': both read datasets/CUB/res101_finetuned.mat"),
 ])
 def test_bad_workflow_config_gives_one_error_before_the_dag(tmp_path, changes, message):
     config = write_config(tmp_path / "bad.yaml", **changes)

@@ -1,10 +1,12 @@
 """`python -m tfvaegan plots`: paper_vs_ours.png and training_curves.png from per-run results.
 
 paper_vs_ours: per benchmark, the published number beside ours under each protocol (mean ± sample
-std over seeds), for ZSL top-1 and GZSL H. training_curves: per benchmark, critic and generator
-losses and per-epoch accuracy from the train_log.csv next to each metrics.json; accuracy lines are
-labelled with the split they were measured on (test in the paper protocol, val in the val protocol's
-selection run).
+std over seeds), for ZSL top-1 and GZSL H; a benchmark's rows of other features, setting or prior are
+groups of their own ('CUB fine-tuned', 'CUB transductive (uniform)'), as the tables' rows are.
+training_curves: per benchmark (grouped the same way), critic (and a transductive run's critic D2)
+and generator losses and per-epoch accuracy from the train_log.csv next to each metrics.json;
+accuracy lines are labelled with the split they were measured on (test in the paper protocol, val in
+the val protocol's selection run).
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from tfvaegan.errors import UserError  # noqa: E402
 from tfvaegan.report.tables import (  # noqa: E402
     FEATURES,
     FULL_MODEL_VARIANT,
+    PRIORS,
+    SETTINGS,
     Run,
     bench_label,
     benchmark_sort_key,
@@ -36,6 +40,9 @@ from tfvaegan.report.tables import (  # noqa: E402
 
 TRAIN_LOG = "train_log.csv"
 LOSS_PANELS = (("loss_d", "critic loss"), ("loss_g", "generator loss"))
+# Transductive training's second critic D2 (train_log.csv columns empty for inductive runs, absent in
+# older files): drawn in the critic panel, dash-dotted.
+D2_LOSS, D2_STYLE, D2_LABEL = "loss_d2", "-.", "critic D2's loss (transductive)"
 ACCURACY_LINES = (("zsl_acc", "-", "ZSL top-1"), ("gzsl_h", "--", "GZSL H"))
 PAPER_COLOUR = "0.55"
 PROTOCOL_COLOURS = {"paper": "tab:orange", "val": "tab:blue"}
@@ -72,12 +79,16 @@ def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
         # The complete model is what the paper's main table reports; ablations go to ablation.csv.
         full = frame[frame.variant == FULL_MODEL_VARIANT]
         full = (full if len(full) else frame).copy()
-        # plain and fine-tuned rows of one benchmark are two groups of bars, each with its own paper value
+        # the plain and fine-tuned, inductive and transductive (per prior) rows of one benchmark are groups
+        # of bars of their own, each beside its own paper value (a transductive one: the known-prior number)
         full["benchmark"] = [bench_label(b, f, s, p) for b, f, s, p in
                              zip(full.benchmark, full.features, full.setting, full.prior)]
         return full
 
     zsl, gzsl = shown(zsl), shown(gzsl)
+    # the paper's transductive numbers are known-prior ones, whatever the prior of our row beside them
+    paper_label = "paper (published)" + ("; transductive: known class prior" if
+                                         (zsl.setting == "transductive").any() else "")
     several_variants = zsl.variant.nunique() > 1
     series = sorted({(p, v) for p, v in zip(zsl.protocol, zsl.variant)},
                     key=lambda pv: (pv[0] != "paper", pv[1] != FULL_MODEL_VARIANT, pv))
@@ -93,7 +104,7 @@ def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
         table = frame.set_index(["benchmark", "protocol", "variant"])
         paper_values = [frame.loc[frame.benchmark == b, paper_col].max() for b in benchmarks]
         bars = ax.bar(x - 0.4 + width / 2, np.nan_to_num(paper_values), width, color=PAPER_COLOUR,
-                      hatch="//", edgecolor="white", label="paper (published)")
+                      hatch="//", edgecolor="white", label=paper_label)
         _label_bars(ax, bars, paper_values, missing="no paper\nvalue")
         for i, ((protocol, variant), name) in enumerate(zip(series, names), start=1):
             means, stds, ns = [], [], []
@@ -147,7 +158,8 @@ def read_train_log(path: Path, protocol: str | None = None) -> pd.DataFrame:
     run of the next evaluated row (a run's last epoch is always evaluated; the final retraining of
     the val protocol writes `trainval` on every row), so the column is back-filled. A file that
     cannot be read, lacks columns, holds a non-number, ends on rows of no run or names a split the
-    run's `protocol` does not evaluate on is a one-line error.
+    run's `protocol` does not evaluate on is a one-line error. `loss_d2` (transductive runs; empty
+    otherwise, absent in older files) is read as a number where present.
     """
     needed = {"epoch", "eval_split"} | {c for c, _ in LOSS_PANELS} | {c for c, _, _ in ACCURACY_LINES}
     try:
@@ -164,7 +176,8 @@ def read_train_log(path: Path, protocol: str | None = None) -> pd.DataFrame:
         raise UserError(f"{path}: header: expected columns {sorted(needed)}, missing {missing}")
     if frame.empty:
         raise UserError(f"{path}: expected at least one epoch row after the header, found none")
-    for column in ["epoch"] + [c for c, _ in LOSS_PANELS] + [c for c, _, _ in ACCURACY_LINES]:
+    optional = [D2_LOSS] if D2_LOSS in frame.columns else []
+    for column in ["epoch"] + [c for c, _ in LOSS_PANELS] + [c for c, _, _ in ACCURACY_LINES] + optional:
         text = frame[column].str.strip()
         numbers = pd.to_numeric(text.where(text != "", None), errors="coerce")
         # An empty cell (no accuracy on an epoch not evaluated) or "nan" (a diverged loss) is a missing
@@ -216,11 +229,12 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
     """The training-curves figure from read_train_logs' (run, log) pairs."""
     if not found:
         return _empty_figure(f"no {TRAIN_LOG} next to the metrics files")
-    order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features), run.setting, run.prior)
-             for run, _ in found}
+    order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features),
+                         SETTINGS.index(run.setting), PRIORS.index(run.prior)) for run, _ in found}
     benchmarks = sorted(order, key=order.get)
     several_variants = len({run.variant for run, _ in found}) > 1
-    names = sorted({_run_series(run, several_variants) for run, _ in found}, key=lambda n: (not n.startswith("paper"), n))
+    names = sorted({_run_series(run, several_variants) for run, _ in found},
+                   key=lambda n: (not n.startswith("paper"), n))
     colours = _colours(names, several_variants)
     fig, axes = plt.subplots(len(LOSS_PANELS) + 1, len(benchmarks), figsize=(max(6.0, 3.6 * len(benchmarks)), 8),
                              sharex="col", squeeze=False)
@@ -233,6 +247,8 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
                 style = "-" if split in EVALUATED_SPLITS else ":"
                 for row, (column, _) in enumerate(LOSS_PANELS):
                     axes[row][col].plot(part["epoch"], part[column], style, color=colour, alpha=0.8, lw=1)
+                if _has_d2(part):
+                    axes[0][col].plot(part["epoch"], part[D2_LOSS], D2_STYLE, color=colour, alpha=0.8, lw=1)
             for column, style, _ in ACCURACY_LINES:
                 evaluated = log.dropna(subset=[column])
                 axes[-1][col].plot(evaluated["epoch"], evaluated[column], style, color=colour, alpha=0.8,
@@ -248,11 +264,17 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
     handles += [Line2D([], [], color="black", ls=style, label=label) for _, style, label in ACCURACY_LINES]
     if any((~log["eval_split"].isin(EVALUATED_SPLITS)).any() for _, log in found):
         handles.append(Line2D([], [], color="black", ls=":", label="loss of the final retraining (val protocol)"))
+    if any(_has_d2(log) for _, log in found):
+        handles.append(Line2D([], [], color="black", ls=D2_STYLE, label=D2_LABEL))
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False,
                bbox_to_anchor=(0.5, -0.07))
     fig.suptitle("Training curves (one line per seed)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _has_d2(log: pd.DataFrame) -> bool:
+    return D2_LOSS in log.columns and bool(log[D2_LOSS].notna().any())
 
 
 def _run_series(run: Run, several_variants: bool) -> str:

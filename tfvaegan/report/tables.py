@@ -142,6 +142,32 @@ def _check_protocol(path: Path, data: dict, protocol: str) -> None:
         raise UserError(f"{path}: keys {keys}: expected one protocol, found {values}")
 
 
+def _setting_and_prior(path: Path, data: dict) -> tuple[str, str]:
+    """`setting` (absent or null: inductive, as in metrics.json written before transductive training) and
+    `transductive_prior` ("" for an inductive run), checked against each other and against `config`."""
+    setting = data.get("setting")
+    setting = "inductive" if setting is None else setting
+    if setting not in SETTINGS:
+        raise UserError(f"{path}: key 'setting': expected one of {SETTINGS} or absent, found {setting!r}")
+    found = data.get("transductive_prior")
+    prior = "" if found is None else found
+    if prior not in (("",) if setting == "inductive" else PRIORS[1:]):
+        raise UserError(f"{path}: key 'transductive_prior': expected one of {PRIORS[1:]} for a transductive run "
+                        f"and null for an inductive one, found {found!r} (setting {setting!r})")
+    config = data.get("config")
+    if isinstance(config, dict) and isinstance(config.get("transductive"), bool):
+        stated = {"setting": setting, "config.transductive": config["transductive"]}
+        agree = config["transductive"] == (setting == "transductive")
+        if setting == "transductive" and "transductive_prior" in config:
+            stated.update({"transductive_prior": prior, "config.transductive_prior": config["transductive_prior"]})
+            agree = agree and config["transductive_prior"] == prior
+        if not agree:
+            keys = ", ".join(f"'{key}'" for key in stated)
+            values = ", ".join(f"{key}={value!r}" for key, value in stated.items())
+            raise UserError(f"{path}: keys {keys}: expected one setting and prior, found {values}")
+    return setting, prior
+
+
 def check_run(path: str | Path, data: dict) -> Run:
     """Check one metrics.json's object; a bad one is one error naming the file, key, expected, found."""
     path = Path(path)
@@ -159,13 +185,7 @@ def check_run(path: str | Path, data: dict) -> Run:
     features = data.get("features") or "plain"  # metrics.json written before fine-tuning existed
     if features not in FEATURES:
         raise UserError(f"{path}: key 'features': expected one of {FEATURES} or absent, found {features!r}")
-    setting = data.get("setting") or "inductive"  # metrics.json written before transductive training existed
-    if setting not in SETTINGS:
-        raise UserError(f"{path}: key 'setting': expected one of {SETTINGS} or absent, found {setting!r}")
-    prior = data.get("transductive_prior") or ""
-    if (setting == "transductive") != (prior != "") or prior not in PRIORS:
-        raise UserError(f"{path}: key 'transductive_prior': expected one of {PRIORS[1:]} for a transductive run "
-                        f"and null for an inductive one, found {data.get('transductive_prior')!r} ({setting})")
+    setting, prior = _setting_and_prior(path, data)
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
                zsl_acc=_fraction(path, data, "zsl_acc", optional=False), features=features, setting=setting,
@@ -186,8 +206,8 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
         key = (*run.group, run.seed)
         if key in seen:
             raise UserError(
-                f"{run.path}: keys 'benchmark', 'features', 'protocol', 'variant', 'seed': expected one file "
-                f"per run, found {key} also in {seen[key]}"
+                f"{run.path}: keys 'benchmark', 'features', 'setting', 'transductive_prior', 'protocol', 'variant', "
+                f"'seed': expected one file per run, found {key} also in {seen[key]}"
             )
         seen[key] = run.path
         runs.append(run)
@@ -212,9 +232,9 @@ def load_paper(path: str | Path | None) -> dict[PaperKey, float]:
     """config/paper_results.csv → {(benchmark in lower case, features, setting, metric): value in percent}.
 
     Columns benchmark, features (plain | finetuned), setting (inductive | transductive), metric, value,
-    source; an older file without `setting` holds inductive values, one without `features` too plain ones. Every row must have all its columns, a benchmark name,
-    a known metric, a percentage and a source; anything else is one error naming the file, the line and
-    the column.
+    source; an older file without `setting` holds inductive values, one without `features` either plain
+    inductive ones. Every row must have all its columns, a benchmark name, a known metric, a percentage
+    and a source; anything else is one error naming the file, the line and the column.
     """
     if path is None:
         return {}

@@ -261,13 +261,20 @@ def data_files(benchmark):
     return [str(f) for f in files]
 
 
+@functools.lru_cache(maxsize=None)  # asked once per verify job
+def archive_files():
+    """The files the xlsa17 download gives: those of the `download.benchmarks`. Another provided entry
+    reading only these (cub_transductive reads cub's) is fetched with them."""
+    return tuple(sorted({f for b in _download_benchmarks() for f in data_files(b)}))
+
+
 def checked_data_files(wildcards):
     """data_files, refusing early (with a pointer to datasets/README.md) when a provided file is
     missing and no rule of this workflow can make it."""
     benchmark = wildcards.benchmark
     files = data_files(benchmark)
     mode = config["catalog"][benchmark].get("features", "provided")
-    if mode == "provided" and benchmark not in _download_benchmarks():
+    if mode == "provided" and not set(files) <= set(archive_files()):
         missing = [f for f in files if not Path(f).exists()]
         if missing:
             _fail(f"benchmark {benchmark!r}: {missing[0]} not found"
@@ -337,22 +344,29 @@ def finetuning_settings(benchmark):
 
 
 def _how_features_are_made(benchmark):
+    """What a made feature file depends on: the mode, the images, the extraction (and the fine-tuning)."""
     mode = features_mode(benchmark)
-    if mode == "finetune":
-        return mode, extraction_settings(benchmark), finetuning_settings(benchmark)
-    return (mode,)
+    if mode not in MADE_FEATURES:
+        return (mode,)
+    entry = config["catalog"][benchmark]
+    made = (mode, entry.get("images", "provided"), entry.get("image_root"), entry.get("image_list"),
+            extraction_settings(benchmark))
+    return made + ((finetuning_settings(benchmark),) if mode == "finetune" else ())
 
 
 # Benchmarks sharing a feature file must agree on how it is made: a fine-tuned file and a plain one
-# under one name would overwrite each other (give the fine-tuned one its own image_embedding).
+# under one name would overwrite each other (give the fine-tuned one its own image_embedding). Entries
+# that agree share one file and one job of each rule making it (cub_finetuned and
+# cub_finetuned_transductive: one fine-tuning, one extraction).
 _makers = {}
 for _benchmark in PREPARED_BENCHMARKS:
     _file = layout.feature_path(DATA, config_for(_benchmark))
     _first = _makers.setdefault(_file, _benchmark)
     if _how_features_are_made(_first) != _how_features_are_made(_benchmark):
         _fail(f"catalog entries {_first!r} and {_benchmark!r}: both read {_file}, but it would be made in two "
-              f"ways (features: {features_mode(_first)} and {features_mode(_benchmark)}, or other fine-tuning "
-              f"settings); give one of them its own image_embedding under `settings`")
+              f"ways (features: {features_mode(_first)} and {features_mode(_benchmark)}, or other images, "
+              f"extraction or fine-tuning settings); make them agree (one file, made once) or give one of them "
+              f"its own image_embedding under `settings`")
 # Two benchmarks of one label, features kind, setting and prior would be one row of the tables.
 _rows = {}
 for _benchmark in config["benchmarks"]:

@@ -88,9 +88,9 @@ rule extract_features:
         " --list {input.images} --out {output} {params.args} > {log} 2>&1"
 
 
-# `snakemake download_xlsa17` fetches the archive on its own; a run of a listed benchmark whose
-# files are missing fetches it first.
-DOWNLOAD_FILES = sorted({f for b in _download_benchmarks() for f in data_files(b)})
+# `snakemake download_xlsa17` fetches the archive on its own; a run of a listed benchmark (or of an
+# entry reading only its files, as cub_transductive) whose files are missing fetches it first.
+DOWNLOAD_FILES = list(archive_files())
 
 
 if DOWNLOAD_FILES:
