@@ -1,13 +1,23 @@
 """Fixtures every test module shares: the toy benchmark (tests/toy.py) written once per session,
 the tiny config that trains on it, the small demo, and the CLI run in-process.
 
-Two commands run the suite (README): `python -m pytest -m "not slow"` is the development loop
-(about a minute); `python -m pytest` adds the end-to-end runs (Snakemake for real, torch.compile,
-real processes, the SLURM cluster when one is started) and is what CI runs.
+Two commands run the suite (README): `python -m pytest -m "not slow"` is the development loop;
+`python -m pytest` adds the end-to-end runs (Snakemake for real, torch.compile, real processes, the
+SLURM cluster when one is started) and is what CI runs. Both run on pytest-xdist's workers, one per
+CPU (pyproject.toml); the end-to-end runs are shared (`tiny_workflow`) and grouped so that one
+worker makes each while the others go on.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import os
+
+# One thread per xdist worker (one worker per CPU): more would make the workers' torch threads contend.
+# Set before torch is imported, and inherited by the subprocesses the tests start (the workflow's jobs
+# set their own: OMP_NUM_THREADS={threads}).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
 
 import pytest
 import yaml
@@ -59,3 +69,27 @@ def small_demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("small_demo")
     make_demo(out, seed=0, images_per_class=5, image_size=32, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory):
+    """The tiny workflow run every test of the workflow's outputs reads (tests/tiny_workflow.py); read-only
+    but for tests that restore what they change. One run per session, whatever the number of xdist workers."""
+    from tiny_workflow import make_tiny_run
+
+    root = tmp_path_factory.getbasetemp()  # an xdist worker's is a folder of the session's
+    return make_tiny_run(root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root)
+
+
+# The end-to-end groups, longest first: xdist hands the first collected tests out first, so each group
+# starts on a worker of its own at once while the other workers take the short tests.
+LONG_GROUPS = ("readme_main_job", "tiny_workflow")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        group = item.get_closest_marker("xdist_group")
+        name = group.args[0] if group and group.args else group.kwargs.get("name") if group else None
+        return LONG_GROUPS.index(name) if name in LONG_GROUPS else len(LONG_GROUPS)
+
+    items.sort(key=rank)  # stable: the file order within each rank

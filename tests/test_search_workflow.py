@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import PROJECT_ROOT
-from test_workflow import SLURM_PROFILE, SNAKEFILE, TINY, _rows, job_counts, planned_jobs, snakemake, write_config
+from snakemake_cli import snakemake
+from test_workflow import SLURM_PROFILE, _rows, job_counts, planned_jobs
+from tiny_workflow import TINY_SEARCH, TINY_SETTINGS, write_config
 
 from tfvaegan import config as config_module
 
@@ -27,9 +28,8 @@ def test_lint_is_clean_with_a_search_section(tmp_path):
 
 def test_the_example_search_is_one_job_per_trial_and_trials_get_gpus_on_slurm(tmp_path):
     env = {**os.environ, "TFVAEGAN_SLURM_GPUS": "2"}
-    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE),
-               "search", "--configfile", str(SEARCH_CONFIG), "-n"]  # the documented order: the target first
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    result = snakemake(tmp_path, "--workflow-profile", SLURM_PROFILE, "search", "--configfile", SEARCH_CONFIG, "-n",
+                       timeout=300, env=env, slurm=True)  # the documented order: the target first
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout) == Counter(demo_benchmark=1, extract_features=1, verify_features=1,
                                                 search_trial=4, search_collect=1, search_final=1, search=1)
@@ -80,43 +80,28 @@ def test_each_bad_section_is_one_error_before_any_job(tmp_path, search, message)
 
 
 # --------------------------------------------------------------------------- a tiny search, for real
-TINY_SEARCH = {"benchmark": "demo_s", "metric": "gzsl_h", "seed": 0, "trials": 2,
-               "space": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}}
-
-
-@pytest.fixture(scope="module")
-def tiny_search(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tiny_search")
-    (workdir / "demo_s.yaml").write_text(yaml.safe_dump(TINY))
-    entry = {"config": str(workdir / "demo_s.yaml"), "features": "demo",
-             "extraction": {"image_size": 32, "allow_random_init": True, "backbone": "resnet50"}}
-    config = write_config(workdir / "config.yaml", benchmarks=["demo_s"], protocols=["paper"],
-                          demo={"seed": 0, "images_per_class": 6, "image_size": 32}, catalog={"demo_s": entry},
-                          search=TINY_SEARCH)
-    result = snakemake(workdir, "--configfile", config, "--cores", "2", "search")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, config, result
-
-
+# tests/tiny_workflow.py: `snakemake search` on demo_b (TINY_SEARCH) after the shared run's main DAG.
 @pytest.mark.slow
-def test_tiny_search_writes_every_output_and_the_final_run_reuses_the_best_selection(tiny_search):
-    workdir, config, result = tiny_search
-    counts = job_counts(result.stdout + result.stderr)
+@pytest.mark.xdist_group("tiny_workflow")
+@pytest.mark.timeout(900)  # the first reader makes the shared run
+def test_tiny_search_writes_every_output_and_the_final_run_reuses_the_best_selection(tiny_workflow):
+    workdir, config = tiny_workflow.workdir, tiny_workflow.config
+    counts = job_counts(tiny_workflow.search)
     assert counts["search_trial"] == 2 and counts["search_final"] == 1 and counts["train"] == 0
-    folder = workdir / "results" / "search" / "demo_s"
+    folder = workdir / "results" / "search" / "demo_b"
     rows = _rows(folder / "trials.csv")
     assert len(rows) == 2 and {row["rank"] for row in rows} == {"1", "2"}
     best = next(row for row in rows if row["rank"] == "1")
     cfg = config_module.load(folder / "best.yaml")
     assert cfg.lr == float(best["lr"]) and cfg.protocol == "val" and cfg.manualSeed == 0
-    assert cfg.nepoch == TINY["nepoch"]
+    assert cfg.nepoch == yaml.safe_load(TINY_SETTINGS.read_text())["overrides"]["nepoch"]
     metrics = json.loads((folder / "final" / "metrics.json").read_text())
-    assert (metrics["benchmark"], metrics["protocol"], metrics["variant"]) == ("demo_s", "val", "search")
+    assert (metrics["benchmark"], metrics["protocol"], metrics["variant"]) == ("demo_b", "val", "search")
     assert metrics["config"]["lr"] == float(best["lr"])
     assert metrics["selection"]["validation"]["gzsl_h"] == pytest.approx(float(best["val_gzsl_h"]))
-    assert "reusing the epoch selection" in (workdir / "logs" / "search_final" / "demo_s.log").read_text()
+    assert "reusing the epoch selection" in (workdir / "logs" / "search_final" / "demo_b.log").read_text()
     assert (folder / "trials.png").stat().st_size > 0
-    assert (workdir / "benchmarks" / "search_trial" / "demo_s" / f"{best['trial']}.tsv").is_file()
+    assert (workdir / "benchmarks" / "search_trial" / "demo_b" / f"{best['trial']}.tsv").is_file()
 
     report = workdir / "report.html"
     made = snakemake(workdir, "--configfile", config, "--report", report, "search")
@@ -125,8 +110,9 @@ def test_tiny_search_writes_every_output_and_the_final_run_reuses_the_best_selec
 
 
 @pytest.mark.slow
-def test_the_same_search_is_cached_and_more_trials_run_only_the_new_ones(tiny_search):
-    workdir, config, _ = tiny_search
+@pytest.mark.xdist_group("tiny_workflow")
+def test_the_same_search_is_cached_and_more_trials_run_only_the_new_ones(tiny_workflow):
+    workdir, config = tiny_workflow.workdir, tiny_workflow.config
     result = snakemake(workdir, "--configfile", config, "-n", "search")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
     more = write_config(workdir / "more.yaml", **{**yaml.safe_load(Path(config).read_text()),
@@ -134,6 +120,6 @@ def test_the_same_search_is_cached_and_more_trials_run_only_the_new_ones(tiny_se
     result = snakemake(workdir, "--configfile", more, "-n", "search")
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout) == Counter(search_trial=1, search_collect=1, search_final=1, search=1)
-    done = {p.parent.name for p in (workdir / "results" / "search" / "demo_s" / "trials").glob("*/trial.json")}
+    done = {p.parent.name for p in (workdir / "results" / "search" / "demo_b" / "trials").glob("*/trial.json")}
     new = [out for rule, out in planned_jobs(result.stdout) if rule == "search_trial"]
     assert len(done) == 2 and len(new) == 1 and Path(new[0]).parent.name not in done

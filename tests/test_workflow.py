@@ -17,27 +17,17 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PROJECT_ROOT
+from snakemake_cli import SNAKEFILE, snakemake
+from snakemake_cli import command as snakemake_command
+from snakemake_cli import environment as snakemake_environment
+from snakemake_cli import run as run_snakemake
+from tiny_workflow import DEFAULT_CONFIG, TINY, write_config
 
 from tfvaegan.features.demo import N_CLASSES
 
-SNAKEFILE = PROJECT_ROOT / "workflow" / "Snakefile"
-DEFAULT_CONFIG = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
 ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std", "paper_top1"]
 GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
                 "h_mean", "h_std", "paper_u", "paper_s", "paper_h"]
-
-
-def snakemake(workdir: Path, *args, timeout: float = 900) -> subprocess.CompletedProcess:
-    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def write_config(path: Path, **changes) -> Path:
-    """A complete configuration (the default one with `changes`), so nothing else is merged in."""
-    config = json.loads(json.dumps(DEFAULT_CONFIG))
-    config.update(changes)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 def job_counts(output: str) -> Counter:
@@ -154,8 +144,7 @@ def test_the_workflow_reads_this_checkouts_package_whatever_is_installed(tmp_pat
     impostor.mkdir(parents=True)
     (impostor / "__init__.py").write_text("raise ImportError('the wrong tfvaegan was imported')\n")
     env = {**os.environ, "PYTHONPATH": str(impostor.parent)}
-    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path / "work"), "-n"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    result = snakemake(tmp_path / "work", "-n", timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
@@ -396,8 +385,7 @@ needs_slurm_plugin = pytest.mark.skipif(importlib.util.find_spec("snakemake_exec
 @needs_slurm_plugin
 def test_slurm_profile_options_exist_and_resume_like_the_default_profile():
     profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
-    help_text = subprocess.run(["snakemake", "--executor", "slurm", "--help"], capture_output=True, text=True,
-                               timeout=300).stdout
+    help_text = run_snakemake("--executor", "slurm", "--help", timeout=300, slurm=True).stdout
     for key in profile:
         assert re.search(rf"--{re.escape(key)}\b", help_text), f"profile option {key!r} is not a snakemake option"
     default = yaml.safe_load((PROJECT_ROOT / "workflow" / "profiles" / "default" / "config.yaml").read_text())
@@ -407,8 +395,7 @@ def test_slurm_profile_options_exist_and_resume_like_the_default_profile():
 @needs_slurm_plugin
 def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_path):
     env = {**os.environ, "TFVAEGAN_SLURM_GPUS": "2"}
-    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--workflow-profile", str(SLURM_PROFILE), "-n"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    result = snakemake(tmp_path, "--workflow-profile", SLURM_PROFILE, "-n", timeout=300, env=env, slurm=True)
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, flags=re.M)
     assert jobs
@@ -424,8 +411,7 @@ def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_
     assert {rule for rule, _, _ in announced} >= {"train", "classify"}
     for rule, _, gpus in announced:
         assert (gpus == "2") == (rule in gpu_rules), (rule, gpus)
-    rules = set(subprocess.run(["snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--list-rules"],
-                               capture_output=True, text=True, timeout=300).stdout.split())
+    rules = set(snakemake(tmp_path, "--list-rules", timeout=300).stdout.split())
     profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
     assert set(profile["set-resources"]) <= rules
     # rule names the profile's comments and docs/slurm.md mention are rules of the workflow
@@ -459,71 +445,63 @@ def test_schema_defaults_are_config_yaml_values():
     assert partial["resources"]["tables"] == DEFAULT_CONFIG["resources"]["tables"]
 
 
-# --------------------------------------------------------------------------- end to end (tiny demo)
-TINY = {  # Config keys of a demo run that takes seconds
-    "dataset": "demo", "encoder_hidden": 64, "generator_hidden": 64, "ngh": 64, "ndh": 64,
-    "nepoch": 2, "syn_num": 10, "classifier_nepoch": 3, "lr": 0.001, "gammaD": 10.0, "gammaG": 10.0,
-    "recons_weight": 0.01, "encoded_noise": True, "device": "cpu", "checkpoint_every": 1,
-    "gzsl": True, "preprocessing": True,
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The demo DAG for two benchmarks (same generated data, separate hyperparameter files)."""
-    workdir = tmp_path_factory.mktemp("tiny_workflow")
-    for name in ("demo_a", "demo_b"):
-        (workdir / f"{name}.yaml").write_text(yaml.safe_dump(TINY))
-    demo_entry = {"features": "demo", "extraction": {"image_size": 32, "allow_random_init": True,
-                                                     "backbone": "resnet50"}}
-    config = write_config(
-        workdir / "config.yaml", benchmarks=["demo_a", "demo_b"], protocols=["paper"], seeds=[0],
-        demo={"seed": 0, "images_per_class": 6, "image_size": 32},
-        catalog={name: {"config": str(workdir / f"{name}.yaml"), **demo_entry} for name in ("demo_a", "demo_b")})
-    result = snakemake(workdir, "--configfile", config, "--cores", "2")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, config, result
-
-
+# --------------------------------------------------------------------------- end to end (the tiny run)
+# tests/tiny_workflow.py: one run of the workflow shared by these tests, the search's and the cluster's.
 def _rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
 
 
+def _metrics(workdir: Path, benchmark: str, protocol: str = "paper") -> dict:
+    return json.loads((workdir / "results" / benchmark / protocol / "tfvaegan" / "seed0" / "metrics.json").read_text())
+
+
 @pytest.mark.slow
-def test_demo_dag_writes_the_tables(tiny_run):
-    workdir, _, result = tiny_run
-    counts = job_counts(result.stdout + result.stderr)
-    assert counts["demo_benchmark"] == 1 and counts["extract_features"] == 1  # shared by both benchmarks
-    assert counts["verify_features"] == 2 and counts["train"] == 2 and counts["classify"] == 2
+@pytest.mark.xdist_group("tiny_workflow")
+@pytest.mark.timeout(900)  # the first reader makes the shared run
+def test_demo_dag_writes_the_tables(tiny_workflow):
+    workdir = tiny_workflow.workdir
+    counts = job_counts(tiny_workflow.main)
+    # one demo and one plain extraction for demo, demo_b and demo_transductive; demo_finetuned's own
+    assert counts == Counter(demo_benchmark=1, finetune_backbone=1, extract_features=2, verify_features=4,
+                             train=4, synthesize=4, classify=4, tables=1, plots=1, all=1)
     zsl = _rows(workdir / "results" / "tables" / "zsl.csv")
     gzsl = _rows(workdir / "results" / "tables" / "gzsl.csv")
     assert list(zsl[0])[:len(ZSL_COLUMNS)] == ZSL_COLUMNS or set(ZSL_COLUMNS) <= set(zsl[0])
     assert set(GZSL_COLUMNS) <= set(gzsl[0])
-    assert sorted(row["benchmark"] for row in zsl) == ["demo_a", "demo_b"]
-    for row, grow in zip(sorted(zsl, key=lambda r: r["benchmark"]), sorted(gzsl, key=lambda r: r["benchmark"])):
-        metrics = json.loads((workdir / "results" / row["benchmark"] / "paper" / "tfvaegan" / "seed0"
-                              / "metrics.json").read_text())
-        assert (metrics["benchmark"], metrics["protocol"], metrics["variant"]) == (row["benchmark"], "paper", "tfvaegan")
+    kinds = {"demo": ("demo", "plain", "inductive"), "demo_b": ("demo_b", "plain", "inductive"),
+             "demo_finetuned": ("demo", "finetuned", "inductive"),
+             "demo_transductive": ("demo", "plain", "transductive")}
+    assert sorted((r["benchmark"], r["features"], r["setting"]) for r in zsl) == sorted(kinds.values())
+    for name, (label, features, setting) in kinds.items():
+        row = next(r for r in zsl if (r["benchmark"], r["features"], r["setting"]) == (label, features, setting))
+        grow = next(r for r in gzsl if (r["benchmark"], r["features"], r["setting"]) == (label, features, setting))
+        metrics = _metrics(workdir, name)
+        assert (metrics["benchmark"], metrics["protocol"], metrics["variant"]) == (label, "paper", "tfvaegan")
+        assert (metrics["features"], metrics["setting"]) == (features, setting)
         assert row["protocol"] == "paper" and row["variant"] == "tfvaegan" and int(row["n_seeds"]) == 1
         assert float(row["top1_mean"]) == pytest.approx(100 * metrics["zsl_acc"], abs=0.051)
         assert float(grow["h_mean"]) == pytest.approx(100 * metrics["gzsl_h"], abs=0.051)
         assert 0 <= float(row["top1_mean"]) <= 100
+    assert _metrics(workdir, "demo_transductive")["transductive_prior"] == "uniform"
+    assert next(r for r in zsl if r["setting"] == "transductive")["prior"] == "uniform"
     for name in ("paper_vs_ours.png", "training_curves.png"):
         assert (workdir / "results" / "plots" / name).stat().st_size > 0
-    record = json.loads((workdir / "results" / "demo_a" / "data.json").read_text())
+    record = json.loads((workdir / "results" / "demo_b" / "data.json").read_text())
     assert record["datasets"][0]["classes"] == N_CLASSES
-    assert (workdir / "benchmarks" / "train" / "demo_a" / "paper" / "tfvaegan" / "seed0.tsv").is_file()
-    assert (workdir / "logs" / "train" / "demo_a" / "paper" / "tfvaegan" / "seed0.log").is_file()
+    assert (workdir / "benchmarks" / "train" / "demo_b" / "paper" / "tfvaegan" / "seed0.tsv").is_file()
+    assert (workdir / "logs" / "train" / "demo_b" / "paper" / "tfvaegan" / "seed0.log").is_file()
 
 
 @pytest.mark.slow
-def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_benchmark(tiny_run):
-    workdir, config, _ = tiny_run
+@pytest.mark.xdist_group("tiny_workflow")
+def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_benchmark(tiny_workflow):
+    workdir, config = tiny_workflow.workdir, tiny_workflow.config
     result = snakemake(workdir, "--configfile", config, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
-    (workdir / "demo_b.yaml").write_text(yaml.safe_dump({**TINY, "syn_num": 12}))
+    # lr: a key of demo_b's file that tests/tiny_workflow.yaml's overrides leave alone
+    (workdir / "demo_b.yaml").write_text(yaml.safe_dump({**TINY, "lr": 0.002}))
     try:
         result = snakemake(workdir, "--configfile", config, "-n")
     finally:
@@ -536,52 +514,41 @@ def test_same_config_is_up_to_date_and_a_changed_hyperparameter_reruns_only_its_
 
 
 @pytest.mark.slow
-def test_demo_with_fine_tuned_features_runs_beside_the_plain_demo(tmp_path):
-    tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(yaml.safe_dump(TINY))
-    extraction = {"image_size": 32, "allow_random_init": True, "backbone": "resnet50"}
-    catalog = {"demo": {"config": str(tiny), "features": "demo", "extraction": extraction},
-               "demo_finetuned": {"config": str(tiny), "label": "demo", "features": "finetune", "images": "demo",
-                                  "settings": {"image_embedding": "res101_finetuned"}, "extraction": extraction,
-                                  "finetuning": {"epochs": 1, "image_size": 32, "batch_size": 16, "device": "cpu"}}}
-    config = write_config(tmp_path / "config.yaml", benchmarks=["demo", "demo_finetuned"], protocols=["paper"],
-                          demo={"seed": 0, "images_per_class": 6, "image_size": 32}, catalog=catalog)
-    result = snakemake(tmp_path, "--configfile", config, "--cores", "2")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    counts = job_counts(result.stdout + result.stderr)
-    assert (counts["demo_benchmark"], counts["finetune_backbone"], counts["extract_features"], counts["train"]) == (
-        1, 1, 2, 2)  # one demo for both; the plain and the fine-tuned extraction
-    assert (tmp_path / "datasets" / "demo" / "res101_finetuned_backbone.pt").is_file()
-    log = (tmp_path / "logs" / "finetune_backbone" / "demo" / "res101_finetuned.log").read_text()
+@pytest.mark.xdist_group("tiny_workflow")
+def test_demo_with_fine_tuned_features_runs_beside_the_plain_demo(tiny_workflow):
+    workdir = tiny_workflow.workdir
+    assert (workdir / "datasets" / "demo" / "res101_finetuned_backbone.pt").is_file()
+    log = (workdir / "logs" / "finetune_backbone" / "demo" / "res101_finetuned.log").read_text()
     assert "other listed images are never opened" in log and "epoch 1/1" in log
     for name, features in (("demo", "plain"), ("demo_finetuned", "finetuned")):
-        metrics = json.loads((tmp_path / "results" / name / "paper" / "tfvaegan" / "seed0" / "metrics.json")
-                             .read_text())
+        metrics = _metrics(workdir, name)
         assert (metrics["benchmark"], metrics["features"], metrics["config"]["features"]) == (
             "demo", features, features)
-    zsl = _rows(tmp_path / "results" / "tables" / "zsl.csv")
-    assert [(r["benchmark"], r["features"]) for r in zsl] == [("demo", "plain"), ("demo", "finetuned")]
-    assert [r["features"] for r in _rows(tmp_path / "results" / "tables" / "gzsl.csv")] == ["plain", "finetuned"]
-    again = snakemake(tmp_path, "--configfile", config, "-n")
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    inductive = [(r["benchmark"], r["features"]) for r in _rows(workdir / "results" / "tables" / "zsl.csv")
+                 if r["benchmark"] == "demo" and r["setting"] == "inductive"]
+    assert inductive == [("demo", "plain"), ("demo", "finetuned")]
+    assert [r["features"] for r in _rows(workdir / "results" / "tables" / "gzsl.csv")
+            if r["benchmark"] == "demo" and r["setting"] == "inductive"] == ["plain", "finetuned"]
 
 
 @pytest.mark.slow
-def test_run_killed_mid_training_resumes_and_completes(tiny_run):
-    workdir, config, _ = tiny_run
+@pytest.mark.xdist_group("tiny_workflow")
+def test_run_killed_mid_training_resumes_and_completes(tiny_workflow):
+    workdir, config = tiny_workflow.workdir, tiny_workflow.config
     (workdir / "demo_slow.yaml").write_text(yaml.safe_dump({**TINY, "nepoch": 6}))
     settings = yaml.safe_load(Path(config).read_text())
     settings["benchmarks"] = ["demo_slow"]
-    settings["catalog"]["demo_slow"] = {**settings["catalog"]["demo_a"], "config": str(workdir / "demo_slow.yaml")}
+    settings["catalog"]["demo_slow"] = {**settings["catalog"]["demo_b"], "config": str(workdir / "demo_slow.yaml")}
+    settings["overrides"] = {**settings["overrides"], "nepoch": 6, "checkpoint_every": 1}
     slow = workdir / "slow.yaml"
     slow.write_text(yaml.safe_dump(settings))
     target = workdir / "results" / "demo_slow" / "paper" / "tfvaegan" / "seed0" / "model.pt"
-    command = ["snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), "--configfile", str(slow), "--cores", "1",
-               str(target.relative_to(workdir))]  # targets are relative to the working directory
+    command = snakemake_command("-s", SNAKEFILE, "-d", workdir, "--configfile", slow, "--cores", "1",
+                                target.relative_to(workdir))  # targets are relative to the working directory
     # Training waits after epoch 3 (and its checkpoint) until interrupted: the Ctrl-C lands mid-training
     # however fast or loaded the machine is.
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                             env={**os.environ, "TFVAEGAN_PAUSE_AFTER_EPOCH": "3"})
+                             env=snakemake_environment(TFVAEGAN_PAUSE_AFTER_EPOCH="3"))
     train_log = workdir / "logs" / "train" / "demo_slow" / "paper" / "tfvaegan" / "seed0.log"
     deadline = time.monotonic() + 600
     while first.poll() is None and time.monotonic() < deadline and not (
@@ -593,7 +560,7 @@ def test_run_killed_mid_training_resumes_and_completes(tiny_run):
     first.wait(timeout=120)
     assert not target.exists() and checkpoint.exists()
 
-    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900, env=snakemake_environment())
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert target.exists() and not checkpoint.exists()
     assert "resuming from" in train_log.read_text() and "after epoch 3" in train_log.read_text()
@@ -633,6 +600,8 @@ def test_average_over_splits(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("readme_main_job")
+@pytest.mark.timeout(1500)  # the default DAG: ~5 min on 2 idle cores, longer beside the other tests
 def test_the_readme_main_job_as_written(tmp_path):
     """README, the main job: `snakemake --cores all` in a checkout (the embedded demo, both
     protocols, offline), then `snakemake --cores all --report results/report.html`, as written."""
@@ -644,8 +613,7 @@ def test_the_readme_main_job_as_written(tmp_path):
         if source.is_file():
             (checkout / name).parent.mkdir(parents=True, exist_ok=True)
             (checkout / name).write_bytes(source.read_bytes())
-    run = lambda *args: subprocess.run(["snakemake", *args], capture_output=True, text=True, cwd=checkout,
-                                       timeout=1800)
+    run = lambda *args: run_snakemake(*args, cwd=checkout, timeout=1800)  # noqa: E731
     result = run("--cores", "all")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     h = {(row["benchmark"], row["features"], row["protocol"]): float(row["h_mean"])
