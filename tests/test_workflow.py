@@ -17,13 +17,20 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PROJECT_ROOT
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 from snakemake_cli import SNAKEFILE, snakemake
 from snakemake_cli import command as snakemake_command
 from snakemake_cli import environment as snakemake_environment
 from snakemake_cli import run as run_snakemake
 from tiny_workflow import DEFAULT_CONFIG, TINY, write_config
 
+from tfvaegan.catalog import Catalog
+from tfvaegan.errors import ConfigError
 from tfvaegan.features.demo import N_CLASSES
+from tfvaegan.search import space as search_space
+
+SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std", "paper_top1"]
 GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
@@ -303,14 +310,34 @@ def test_missing_files_point_to_the_datasets_readme_and_xlsa17_is_downloaded(tmp
     assert job_counts(result.stdout)["download_xlsa17"] == 1
 
 
-def test_unknown_config_key_stops_before_any_job(tmp_path):
-    config = write_config(tmp_path / "bad.yaml", variants={"typo": {"nepochs": 3}})
-    result = snakemake(tmp_path, "--configfile", config, "-n")
-    assert result.returncode != 0
-    assert "unknown key(s) ['nepochs']" in result.stdout + result.stderr
-    # checked when the workflow is read, not inside a job's params while the DAG is built
-    assert "InputFunctionException" not in result.stdout + result.stderr
-    assert "Building DAG of jobs" not in result.stdout + result.stderr
+def checked(config: dict) -> Catalog:
+    """What common.smk and search.smk check when Snakemake parses the workflow, called directly: the schema
+    (which sets its defaults), the catalog and every run (tfvaegan.catalog), the search section."""
+    config = yaml.safe_load(yaml.safe_dump(config))  # as a --configfile reaches the workflow
+    validate(config, str(SCHEMA), set_default=True)
+    catalog = Catalog(config, PROJECT_ROOT)
+    catalog.check()
+    search_space.plan_workflow_search(catalog)
+    return catalog
+
+
+def refusal(config: dict) -> str:
+    """The one message a bad configuration is refused with (by the checks of `checked`)."""
+    with pytest.raises((ConfigError, WorkflowError)) as refused:
+        checked(config)
+    return str(refused.value)
+
+
+def test_the_default_and_documented_configurations_pass_the_checks():
+    for path in (PROJECT_ROOT / "config" / name for name in ("config.yaml", "paper.yaml", "search.yaml")):
+        values = yaml.safe_load(path.read_text())
+        catalog = checked(values if "catalog" in values else {**DEFAULT_CONFIG, **values})
+        assert catalog.prepared
+
+
+def test_unknown_config_key_is_refused():
+    message = refusal({**DEFAULT_CONFIG, "variants": {"typo": {"nepochs": 3}}})
+    assert "unknown key(s) ['nepochs']" in message
 
 
 NAME_RULE = "['propertyNames']"  # the schema's rule for names (with its description)
@@ -352,13 +379,31 @@ NAME_RULE = "['propertyNames']"  # the schema's rule for names (with its descrip
             **DEFAULT_CONFIG["catalog"]["cub_finetuned_transductive"], "image_root": "other_images"}}},
      "catalog entries 'cub_finetuned' and 'cub_finetuned_transductive': both read datasets/CUB/res101_finetuned.mat"),
 ])
+def test_bad_workflow_config_is_refused_with_one_message(changes, message):
+    refused = refusal({**DEFAULT_CONFIG, **changes})
+    for part in (message if isinstance(message, tuple) else (message,)):
+        assert part in refused, (part, refused)
+
+
+# One real snakemake call per kind of refusal (the search section's: tests/test_search_workflow.py), to prove
+# the wiring: the same message, before the DAG, no traceback.
+@pytest.mark.parametrize("changes, message", [
+    ({"variants": {"..": {}}}, ("'..' does not match", "instance['variants']", NAME_RULE)),  # the schema
+    ({"variants": {"typo": {"nepochs": 3}}}, ("unknown key(s) ['nepochs']",)),  # a run's config
+    ({"benchmarks": ["nope"]}, ("config key 'benchmarks': 'nope' has no entry under 'catalog'",)),  # the catalog
+    ({"benchmarks": ["demo", "demo_transductive"], "catalog": {  # the feature files' agreement
+        **DEFAULT_CONFIG["catalog"], "demo_transductive": {**DEFAULT_CONFIG["catalog"]["demo_transductive"],
+                                                           "extraction": {"image_size": 64}}}},
+     ("catalog entries 'demo' and 'demo_transductive': both read datasets/demo/res101.mat", "make them agree")),
+])
 def test_bad_workflow_config_gives_one_error_before_the_dag(tmp_path, changes, message):
     config = write_config(tmp_path / "bad.yaml", **changes)
     result = snakemake(tmp_path, "--configfile", config, "-n")
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    for part in (message if isinstance(message, tuple) else (message,)):
+    for part in message:
         assert part in out, (part, out[-2000:])
+    # checked when the workflow is read, not inside a job's params while the DAG is built
     assert "Building DAG of jobs" not in out and "Exception" not in out.replace("WorkflowError", "")
 
 
@@ -420,10 +465,8 @@ def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_
         assert named and named <= rules, named - rules
 
 
-def test_schema_refuses_an_unknown_protocol(tmp_path):
-    config = write_config(tmp_path / "bad.yaml", protocols=["test"])
-    result = snakemake(tmp_path, "--configfile", config, "-n")
-    assert result.returncode != 0 and "'test' is not one of ['paper', 'val']" in result.stdout + result.stderr
+def test_schema_refuses_an_unknown_protocol():
+    assert "'test' is not one of ['paper', 'val']" in refusal({**DEFAULT_CONFIG, "protocols": ["test"]})
 
 
 def test_schema_defaults_are_config_yaml_values():

@@ -236,3 +236,22 @@ def _parse_range(key: str, spec: Mapping, where: str) -> Range:
     if log and low <= 0:
         _fail(f"{where}.low", f"expected low > 0 for a log range, found {low}")
     return Range(low, high, log, integer)
+
+
+def plan_workflow_search(catalog) -> tuple[SearchSpec | None, dict[str, Any], dict[str, dict[str, Any]]]:
+    """The workflow's `search` section (of a tfvaegan.catalog.Catalog's config) checked against its catalog
+    and drawn: (the SearchSpec, the searched run's base values, trial name -> its settings in the draws'
+    order); (None, {}, {}) without a section. workflow/rules/search.smk asks this when it is parsed."""
+    config = catalog.config
+    if "search" not in config:
+        return None, {}, {}
+    spec = parse_search(config["search"])
+    if spec.variant not in config["variants"]:
+        raise ConfigError(f"config key 'search.variant': {spec.variant!r} is not under 'variants' "
+                          f"(known: {sorted(config['variants'])})")
+    if catalog.splits(spec.benchmark):
+        raise ConfigError(f"config key 'search.benchmark': {spec.benchmark!r} runs over splits "
+                          f"{catalog.splits(spec.benchmark)}; a search tunes one dataset: add a catalog entry for "
+                          "one split's dataset (settings: {dataset: ...}) and search that")
+    base = catalog.run_values(spec.benchmark, "val", spec.variant, spec.seed)
+    return spec, base, plan_trials(spec, base)

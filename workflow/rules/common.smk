@@ -18,8 +18,8 @@ from snakemake.utils import update_config, validate
 # copy happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir).parent))
 
-from tfvaegan.config import from_mapping, layered, parse_override  # noqa: E402
-from tfvaegan.config import read_file as read_config_file  # noqa: E402
+from tfvaegan.catalog import MADE_FEATURES, Catalog  # noqa: E402
+from tfvaegan.config import parse_override  # noqa: E402
 from tfvaegan.data import layout  # noqa: E402
 from tfvaegan.errors import ConfigError  # noqa: E402
 
@@ -71,139 +71,34 @@ def _fail(message):
     raise WorkflowError(message)
 
 
-for _name in config["benchmarks"]:  # a cross-reference, which the schema cannot check
-    if _name not in config["catalog"]:
-        _fail(f"config key 'benchmarks': {_name!r} has no entry under 'catalog' "
-              f"(known: {sorted(config['catalog'])})")
-
-# A `search` section (rules/search.smk) tunes one catalog entry, whose data is prepared as well.
-SEARCH_BENCHMARKS = [config["search"]["benchmark"]] if "search" in config else []
-for _name in SEARCH_BENCHMARKS:
-    if _name not in config["catalog"]:
-        _fail(f"config key 'search.benchmark': {_name!r} has no entry under 'catalog' "
-              f"(known: {sorted(config['catalog'])})")
-PREPARED_BENCHMARKS = list(dict.fromkeys(config["benchmarks"] + SEARCH_BENCHMARKS))
-
-
-# --------------------------------------------------------------------------- each run's config
-def benchmark_file(benchmark):
-    """The benchmark's hyperparameter file; relative paths are relative to the project root."""
-    path = Path(config["catalog"][benchmark]["config"])
-    return path if path.is_absolute() else PROJECT_ROOT / path
-
-
-def _load_file_values(benchmark):
-    path = benchmark_file(benchmark)
-    if not path.is_file():
-        _fail(f"config key 'catalog.{benchmark}.config': file {path} not found")
-    try:
-        return read_config_file(path)  # as the jobs read it: 1e-5 a float, a key given twice refused
-    except ConfigError as exc:
-        _fail(str(exc))
-
-
-def _download_benchmarks():
-    return [b for b in config["download"]["benchmarks"]
-            if b in config["catalog"] and config["catalog"][b].get("features", "provided") == "provided"]
-
-
-# The hyperparameter file of each selected (or searched) benchmark, and of those of the download archive (whose
-# files the download rule names), as written. A run's values are layered on it (tfvaegan.config.layered,
-# as the jobs' own `--config <file> --set ...` are): the catalog entry's `settings` (a custom
-# benchmark inherits a named benchmark's file and overrides its dataset, file stems or
-# hyperparameters there), the variant, `overrides`, then protocol, seed and split.
-FILE_VALUES = {b: _load_file_values(b) for b in dict.fromkeys(PREPARED_BENCHMARKS + _download_benchmarks())}
-
-
-def features_mode(benchmark):
-    return config["catalog"][benchmark].get("features", "provided")
-
-
-def _settings(benchmark):
-    """The catalog entry's settings; a `features: finetune` entry's runs are labelled `features: finetuned`
-    (metrics.json, the tables)."""
-    settings = dict(config["catalog"][benchmark].get("settings") or {})
-    if features_mode(benchmark) == "finetune":
-        found = settings.get("features", FILE_VALUES[benchmark].get("features", "finetuned"))
-        if found != "finetuned":
-            _fail(f"catalog entry {benchmark!r}: features: finetune makes fine-tuned features, but its config "
-                  f"says features: {found!r} (expected finetuned, or no `features` key)")
-        settings["features"] = "finetuned"
-    return settings
-
-
-def label_of(benchmark):
-    """The benchmark's name in metrics.json and the tables (under which the paper's numbers are found)."""
-    return config["catalog"][benchmark].get("label") or benchmark
-
-
-def splits(benchmark):
-    """The splits a benchmark runs over ([] for one fixed split, like the image benchmarks)."""
-    return list(config["catalog"][benchmark].get("splits") or [])
-
-
-def split_dataset(benchmark, split):
-    return config["catalog"][benchmark]["split_dataset"].format(split=split)
-
-
-def run_values(benchmark, protocol, variant, seed, split=None):
-    """The run's Config values: benchmark file < settings < variant < overrides < protocol, seed and split."""
-    on_top = _settings(benchmark)
-    on_top.update(config["variants"][variant] or {})
-    on_top.update(config["overrides"] or {})
-    on_top.update(protocol=protocol, manualSeed=int(seed))
-    if split is not None:
-        on_top["dataset"] = split_dataset(benchmark, split)
-    return layered(FILE_VALUES[benchmark], on_top)[0]
-
-
-def checked_config(values, source):
-    """The Config of a job's values; unknown keys or bad values stop the DAG before any job runs."""
-    try:
-        return from_mapping(values, source)
-    except ConfigError as exc:
-        _fail(str(exc))
-
-
-@functools.lru_cache(maxsize=None)  # checked for every run at start-up, then asked again per job
-def run_settings(benchmark, protocol, variant, seed, split=None):
-    """`--set k=v` arguments (on top of --config <benchmark file>) and the resolved values."""
-    values = run_values(benchmark, protocol, variant, seed, split)
-    checked_config(values, f"{benchmark_file(benchmark)} with variant {variant!r}")
-    on_top = {k: v for k, v in values.items() if FILE_VALUES[benchmark].get(k, object()) != v
-              or k in ("protocol", "manualSeed")}
-    sets = " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(on_top.items()))
-    return sets, json.dumps(values, sort_keys=True)
+# The catalog read as runs (tfvaegan.catalog, which the tests call directly): its cross-references, every
+# run's config, the feature files' and the tables' agreement are checked now, so that a bad entry, variant
+# or override stops Snakemake with one message before the DAG is built, for any target.
+try:
+    CATALOG = Catalog(config, PROJECT_ROOT)
+    CATALOG.check()
+except ConfigError as exc:
+    _fail(str(exc))
+SEARCH_BENCHMARKS = CATALOG.search_benchmarks
+PREPARED_BENCHMARKS = CATALOG.prepared
+FILE_VALUES = CATALOG.file_values
+benchmark_file = CATALOG.benchmark_file
+features_mode = CATALOG.features_mode
+label_of = CATALOG.label_of
+splits = CATALOG.splits
+run_values = CATALOG.run_values
+run_settings = CATALOG.run_settings
+config_for = CATALOG.config_for
+settings_args = CATALOG.settings_args
+data_files = CATALOG.data_files
+extraction_settings = CATALOG.extraction_settings
+finetuning_settings = CATALOG.finetuning_settings
 
 
 def settings_of(wildcards):
     """run_settings of the run (or split) a job belongs to."""
     return run_settings(wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
                         int(wildcards.split) if hasattr(wildcards, "split") else None)
-
-
-def config_for(benchmark, split=None):
-    """A Config of the benchmark file and its settings (with the split's dataset), for file locations."""
-    on_top = _settings(benchmark)
-    if split is not None:
-        on_top["dataset"] = split_dataset(benchmark, split)
-    return from_mapping(layered(FILE_VALUES[benchmark], on_top)[0], str(benchmark_file(benchmark)))
-
-
-def settings_args(benchmark):
-    """The catalog entry's settings as `--set` arguments (but its dataset, which --dataset gives per split)."""
-    return " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(_settings(benchmark).items())
-                    if k != "dataset")
-
-
-# Every run's Config is checked now, so that a bad variant or override (an unknown key, a value of the
-# wrong type) stops Snakemake with one message before the DAG is built, for any target.
-for _benchmark in config["benchmarks"]:
-    for _variant in config["variants"]:
-        for _protocol in config["protocols"]:
-            for _seed in config["seeds"]:
-                for _split in splits(_benchmark) or [None]:
-                    run_settings(_benchmark, _protocol, _variant, _seed, _split)
 
 
 # --------------------------------------------------------------------------- the results layout
@@ -250,22 +145,11 @@ def split_metrics(wildcards):
 
 
 # --------------------------------------------------------------------------- data files
-def data_files(benchmark):
-    """The feature file, the split files (one per split) and the manual-attribute file (if used) the
-    benchmark reads, where tfvaegan.data.layout puts them."""
-    configs = [config_for(benchmark, k) for k in splits(benchmark)] or [config_for(benchmark)]
-    first = configs[0]
-    files = [layout.feature_path(DATA, first)] + [layout.split_path(DATA, c) for c in configs]
-    if first.manual_att:
-        files.append(layout.manual_attribute_path(DATA, first))
-    return [str(f) for f in files]
-
-
 @functools.lru_cache(maxsize=None)  # asked once per verify job
 def archive_files():
     """The files the xlsa17 download gives: those of the `download.benchmarks`. Another provided entry
     reading only these (cub_transductive reads cub's) is fetched with them."""
-    return tuple(sorted({f for b in _download_benchmarks() for f in data_files(b)}))
+    return tuple(sorted({f for b in CATALOG.downloaded() for f in data_files(b)}))
 
 
 def checked_data_files(wildcards):
@@ -273,8 +157,7 @@ def checked_data_files(wildcards):
     missing and no rule of this workflow can make it."""
     benchmark = wildcards.benchmark
     files = data_files(benchmark)
-    mode = config["catalog"][benchmark].get("features", "provided")
-    if mode == "provided" and not set(files) <= set(archive_files()):
+    if features_mode(benchmark) == "provided" and not set(files) <= set(archive_files()):
         missing = [f for f in files if not Path(f).exists()]
         if missing:
             _fail(f"benchmark {benchmark!r}: {missing[0]} not found"
@@ -302,7 +185,6 @@ def resources_of(group, gpu=False):
 
 
 # --------------------------------------------------------------------------- feature extraction
-MADE_FEATURES = ("demo", "extract", "finetune")  # the modes whose feature file a rule of data.smk makes
 
 
 def _benchmarks_with_features(modes):
@@ -329,53 +211,6 @@ def _feature_benchmark(wildcards):
     several share it: they agree on how it is made, as checked below)."""
     return next(b for b in _benchmarks_with_features(MADE_FEATURES)
                 if (config_for(b).dataset, config_for(b).image_embedding) == (wildcards.folder, wildcards.embedding))
-
-
-def extraction_settings(benchmark):
-    merged = dict(config["extraction"])
-    merged.update(config["catalog"][benchmark].get("extraction") or {})
-    return merged
-
-
-def finetuning_settings(benchmark):
-    merged = dict(config["finetuning"])
-    merged.update(config["catalog"][benchmark].get("finetuning") or {})
-    return merged
-
-
-def _how_features_are_made(benchmark):
-    """What a made feature file depends on: the mode, the images, the extraction (and the fine-tuning)."""
-    mode = features_mode(benchmark)
-    if mode not in MADE_FEATURES:
-        return (mode,)
-    entry = config["catalog"][benchmark]
-    made = (mode, entry.get("images", "provided"), entry.get("image_root"), entry.get("image_list"),
-            extraction_settings(benchmark))
-    return made + ((finetuning_settings(benchmark),) if mode == "finetune" else ())
-
-
-# Benchmarks sharing a feature file must agree on how it is made: a fine-tuned file and a plain one
-# under one name would overwrite each other (give the fine-tuned one its own image_embedding). Entries
-# that agree share one file and one job of each rule making it (cub_finetuned and
-# cub_finetuned_transductive: one fine-tuning, one extraction).
-_makers = {}
-for _benchmark in PREPARED_BENCHMARKS:
-    _file = layout.feature_path(DATA, config_for(_benchmark))
-    _first = _makers.setdefault(_file, _benchmark)
-    if _how_features_are_made(_first) != _how_features_are_made(_benchmark):
-        _fail(f"catalog entries {_first!r} and {_benchmark!r}: both read {_file}, but it would be made in two "
-              f"ways (features: {features_mode(_first)} and {features_mode(_benchmark)}, or other images, "
-              f"extraction or fine-tuning settings); make them agree (one file, made once) or give one of them "
-              f"its own image_embedding under `settings`")
-# Two benchmarks of one label, features kind, setting and prior would be one row of the tables.
-_rows = {}
-for _benchmark in config["benchmarks"]:
-    _cfg = config_for(_benchmark)
-    _setting = f"{_cfg.setting} ({_cfg.transductive_prior} prior)" if _cfg.transductive else _cfg.setting
-    _row = (label_of(_benchmark), _cfg.features, _setting)
-    if _rows.setdefault(_row, _benchmark) != _benchmark:
-        _fail(f"catalog entries {_rows[_row]!r} and {_benchmark!r}: both are benchmark {_row[0]!r} with "
-              f"{_row[1]} features, {_row[2]}, in the tables; give one of them another `label`")
 
 
 def _in_dataset_folder(folder, path, default):

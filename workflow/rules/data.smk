@@ -106,7 +106,7 @@ if DOWNLOAD_FILES:
             url=config["download"]["url"],
             sha256=config["download"]["sha256"] or "",
             prefix=config["download"]["member_prefix"],
-            only=" ".join(f"--only {shlex.quote(config_for(b).dataset)}" for b in _download_benchmarks()),
+            only=" ".join(f"--only {shlex.quote(config_for(b).dataset)}" for b in CATALOG.downloaded()),
         message:
             "{rule}: the xlsa17 archive ({params.url}, resumable) -> {params.data_root}"
         conda:

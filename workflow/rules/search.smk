@@ -11,27 +11,12 @@
 from tfvaegan.search import space as search_space
 
 SEARCH = f"{RESULTS}/search/{{benchmark}}"
-SEARCH_SPEC, SEARCH_BASE, SEARCH_TRIALS = None, {}, {}  # trial name -> its settings, in the draws' order
 NO_SEARCH = ("the `search` target needs a `search` section in the config: "
              "snakemake search --cores all --configfile config/search.yaml (config/README.md)")
-
-if "search" in config:
-    try:
-        SEARCH_SPEC = search_space.parse_search(config["search"])
-    except ConfigError as exc:
-        _fail(str(exc))
-    if SEARCH_SPEC.variant not in config["variants"]:
-        _fail(f"config key 'search.variant': {SEARCH_SPEC.variant!r} is not under 'variants' "
-              f"(known: {sorted(config['variants'])})")
-    if splits(SEARCH_SPEC.benchmark):
-        _fail(f"config key 'search.benchmark': {SEARCH_SPEC.benchmark!r} runs over splits "
-              f"{splits(SEARCH_SPEC.benchmark)}; a search tunes one dataset: add a catalog entry for one "
-              "split's dataset (settings: {dataset: ...}) and search that")
-    SEARCH_BASE = run_values(SEARCH_SPEC.benchmark, "val", SEARCH_SPEC.variant, SEARCH_SPEC.seed)
-    try:
-        SEARCH_TRIALS = search_space.plan_trials(SEARCH_SPEC, SEARCH_BASE)
-    except ConfigError as exc:
-        _fail(str(exc))
+try:  # trial name -> its settings, in the draws' order
+    SEARCH_SPEC, SEARCH_BASE, SEARCH_TRIALS = search_space.plan_workflow_search(CATALOG)
+except ConfigError as exc:
+    _fail(str(exc))
 
 
 wildcard_constraints:

@@ -1,0 +1,198 @@
+"""The workflow's configuration read as runs: what each catalog entry makes and how, checked in full before
+Snakemake builds its DAG. Torch-free: workflow/rules/common.smk builds a `Catalog` every time Snakemake
+parses the workflow, and the tests call it directly.
+
+A run is one benchmark x protocol x variant x seed (x split for the action benchmarks). Its config values
+are layered as the jobs' own `--config <benchmark file> --set ...` are: the benchmark's file < the catalog
+entry's `settings` < the variant < `overrides` < protocol, seed and split (tfvaegan.config.layered).
+Every message is one line naming the config key; the workflow shows it as a WorkflowError.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from tfvaegan.config import from_mapping, layered
+from tfvaegan.config import read_file as read_config_file
+from tfvaegan.data import layout
+from tfvaegan.errors import ConfigError
+
+MADE_FEATURES = ("demo", "extract", "finetune")  # the feature modes whose file a rule of data.smk makes
+
+
+class Catalog:
+    """The runs a (schema-validated) workflow configuration asks for. Building one checks the catalog's
+    cross-references and loads the hyperparameter file of every benchmark it prepares; `check` checks
+    every run's config, the feature files' agreement and the tables' rows."""
+
+    def __init__(self, config: dict, project_root: Path):
+        self.config = config
+        self.project_root = Path(project_root)
+        self.data_root = config["data_root"].rstrip("/")
+        for name in config["benchmarks"]:  # a cross-reference, which the schema cannot check
+            self._known(name, "benchmarks")
+        self.search_benchmarks = [config["search"]["benchmark"]] if "search" in config else []
+        for name in self.search_benchmarks:
+            self._known(name, "search.benchmark")
+        # The benchmarks whose data the workflow prepares: those it runs, and the one the search tunes.
+        self.prepared = list(dict.fromkeys(config["benchmarks"] + self.search_benchmarks))
+        # The hyperparameter file of each prepared benchmark, and of those of the download archive (whose
+        # files the download rule names), as written.
+        self.file_values = {b: self._load_file_values(b) for b in dict.fromkeys(self.prepared + self.downloaded())}
+        self._run_settings: dict[tuple, tuple[str, str]] = {}
+
+    def _known(self, name: str, key: str) -> None:
+        if name not in self.config["catalog"]:
+            raise ConfigError(f"config key {key!r}: {name!r} has no entry under 'catalog' "
+                              f"(known: {sorted(self.config['catalog'])})")
+
+    # ----------------------------------------------------------------------- an entry
+    def entry(self, benchmark: str) -> dict:
+        return self.config["catalog"][benchmark]
+
+    def benchmark_file(self, benchmark: str) -> Path:
+        """The benchmark's hyperparameter file; relative paths are relative to the project root."""
+        path = Path(self.entry(benchmark)["config"])
+        return path if path.is_absolute() else self.project_root / path
+
+    def _load_file_values(self, benchmark: str) -> dict:
+        path = self.benchmark_file(benchmark)
+        if not path.is_file():
+            raise ConfigError(f"config key 'catalog.{benchmark}.config': file {path} not found")
+        return read_config_file(path)  # as the jobs read it: 1e-5 a float, a key given twice refused
+
+    def downloaded(self) -> list[str]:
+        """The `download.benchmarks` whose features are provided: the xlsa17 archive's."""
+        return [b for b in self.config["download"]["benchmarks"]
+                if b in self.config["catalog"] and self.features_mode(b) == "provided"]
+
+    def features_mode(self, benchmark: str) -> str:
+        return self.entry(benchmark).get("features", "provided")
+
+    def settings(self, benchmark: str) -> dict:
+        """The catalog entry's settings; a `features: finetune` entry's runs are labelled `features: finetuned`
+        (metrics.json, the tables)."""
+        settings = dict(self.entry(benchmark).get("settings") or {})
+        if self.features_mode(benchmark) == "finetune":
+            found = settings.get("features", self.file_values[benchmark].get("features", "finetuned"))
+            if found != "finetuned":
+                raise ConfigError(f"catalog entry {benchmark!r}: features: finetune makes fine-tuned features, but "
+                                  f"its config says features: {found!r} (expected finetuned, or no `features` key)")
+            settings["features"] = "finetuned"
+        return settings
+
+    def label_of(self, benchmark: str) -> str:
+        """The benchmark's name in metrics.json and the tables (under which the paper's numbers are found)."""
+        return self.entry(benchmark).get("label") or benchmark
+
+    def splits(self, benchmark: str) -> list:
+        """The splits a benchmark runs over ([] for one fixed split, like the image benchmarks)."""
+        return list(self.entry(benchmark).get("splits") or [])
+
+    def split_dataset(self, benchmark: str, split) -> str:
+        return self.entry(benchmark)["split_dataset"].format(split=split)
+
+    def config_for(self, benchmark: str, split=None):
+        """A Config of the benchmark file and its settings (with the split's dataset), for file locations."""
+        on_top = self.settings(benchmark)
+        if split is not None:
+            on_top["dataset"] = self.split_dataset(benchmark, split)
+        return from_mapping(layered(self.file_values[benchmark], on_top)[0], str(self.benchmark_file(benchmark)))
+
+    def settings_args(self, benchmark: str) -> str:
+        """The entry's settings as `--set` arguments (but its dataset, which --dataset gives per split)."""
+        return " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(self.settings(benchmark).items())
+                        if k != "dataset")
+
+    # ----------------------------------------------------------------------- a run
+    def run_values(self, benchmark: str, protocol: str, variant: str, seed: int, split=None) -> dict:
+        """The run's Config values: benchmark file < settings < variant < overrides < protocol, seed and split."""
+        on_top = self.settings(benchmark)
+        on_top.update(self.config["variants"][variant] or {})
+        on_top.update(self.config["overrides"] or {})
+        on_top.update(protocol=protocol, manualSeed=int(seed))
+        if split is not None:
+            on_top["dataset"] = self.split_dataset(benchmark, split)
+        return layered(self.file_values[benchmark], on_top)[0]
+
+    def run_settings(self, benchmark: str, protocol: str, variant: str, seed: int, split=None) -> tuple[str, str]:
+        """`--set k=v` arguments (on top of --config <benchmark file>) and the resolved values as JSON; unknown
+        keys or bad values are a ConfigError. Computed once per run (asked again by each of its jobs)."""
+        key = (benchmark, protocol, variant, int(seed), split)
+        if key not in self._run_settings:
+            values = self.run_values(*key)
+            from_mapping(values, f"{self.benchmark_file(benchmark)} with variant {variant!r}")
+            on_top = {k: v for k, v in values.items() if self.file_values[benchmark].get(k, object()) != v
+                      or k in ("protocol", "manualSeed")}
+            sets = " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(on_top.items()))
+            self._run_settings[key] = (sets, json.dumps(values, sort_keys=True))
+        return self._run_settings[key]
+
+    def data_files(self, benchmark: str) -> list[str]:
+        """The feature file, the split files (one per split) and the manual-attribute file (if used) the
+        benchmark reads, where tfvaegan.data.layout puts them."""
+        configs = [self.config_for(benchmark, k) for k in self.splits(benchmark)] or [self.config_for(benchmark)]
+        first = configs[0]
+        files = [layout.feature_path(self.data_root, first)] + [layout.split_path(self.data_root, c) for c in configs]
+        if first.manual_att:
+            files.append(layout.manual_attribute_path(self.data_root, first))
+        return [str(f) for f in files]
+
+    # ----------------------------------------------------------------------- how features are made
+    def extraction_settings(self, benchmark: str) -> dict:
+        return {**self.config["extraction"], **(self.entry(benchmark).get("extraction") or {})}
+
+    def finetuning_settings(self, benchmark: str) -> dict:
+        return {**self.config["finetuning"], **(self.entry(benchmark).get("finetuning") or {})}
+
+    def how_features_are_made(self, benchmark: str) -> tuple:
+        """What a made feature file depends on: the mode, the images, the extraction (and the fine-tuning)."""
+        mode = self.features_mode(benchmark)
+        if mode not in MADE_FEATURES:
+            return (mode,)
+        entry = self.entry(benchmark)
+        made = (mode, entry.get("images", "provided"), entry.get("image_root"), entry.get("image_list"),
+                self.extraction_settings(benchmark))
+        return made + ((self.finetuning_settings(benchmark),) if mode == "finetune" else ())
+
+    # ----------------------------------------------------------------------- the whole configuration
+    def check(self) -> None:
+        """Every run's config, then the feature files' and the tables' agreement: a bad variant or override
+        (an unknown key, a value of the wrong type) stops Snakemake with one message before the DAG is
+        built, for any target."""
+        for benchmark in self.config["benchmarks"]:
+            for variant in self.config["variants"]:
+                for protocol in self.config["protocols"]:
+                    for seed in self.config["seeds"]:
+                        for split in self.splits(benchmark) or [None]:
+                            self.run_settings(benchmark, protocol, variant, seed, split)
+        self._check_feature_files()
+        self._check_table_rows()
+
+    def _check_feature_files(self) -> None:
+        """Benchmarks sharing a feature file must agree on how it is made: a fine-tuned file and a plain one
+        under one name would overwrite each other. Entries that agree share one file and one job of each
+        rule making it (cub_finetuned and cub_finetuned_transductive: one fine-tuning, one extraction)."""
+        makers: dict[Path, str] = {}
+        for benchmark in self.prepared:
+            file = layout.feature_path(self.data_root, self.config_for(benchmark))
+            first = makers.setdefault(file, benchmark)
+            if self.how_features_are_made(first) != self.how_features_are_made(benchmark):
+                raise ConfigError(
+                    f"catalog entries {first!r} and {benchmark!r}: both read {file}, but it would be made in two "
+                    f"ways (features: {self.features_mode(first)} and {self.features_mode(benchmark)}, or other "
+                    f"images, extraction or fine-tuning settings); make them agree (one file, made once) or give "
+                    f"one of them its own image_embedding under `settings`")
+
+    def _check_table_rows(self) -> None:
+        """Two benchmarks of one label, features kind, setting and prior would be one row of the tables."""
+        rows: dict[tuple, str] = {}
+        for benchmark in self.config["benchmarks"]:
+            cfg = self.config_for(benchmark)
+            setting = f"{cfg.setting} ({cfg.transductive_prior} prior)" if cfg.transductive else cfg.setting
+            row = (self.label_of(benchmark), cfg.features, setting)
+            if rows.setdefault(row, benchmark) != benchmark:
+                raise ConfigError(f"catalog entries {rows[row]!r} and {benchmark!r}: both are benchmark {row[0]!r} "
+                                  f"with {row[1]} features, {row[2]}, in the tables; give one of them another "
+                                  f"`label`")
