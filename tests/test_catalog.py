@@ -1,0 +1,72 @@
+"""tfvaegan.catalog, called directly: a run's values layered in the documented order, the `--set` arguments a
+job gets, which entries share a feature file and how it is made, and the checks' order. The refusals of whole
+configurations are in tests/test_workflow.py (`refusal`), each kind also through a real snakemake call."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import yaml
+from conftest import PROJECT_ROOT
+from snakemake.utils import validate
+from tiny_workflow import DEFAULT_CONFIG
+
+from tfvaegan.catalog import Catalog
+from tfvaegan.errors import ConfigError
+
+SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def catalog_of(**changes) -> Catalog:
+    config = yaml.safe_load(yaml.safe_dump({**DEFAULT_CONFIG, **changes}))
+    validate(config, str(SCHEMA), set_default=True)
+    return Catalog(config, PROJECT_ROOT)
+
+
+def test_run_values_are_layered_file_settings_variant_overrides_then_protocol_and_seed():
+    catalog = catalog_of(
+        benchmarks=["cub"], variants={"v": {"nepoch": 3, "lr": 0.5}}, overrides={"lr": 0.25},
+        catalog={**DEFAULT_CONFIG["catalog"], "cub": {**DEFAULT_CONFIG["catalog"]["cub"],
+                                                     "settings": {"nepoch": 2, "syn_num": 7}}})
+    written = yaml.safe_load((PROJECT_ROOT / "config" / "benchmarks" / "cub.yaml").read_text())
+    values = catalog.run_values("cub", "val", "v", 4)
+    assert values["syn_num"] == 7                      # settings over the file
+    assert values["nepoch"] == 3                       # the variant over settings
+    assert values["lr"] == 0.25                        # overrides over the variant
+    assert (values["protocol"], values["manualSeed"]) == ("val", 4)
+    assert values["ndh"] == written["ndh"]             # the rest as the file says
+
+
+def test_run_settings_pass_only_what_differs_from_the_file_and_are_computed_once():
+    catalog = catalog_of(benchmarks=["cub"], overrides={"nepoch": 3})
+    sets, resolved = catalog.run_settings("cub", "paper", "tfvaegan", 1)
+    args = dict(a.removeprefix("--set=").split("=", 1) for a in shlex.split(sets))
+    assert args == {"nepoch": "3", "protocol": '"paper"', "manualSeed": "1"}
+    assert json.loads(resolved)["nepoch"] == 3
+    assert catalog.run_settings("cub", "paper", "tfvaegan", 1) is catalog.run_settings("cub", "paper", "tfvaegan", 1)
+
+
+def test_entries_that_share_a_feature_file_are_made_one_way():
+    catalog = catalog_of(benchmarks=["demo", "demo_transductive", "demo_finetuned"])
+    catalog.check()
+    assert catalog.how_features_are_made("demo") == catalog.how_features_are_made("demo_transductive")
+    assert catalog.how_features_are_made("demo")[0] == "demo"
+    assert catalog.how_features_are_made("demo_finetuned")[0] == "finetune"
+    assert catalog.config_for("demo_finetuned").image_embedding != catalog.config_for("demo").image_embedding
+    assert catalog.settings("demo_finetuned")["features"] == "finetuned"
+    assert catalog.label_of("demo_finetuned") == catalog.label_of("demo") == "demo"
+    assert catalog.prepared == ["demo", "demo_transductive", "demo_finetuned"]
+
+
+def test_a_search_benchmark_is_prepared_and_a_provided_file_of_the_archive_is_known():
+    catalog = catalog_of(benchmarks=["demo"], search={"benchmark": "cub", "space": {"lr": [1e-4]}})
+    assert catalog.prepared == ["demo", "cub"] and catalog.search_benchmarks == ["cub"]
+    assert "cub" in catalog.downloaded() and "flo" not in catalog.downloaded()
+    assert catalog.data_files("cub") == ["datasets/CUB/res101.mat", "datasets/CUB/att_splits.mat"]
+
+
+def test_the_first_bad_run_is_the_one_named():
+    catalog = catalog_of(benchmarks=["demo"], variants={"tfvaegan": {}, "bad": {"nepoch": "many"}})
+    with pytest.raises(ConfigError, match="with variant 'bad'.*nepoch"):
+        catalog.check()
