@@ -71,14 +71,27 @@ def small_demo(tmp_path_factory) -> Path:
     return out
 
 
+def _session_root(tmp_path_factory) -> Path:
+    """The test session's temporary root, which every xdist worker's own folder is in."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow_config(tmp_path_factory) -> Path:
+    """The tiny workflow run's configuration file, written but not yet run (tests/tiny_workflow.py)."""
+    from tiny_workflow import tiny_config_file
+
+    return tiny_config_file(_session_root(tmp_path_factory))
+
+
 @pytest.fixture(scope="session")
 def tiny_workflow(tmp_path_factory):
     """The tiny workflow run every test of the workflow's outputs reads (tests/tiny_workflow.py); read-only
     but for tests that restore what they change. One run per session, whatever the number of xdist workers."""
     from tiny_workflow import make_tiny_run
 
-    root = tmp_path_factory.getbasetemp()  # an xdist worker's is a folder of the session's
-    return make_tiny_run(root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root)
+    return make_tiny_run(_session_root(tmp_path_factory))
 
 
 # The end-to-end groups, longest first: xdist hands the first collected tests out first, so each group

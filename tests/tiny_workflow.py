@@ -79,19 +79,30 @@ def _failed(what: str, result: subprocess.CompletedProcess) -> str:
     return f"the tiny workflow's {what} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
 
+def tiny_config_file(root: Path) -> Path:
+    """The shared run's configuration file, ROOT/tiny_workflow/config.yaml, written by the first caller (across
+    xdist workers) without running anything: the cluster test starts its SLURM run from it at once."""
+    workdir = root / "tiny_workflow"
+    config = workdir / "config.yaml"
+    with FileLock(str(root / "tiny_workflow.config.lock")):
+        if not config.is_file():
+            workdir.mkdir(exist_ok=True)
+            staged = write_config(workdir / "config.yaml.part", **tiny_config(workdir))
+            staged.replace(config)
+    return config
+
+
 def make_tiny_run(root: Path) -> TinyRun:
     """The shared run under ROOT/tiny_workflow, made by the first caller (across xdist workers)."""
-    workdir = root / "tiny_workflow"
+    config = tiny_config_file(root)
+    workdir = config.parent
     done = root / "tiny_workflow.json"
     with FileLock(str(root / "tiny_workflow.lock")):
         if not done.is_file():
-            workdir.mkdir(exist_ok=True)
-            config = write_config(workdir / "config.yaml", **tiny_config(workdir))
             main = snakemake(workdir, "--configfile", config, "--cores", "2")
             assert main.returncode == 0, _failed("main DAG", main)
             search = snakemake(workdir, "--configfile", config, "--cores", "2", "search")
             assert search.returncode == 0, _failed("search", search)
-            done.write_text(json.dumps({"config": str(config), "main": main.stdout + main.stderr,
-                                        "search": search.stdout + search.stderr}))
+            done.write_text(json.dumps({"main": main.stdout + main.stderr, "search": search.stdout + search.stderr}))
     made = json.loads(done.read_text())
-    return TinyRun(workdir, Path(made["config"]), made["main"], made["search"])
+    return TinyRun(workdir, config, made["main"], made["search"])

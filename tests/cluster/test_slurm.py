@@ -137,8 +137,9 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(node_cpus, tiny_workflow, tmp_path_factory):
-    """The tiny run's demo DAG on SLURM; its log and sacct records, and the shared local run."""
+def runs(node_cpus, tiny_workflow_config, request, tmp_path_factory):
+    """The tiny run's demo DAG on SLURM; its log and sacct records, and the shared local run (made, if no
+    other test has made it yet, while the SLURM run mostly waits on its status checks)."""
     if not SNAKEFILE.exists():
         pytest.fail(f"{SNAKEFILE} is missing: the cluster test runs the repository's workflow")
     base = tmp_path_factory.mktemp("slurm-run")
@@ -153,7 +154,7 @@ def runs(node_cpus, tiny_workflow, tmp_path_factory):
     # Jobs run `python -m tfvaegan` from the run directory; sbatch --export=ALL passes this on.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     slurm_args = ["--workflow-profile", str(profile_dir)]
-    config = tiny_workflow.config
+    config = tiny_workflow_config
 
     dry = subprocess.run(
         _snakemake(slurm_dir, config, *slurm_args, "--dry-run"), env=env, capture_output=True, text=True
@@ -164,11 +165,15 @@ def runs(node_cpus, tiny_workflow, tmp_path_factory):
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     slurm_log = base / "slurm.log"
     with slurm_log.open("w") as slurm_out:
+        slurm = subprocess.Popen(
+            _snakemake(slurm_dir, config, *slurm_args), env=env, stdout=slurm_out, stderr=subprocess.STDOUT
+        )
         try:
-            slurm_rc = subprocess.run(
-                _snakemake(slurm_dir, config, *slurm_args), env=env, stdout=slurm_out, stderr=subprocess.STDOUT
-            ).returncode
+            tiny_workflow = request.getfixturevalue("tiny_workflow")
+            slurm_rc = slurm.wait(timeout=RUN_TIMEOUT_S + 30)
         finally:
+            if slurm.poll() is None:
+                slurm.kill()
             _cancel_jobs_in(slurm_dir)
     assert slurm_rc == 0, f"SLURM run failed (rc {slurm_rc}):\n{_tail(slurm_log)}"
     # A dry run announces every job as `rule X:`; the real run says `localrule X:` for the
