@@ -25,12 +25,13 @@ from tfvaegan import config as config_module
 from tfvaegan.config import Config
 from tfvaegan.errors import UserError, exception_first_line
 from tfvaegan.fileio import atomic_path
+from tfvaegan.record import HEADLINE_METRICS
 from tfvaegan.method.models import TFVAEGAN
 
 MODEL_FORMAT = "tfvaegan-model/1"
 SYNTHETIC_FORMAT = "tfvaegan-synthetic/1"
 LOG_COLUMNS = ("epoch", "seconds", "loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1",
-               "zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "eval_split",
+               *HEADLINE_METRICS, "eval_split",
                "loss_d2", "wasserstein2")  # transductive training only (empty otherwise)
 SAVED_MODULES = ("generator", "decoder", "feedback")  # what synthesis and classification need
 # model.pt keys the later stages read, and the type each must have

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = bool(os.environ.get("TFVAEGAN_DEBUG"))  # developers want the traceback of every error
     try:
-        return int(args.func(args) or 0)
+        status = args.func(args)  # a stage returns what it made; only the commands that decide one return a status
+        return status if isinstance(status, int) and not isinstance(status, bool) else 0
     except UserError as exc:
         if debug:
             raise
@@ -105,7 +106,7 @@ def _add_model_stages(commands) -> None:
                    "synthetic.pt, metrics.json)")
     p.add_argument("--benchmark", help="benchmark label in metrics.json (default: the dataset)")
     p.add_argument("--variant", default="tfvaegan", help="variant label in metrics.json")
-    p.set_defaults(func=lambda a: stages.run(_config_from(a), a.data_root, a.out, a.benchmark, a.variant) and 0)
+    p.set_defaults(func=lambda a: stages.run(_config_from(a), a.data_root, a.out, a.benchmark, a.variant))
 
     p = commands.add_parser(
         "config", help="print the fully resolved configuration (YAML) a run would use",
@@ -118,7 +119,7 @@ def _add_model_stages(commands) -> None:
     _config_args(p)
     p.add_argument("--model", required=True, type=Path, help="output model file (model.pt)")
     p.add_argument("--log", required=True, type=Path, help="output per-epoch log (train_log.csv)")
-    p.set_defaults(func=lambda a: stages.train_stage(_config_from(a), a.data_root, a.model, a.log) and 0)
+    p.set_defaults(func=lambda a: stages.train_stage(_config_from(a), a.data_root, a.model, a.log))
 
     p = commands.add_parser("synthesize", help="synthesize features of unseen classes with a trained model")
     p.add_argument("--model", required=True, type=Path)
@@ -126,7 +127,7 @@ def _add_model_stages(commands) -> None:
     p.add_argument("--data-root", type=Path, help="data root (default: the one the model was trained on)")
     p.add_argument("--classes", choices=("unseen", "seen", "all"), default="unseen")
     p.add_argument("--num", type=int, help="features per class (default: the config's syn_num)")
-    p.set_defaults(func=lambda a: stages.synthesize_stage(a.model, a.out, a.data_root, a.classes, a.num) and 0)
+    p.set_defaults(func=lambda a: stages.synthesize_stage(a.model, a.out, a.data_root, a.classes, a.num))
 
     p = commands.add_parser("classify", help="train and evaluate the ZSL/GZSL classifiers → metrics.json")
     p.add_argument("--model", required=True, type=Path)
@@ -136,7 +137,7 @@ def _add_model_stages(commands) -> None:
     p.add_argument("--benchmark", help="benchmark label in metrics.json (default: the dataset)")
     p.add_argument("--variant", default="tfvaegan", help="variant label in metrics.json")
     p.set_defaults(func=lambda a: stages.classify_stage(a.model, a.synthetic, a.out, a.data_root, a.benchmark,
-                                                        a.variant) and 0)
+                                                        a.variant))
 
 
 # --------------------------------------------------------------------------- dataset build / check
@@ -337,7 +338,7 @@ def _add_feature_stages(commands) -> None:
                    help="seen classes held out in val_loc, as xlsa17 provides (default 8)")
     p.set_defaults(func=lambda a: demo.make_demo(a.out, seed=a.seed, images_per_class=a.images_per_class,
                                                  image_size=a.image_size, n_unseen=a.n_unseen,
-                                                 n_val_classes=a.n_val_classes) and 0)
+                                                 n_val_classes=a.n_val_classes))
 
     p = commands.add_parser(
         "download", help="download and unpack a public archive (resumable, sha256-verified)",
@@ -354,7 +355,7 @@ def _add_feature_stages(commands) -> None:
     p.add_argument("--cache-dir", help="where the archive is kept (default: <data root>/.downloads)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
     p.set_defaults(func=lambda a: download.download_archive(a.url, a.data_root, a.sha256, a.member_prefix,
-                                                            tuple(a.only or ()), a.cache_dir, a.timeout) and 0)
+                                                            tuple(a.only or ()), a.cache_dir, a.timeout))
 
     p = commands.add_parser(
         "verify-features", help="check a benchmark's feature and split files and record their sha256",
@@ -386,7 +387,7 @@ def _add_report(commands) -> None:
                     "beside the paper's numbers and the difference ours - paper.")
     _metrics_args(p)
     p.add_argument("--out-dir", required=True, metavar="DIR", help="where the three CSV files are written")
-    p.set_defaults(func=lambda a: tables.make_tables(a.metrics, a.paper, a.out_dir) and 0)
+    p.set_defaults(func=lambda a: tables.make_tables(a.metrics, a.paper, a.out_dir))
 
     p = commands.add_parser(
         "plots", help="draw paper_vs_ours.png and training_curves.png from metrics.json files",
@@ -394,13 +395,13 @@ def _add_report(commands) -> None:
                     f"training curves from the {plots.TRAIN_LOG} next to each metrics.json.")
     _metrics_args(p)
     p.add_argument("--out-dir", required=True, metavar="DIR", help="where the PNG files are written")
-    p.set_defaults(func=lambda a: plots.make_plots(a.metrics, a.paper, a.out_dir) and 0)
+    p.set_defaults(func=lambda a: plots.make_plots(a.metrics, a.paper, a.out_dir))
 
     p = commands.add_parser("average-splits", help="average the metrics.json of a benchmark's splits",
                             description=splits.__doc__.split("\n\n")[0])
     p.add_argument("--metrics", nargs="+", required=True, help="metrics.json of each split")
     p.add_argument("--out", required=True, help="metrics.json to write (the seed folder's)")
-    p.set_defaults(func=lambda a: splits.average_splits(a.metrics, a.out) and 0)
+    p.set_defaults(func=lambda a: splits.average_splits(a.metrics, a.out))
 
 
 # --------------------------------------------------------------------------- search trial, search collect
@@ -432,7 +433,7 @@ def _add_search(commands) -> None:
     p.add_argument("--final-model", type=Path, metavar="MODEL_PT",
                    help="the final run's model.pt: its selection cache is written with the best trial's "
                         "selection run, which `run --config best.yaml` then reuses instead of repeating")
-    p.set_defaults(func=lambda a: trials.collect(a.trials, a.metric, a.out_dir, a.final_model) and 0)
+    p.set_defaults(func=lambda a: trials.collect(a.trials, a.metric, a.out_dir, a.final_model))
 
 
 # --------------------------------------------------------------------------- one-line errors

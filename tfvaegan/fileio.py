@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 def current_umask() -> int:
@@ -40,6 +40,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | Path, write: Callable[[str], object]) -> None:
+    """Call write(temp_path) on a temporary file beside `path`, then move it into place."""
+    with atomic_path(path) as temp:
+        write(str(temp))
 
 
 @contextlib.contextmanager

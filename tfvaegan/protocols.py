@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from tfvaegan.errors import DataError, LeakError
+from tfvaegan.record import GZSL_METRICS, HEADLINE_METRICS
 
 SOURCE_VAL_LOC = "xlsa17 val_loc"
 SOURCE_GENERATED = "generated from training classes"
@@ -283,7 +284,7 @@ def paper_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: boo
     if reports_gzsl:
         gzsl_row = best_row(history_rows, "gzsl_h", eval_split="test")
         selection.update(best_epoch_gzsl=row_epoch(gzsl_row),
-                         **{key: metric_value(gzsl_row, key) for key in ("gzsl_seen", "gzsl_unseen", "gzsl_h")})
+                         **{key: metric_value(gzsl_row, key) for key in GZSL_METRICS})
     return selection
 
 
@@ -307,7 +308,7 @@ def val_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: bool,
         "validation": {"source": split.source, "notes": list(split.notes),
                        "n_train": len(split.train), "n_val_seen": len(split.val_seen),
                        "n_val_unseen": len(split.val_unseen),
-                       **{k: row.get(k) for k in ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")}},
+                       **{k: row.get(k) for k in HEADLINE_METRICS}},
     }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +34,7 @@ from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
 from tfvaegan.method.train import train
 from tfvaegan.method.transductive import trainer_for
-
-HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
+from tfvaegan.record import HEADLINE_METRICS, log, percent
 
 @dataclass
 class Trained:
@@ -218,7 +211,7 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     pair = (synthetic["features"].float().to(device), synthetic["labels"].long().to(device))
     if cfg.protocol == "paper":
         final = evaluate(trained.model, zdata, cfg, generator, select="best", synthetic=pair)
-        headline = {k: selection.get(k) for k in HEADLINE}
+        headline = {k: selection.get(k) for k in HEADLINE_METRICS}
         epochs = {"best_epoch_zsl": selection.get("best_epoch_zsl"),
                   "best_epoch_gzsl": selection.get("best_epoch_gzsl")}
         notes = ["paper protocol: generator and classifier epochs chosen by test accuracy, as the "
@@ -228,7 +221,7 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         classifier_epochs = protocols.final_classifier_epochs(selection, steps_per_epoch)
         final = evaluate(trained.model, zdata, cfg, generator, select="last", synthetic=pair,
                          zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"])
-        headline = {k: final.get(k) for k in HEADLINE}
+        headline = {k: final.get(k) for k in HEADLINE_METRICS}
         epochs = {"best_epoch_zsl": selection["generator_epochs"],
                   "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
         notes = ["val protocol: epochs chosen on a validation split of the training data, "
@@ -251,8 +244,8 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         "notes": notes,
     }
     atomic_write_text(Path(out_path), json.dumps(metrics, indent=2, default=float) + "\n")
-    log(f"{metrics['benchmark']} [{cfg.protocol}] ZSL {_percent(headline['zsl_acc'])}  GZSL u "
-        f"{_percent(headline['gzsl_unseen'])} s {_percent(headline['gzsl_seen'])} H {_percent(headline['gzsl_h'])}")
+    log(f"{metrics['benchmark']} [{cfg.protocol}] ZSL {percent(headline['zsl_acc'])}  GZSL u "
+        f"{percent(headline['gzsl_unseen'])} s {percent(headline['gzsl_seen'])} H {percent(headline['gzsl_h'])}")
     return metrics
 
 
@@ -275,10 +268,6 @@ def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: di
         return "a selection without step counts: its epochs kept"
     return (f"{selection['gzsl_classifier_epochs']} epochs, {selection['gzsl_classifier_steps']} steps -> "
             f"{classifier_epochs['gzsl']} epochs of {steps_per_epoch['gzsl']} steps")
-
-
-def _percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
 
 
 # --------------------------------------------------------------------------- run

@@ -22,11 +22,11 @@ The same inputs, seed and thread count give the same weights on a CPU.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +50,9 @@ from tfvaegan.features.extract import (
     weights_path,
 )
 from tfvaegan.fileio import atomic_torch_save, sha256_of
+from tfvaegan.record import log as record_log
+
+log = functools.partial(record_log, stage="finetune")  # the progress lines of fine-tuning
 
 CHECKPOINT_FORMAT = "tfvaegan-finetune-checkpoint/1"
 FEATURE_WIDTH = 2048  # the pooled output of every backbone offered (resnet50/101/152)
@@ -146,8 +149,6 @@ def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: st
     return out
 
 
-def log(message: str) -> None:
-    print(f"finetune: {message}", file=sys.stderr, flush=True)
 
 
 def _checkpoint_path(out: Path) -> Path:

@@ -41,7 +41,6 @@ from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, deco
 from tfvaegan.method.models import TFVAEGAN
 
 HISTORY_LOSSES = ("loss_d", "loss_g", "wasserstein", "vae_loss")
-OPTIMISED_MODULES = ("encoder", "generator", "critic", "feedback", "decoder")
 
 
 def make_optimizers(model: TFVAEGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:

@@ -35,8 +35,8 @@ from tfvaegan.report.tables import (  # noqa: E402
     build_tables,
     load_paper_or_default,
     load_runs,
-    write_atomic,
 )
+from tfvaegan.fileio import write_atomic
 
 TRAIN_LOG = "train_log.csv"
 LOSS_PANELS = (("loss_d", "critic loss"), ("loss_g", "generator loss"))
@@ -282,7 +282,8 @@ def _run_series(run: Run, several_variants: bool) -> str:
     return f"{run.protocol} protocol (accuracy on {split})" + (f", {run.variant}" if several_variants else "")
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
+    """The figure as PNG bytes (closed afterwards): written whole, or not at all, by the caller."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -296,8 +297,8 @@ def make_plots(metrics: Sequence[str | Path], paper: str | Path, out_dir: str | 
     tables = build_tables(runs, load_paper_or_default(paper))
     logs = read_train_logs(runs)
     out_dir = Path(out_dir)
-    images = {out_dir / "paper_vs_ours.png": _png(paper_vs_ours_figure(tables["zsl"], tables["gzsl"])),
-              out_dir / "training_curves.png": _png(training_curves_figure(logs))}
+    images = {out_dir / "paper_vs_ours.png": figure_png(paper_vs_ours_figure(tables["zsl"], tables["gzsl"])),
+              out_dir / "training_curves.png": figure_png(training_curves_figure(logs))}
     for path, data in images.items():
         write_atomic(path, lambda temp, data=data: Path(temp).write_bytes(data))
         print(f"wrote {path}")

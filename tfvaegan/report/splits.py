@@ -16,9 +16,10 @@ from pathlib import Path
 
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_write_text
+from tfvaegan.record import HEADLINE_METRICS
 from tfvaegan.report.tables import check_run, read_metrics_json
 
-AVERAGED = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h", "seconds_per_epoch")
+AVERAGED = (*HEADLINE_METRICS, "seconds_per_epoch")
 SAME_FOR_ALL = ("benchmark", "protocol", "variant", "features", "setting", "transductive_prior", "seed")
 
 

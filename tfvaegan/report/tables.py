@@ -19,14 +19,15 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from tfvaegan.config import TRANSDUCTIVE_PRIORS
 from tfvaegan.errors import UserError
-from tfvaegan.fileio import atomic_path
+from tfvaegan.fileio import write_atomic
+from tfvaegan.record import GZSL_METRICS
 
 FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
 # The paper's ablation, component by component (the variant names of config/config.yaml); the
@@ -178,9 +179,9 @@ def check_run(path: str | Path, data: dict) -> Run:
     seed = data.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{path}: key 'seed': expected an integer, found {seed!r}")
-    gzsl = {key: _fraction(path, data, key, optional=True) for key in ("gzsl_seen", "gzsl_unseen", "gzsl_h")}
+    gzsl = {key: _fraction(path, data, key, optional=True) for key in GZSL_METRICS}
     if len({value is None for value in gzsl.values()}) > 1:
-        raise UserError(f"{path}: keys 'gzsl_seen', 'gzsl_unseen', 'gzsl_h': expected all three numbers "
+        raise UserError(f"{path}: keys {', '.join(map(repr, GZSL_METRICS))}: expected all three numbers "
                         f"or all null, found {gzsl}")
     features = data.get("features") or "plain"  # metrics.json written before fine-tuning existed
     if features not in FEATURES:
@@ -383,12 +384,6 @@ def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str,
         "gzsl": pd.DataFrame(gzsl_rows, columns=GZSL_COLUMNS).round(DECIMALS),
         "ablation": pd.DataFrame(ablation_rows, columns=ABLATION_COLUMNS).round(DECIMALS),
     }
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call write(temp_path) on a temporary file beside `path`, then move it into place."""
-    with atomic_path(path) as temp:
-        write(str(temp))
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from tfvaegan.report.plots import _png, plt
+from tfvaegan.report.plots import figure_png, plt
 
 BEST_COLOUR = "tab:red"
 TRIAL_COLOUR = "tab:blue"
@@ -58,4 +58,4 @@ def trials_figure(trials: Sequence[dict], scores: Sequence[float], metric: str, 
 
 
 def trials_png(trials: Sequence[dict], scores: Sequence[float], metric: str, best: str) -> bytes:
-    return _png(trials_figure(trials, scores, metric, best))
+    return figure_png(trials_figure(trials, scores, metric, best))

@@ -31,11 +31,12 @@ from tfvaegan.device import device_for
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_path, atomic_write_text
 from tfvaegan.protocols import best_index
+from tfvaegan.record import HEADLINE_METRICS, percent
 from tfvaegan.report.trials import trials_png
 from tfvaegan.search.space import METRICS, trial_id
 
 TRIAL_FORMAT = "tfvaegan-search-trial/1"
-VALIDATION_METRICS = stages.HEADLINE  # zsl_acc, gzsl_seen, gzsl_unseen, gzsl_h: at the chosen epoch
+VALIDATION_METRICS = HEADLINE_METRICS  # at the chosen epoch
 # trial.json keys collect reads, and the type each must have
 TRIAL_KEYS = {"trial": str, "settings": dict, "validation": dict, "generator_epochs": int,
               "seconds": (int, float), "config": dict, "data_root": str, "selection_cache": dict}
@@ -71,17 +72,13 @@ def run_trial(cfg: Config, data_root: Path, keys: Sequence[str], out_path: Path)
     }
     atomic_write_text(out_path, json.dumps(record, indent=1, default=float) + "\n")
     model_path.with_suffix(".select.ckpt").unlink(missing_ok=True)
-    scores = "  ".join(f"{key} {_percent(record['validation'][key])}" for key in VALIDATION_METRICS)
+    scores = "  ".join(f"{key} {percent(record['validation'][key], '%')}" for key in VALIDATION_METRICS)
     stages.log(f"trial {record['trial']} on validation, epoch {record['generator_epochs']}: {scores}")
     return record
 
 
 def _settings_text(settings: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
-
-
-def _percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 # --------------------------------------------------------------------------- collecting
@@ -186,5 +183,5 @@ def collect(trial_paths: Sequence[str | Path], metric: str, out_dir: str | Path,
         with atomic_path(path) as temp:
             temp.write_bytes(content)
     stages.log(f"best of {len(trials)} trials by validation {metric}: {best['trial']} "
-               f"({_settings_text(best['settings'])}) {_percent(max(scores))}; wrote {out_dir}/best.yaml")
+               f"({_settings_text(best['settings'])}) {percent(max(scores), '%')}; wrote {out_dir}/best.yaml")
     return best

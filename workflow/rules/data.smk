@@ -134,8 +134,8 @@ rule verify_features:
         data_root=DATA,
         config=lambda w: benchmark_file(w.benchmark),
         # the dataset of each split; for a custom benchmark also its settings (feature file stem, ...)
-        datasets=lambda w: " ".join([settings_args(w.benchmark)] * bool(settings_args(w.benchmark))
-                                    + [f"--dataset {shlex.quote(d)}" for d in data_datasets(w.benchmark)]),
+        datasets=lambda w: " ".join(filter(None, [settings_args(w.benchmark)]
+                                           + [f"--dataset {shlex.quote(d)}" for d in data_datasets(w.benchmark)])),
         files=lambda w: data_files(w.benchmark),  # a changed location re-verifies
     conda:
         CONDA_ENV
