@@ -12,7 +12,7 @@ from conftest import PROJECT_ROOT
 from snakemake.utils import validate
 from tiny_workflow import DEFAULT_CONFIG
 
-from tfvaegan.catalog import Catalog
+from tfvaegan.catalog import Catalog, from_command_line
 from tfvaegan.errors import ConfigError
 
 SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -70,3 +70,25 @@ def test_the_first_bad_run_is_the_one_named():
     catalog = catalog_of(benchmarks=["demo"], variants={"tfvaegan": {}, "bad": {"nepoch": "many"}})
     with pytest.raises(ConfigError, match="with variant 'bad'.*nepoch"):
         catalog.check()
+
+
+def test_command_line_values_are_read_as_the_schema_and_the_config_say():
+    """`snakemake --config 'seeds=[0,1]' 'overrides={lr: 1e-5}'`: Snakemake hands list and mapping items over
+    as text; the schema's types (and, for run keys, tfvaegan.config's reading) turn them back."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    given = {"seeds": ["0", "1"], "benchmarks": ["cub", "sun"], "gpus_per_job": "1",
+             "overrides": {"lr": "1e-5", "device": "cuda", "nepoch": "3"}, "data_root": "123"}
+    read = from_command_line(given, schema)
+    assert read["seeds"] == [0, 1] and read["benchmarks"] == ["cub", "sun"] and read["gpus_per_job"] == 1
+    assert read["overrides"] == {"lr": 1e-5, "device": "cuda", "nepoch": 3}
+    assert read["data_root"] == "123"  # a string key stays a string
+
+
+def test_stage_arguments_of_a_fine_tuned_entry():
+    catalog = catalog_of(benchmarks=["demo_finetuned"])
+    extract = catalog.extraction_args("demo_finetuned", "datasets/demo/res101_finetuned_backbone.pt")
+    assert "--weights datasets/demo/res101_finetuned_backbone.pt" in extract and "--allow-random-init" not in extract
+    assert "--image-size 32" in extract
+    assert "--allow-random-init" in catalog.extraction_args("demo_finetuned")
+    finetune = catalog.finetuning_args("demo_finetuned")
+    assert "--epochs 8 " in finetune and "--crop-scale 0.5 " in finetune and "--allow-random-init" in finetune

@@ -9,16 +9,57 @@ Every message is one line naming the config key; the workflow shows it as a Work
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import shlex
 from pathlib import Path
 
-from tfvaegan.config import from_mapping, layered
+from tfvaegan.config import from_mapping, layered, parse_override
 from tfvaegan.config import read_file as read_config_file
 from tfvaegan.data import layout
 from tfvaegan.errors import ConfigError
 
 MADE_FEATURES = ("demo", "extract", "finetune")  # the feature modes whose file a rule of data.smk makes
+# Mappings of tfvaegan Config keys in the workflow's configuration, read as `--set` reads its values.
+RUN_KEY_MAPPINGS = ("overrides", "variants.*", "catalog.*.settings")
+FINETUNING_OPTIONS = ("epochs", "lr", "batch_size", "image_size", "momentum", "weight_decay", "lr_step", "lr_gamma",
+                      "crop_scale", "device")  # `finetune`'s options with a value, as the `finetuning` keys name them
+
+
+def from_command_line(value, schema: dict, where: str = "", definitions: dict | None = None):
+    """A `snakemake --config` value as the workflow's schema (or, for run keys, tfvaegan.config) reads it:
+    Snakemake's parser hands list and mapping items over as text ('seeds=[0,1]' gives ['0', '1']).
+    SCHEMA is the schema's part for WHERE (the whole schema at the top, whose `definitions` `$ref`s name)."""
+    definitions = schema.get("definitions", {}) if definitions is None else definitions
+    if "$ref" in schema:
+        schema = definitions[schema["$ref"].removeprefix("#/definitions/")]
+    if any(fnmatch.fnmatch(where, pattern) for pattern in RUN_KEY_MAPPINGS) and isinstance(value, dict):
+        return {k: parse_override(f"{k}={v}")[1] if isinstance(v, str) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_command_line(item, schema.get("items", {}), f"{where}[]", definitions) for item in value]
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties", {})
+        return {k: from_command_line(v, schema.get("properties", {}).get(k, extra if isinstance(extra, dict) else {}),
+                                     f"{where}.{k}" if where else k, definitions) for k, v in value.items()}
+    kinds = schema.get("type", [])
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(value, str) and not {"string"} & set(kinds):
+        parsed = parse_override(f"x={value}")[1]  # YAML 1.2: '3' an int, '1e-5' a float, 'true', 'null'
+        if isinstance(parsed, (bool, int, float)) or parsed is None:
+            return parsed
+    return value
+
+
+def _start_args(settings: dict) -> list[str]:
+    """The backbone and where its weights come from, as `extract` and `finetune` both take them."""
+    args = [f"--backbone {settings['backbone']}", f"--seed {settings['seed']}"]
+    if settings.get("weights"):
+        args.append(f"--weights {shlex.quote(str(settings['weights']))}")
+    if settings.get("allow_random_init"):
+        args.append("--allow-random-init")
+    if settings.get("strip_prefix"):
+        args.append(f"--strip-prefix {shlex.quote(settings['strip_prefix'])}")
+    return args
 
 
 class Catalog:
@@ -145,6 +186,24 @@ class Catalog:
 
     def finetuning_settings(self, benchmark: str) -> dict:
         return {**self.config["finetuning"], **(self.entry(benchmark).get("finetuning") or {})}
+
+    def extraction_args(self, benchmark: str, finetuned_weights: str | None = None) -> str:
+        """`extract`'s options; a fine-tuned extraction starts from the fine-tuned weights instead."""
+        settings = self.extraction_settings(benchmark)
+        if finetuned_weights:
+            settings = {**settings, "weights": finetuned_weights, "allow_random_init": False}
+        args = _start_args(settings)
+        args[1:1] = [f"--image-size {settings['image_size']}", f"--batch-size {settings['batch_size']}",
+                     f"--device {settings['device']}"]
+        return " ".join(args)
+
+    def finetuning_args(self, benchmark: str) -> str:
+        """`finetune`'s options: the starting backbone of `extraction`, the recipe of `finetuning`."""
+        recipe = self.finetuning_settings(benchmark)
+        args = _start_args(self.extraction_settings(benchmark))
+        args += [f"--{key.replace('_', '-')} {recipe[key]}" for key in FINETUNING_OPTIONS]
+        args += ["--flip" if recipe["flip"] else "--no-flip"] + (["--amp"] if recipe["amp"] else [])
+        return " ".join(args)
 
     def how_features_are_made(self, benchmark: str) -> tuple:
         """What a made feature file depends on: the mode, the images, the extraction (and the fine-tuning)."""

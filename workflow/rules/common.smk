@@ -2,7 +2,6 @@
 # A run is one benchmark x protocol x variant x seed; its folder, RUN, is the results layout:
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/            one run (image benchmarks)
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/split_{split}/   one split of it (actions)
-import fnmatch
 import functools
 import json
 import re
@@ -18,39 +17,13 @@ from snakemake.utils import update_config, validate
 # copy happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir).parent))
 
-from tfvaegan.catalog import MADE_FEATURES, Catalog  # noqa: E402
-from tfvaegan.config import parse_override  # noqa: E402
+from tfvaegan.catalog import MADE_FEATURES, Catalog, from_command_line  # noqa: E402
 from tfvaegan.data import layout  # noqa: E402
 from tfvaegan.errors import ConfigError  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 SCHEMA_TEXT = yaml.safe_load(SCHEMA.read_text())
-# Mappings of tfvaegan Config keys, read as `--set` reads its values.
-RUN_KEY_MAPPINGS = ("overrides", "variants.*", "catalog.*.settings")
-
-
-def _from_command_line(value, schema, where):
-    """A `--config` value as the schema (or, for run keys, tfvaegan.config) reads it: Snakemake's
-    parser hands list and mapping items over as text ('seeds=[0,1]' gives ['0', '1'])."""
-    schema = SCHEMA_TEXT["definitions"][schema["$ref"].removeprefix("#/definitions/")] if "$ref" in schema else schema
-    if any(fnmatch.fnmatch(where, pattern) for pattern in RUN_KEY_MAPPINGS) and isinstance(value, dict):
-        return {k: parse_override(f"{k}={v}")[1] if isinstance(v, str) else v for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_command_line(item, schema.get("items", {}), f"{where}[]") for item in value]
-    if isinstance(value, dict):
-        extra = schema.get("additionalProperties", {})
-        return {k: _from_command_line(v, schema.get("properties", {}).get(k, extra if isinstance(extra, dict) else {}),
-                                      f"{where}.{k}" if where else k) for k, v in value.items()}
-    kinds = schema.get("type", [])
-    kinds = kinds if isinstance(kinds, list) else [kinds]
-    if isinstance(value, str) and not {"string"} & set(kinds):
-        parsed = parse_override(f"x={value}")[1]  # YAML 1.2: '3' an int, '1e-5' a float, 'true', 'null'
-        if isinstance(parsed, (bool, int, float)) or parsed is None:
-            return parsed
-    return value
-
-
-update_config(config, _from_command_line(dict(workflow.config_settings.config), SCHEMA_TEXT, ""))
+update_config(config, from_command_line(dict(workflow.config_settings.config), SCHEMA_TEXT))
 validate(config, schema=str(SCHEMA), set_default=True)
 
 PROJECT_ROOT = Path(workflow.basedir).parent
@@ -91,8 +64,6 @@ run_settings = CATALOG.run_settings
 config_for = CATALOG.config_for
 settings_args = CATALOG.settings_args
 data_files = CATALOG.data_files
-extraction_settings = CATALOG.extraction_settings
-finetuning_settings = CATALOG.finetuning_settings
 
 
 def settings_of(wildcards):
@@ -244,36 +215,9 @@ def finetune_split_file(wildcards):
     return str(layout.split_path(DATA, config_for(_feature_benchmark(wildcards))))
 
 
-def _start_args(settings):
-    """The backbone and where its weights come from, as `extract` and `finetune` both take them."""
-    args = [f"--backbone {settings['backbone']}", f"--seed {settings['seed']}"]
-    if settings.get("weights"):
-        args.append(f"--weights {shlex.quote(str(settings['weights']))}")
-    if settings.get("allow_random_init"):
-        args.append("--allow-random-init")
-    if settings.get("strip_prefix"):
-        args.append(f"--strip-prefix {shlex.quote(settings['strip_prefix'])}")
-    return args
-
-
 def extraction_args(wildcards):
-    """`extract`'s options; a fine-tuned extraction starts from the fine-tuned weights instead."""
-    settings = extraction_settings(_feature_benchmark(wildcards))
-    if finetuned_backbone(wildcards):
-        settings = {**settings, "weights": finetuned_backbone(wildcards), "allow_random_init": False}
-    args = _start_args(settings)
-    args[1:1] = [f"--image-size {settings['image_size']}", f"--batch-size {settings['batch_size']}",
-                 f"--device {settings['device']}"]
-    return " ".join(args)
+    return CATALOG.extraction_args(_feature_benchmark(wildcards), finetuned_backbone(wildcards) or None)
 
 
 def finetuning_args(wildcards):
-    """`finetune`'s options: the starting backbone of `extraction`, the recipe of `finetuning`."""
-    benchmark = _feature_benchmark(wildcards)
-    recipe = finetuning_settings(benchmark)
-    args = _start_args(extraction_settings(benchmark))
-    args += [f"--{key.replace('_', '-')} {recipe[key]}" for key in
-             ("epochs", "lr", "batch_size", "image_size", "momentum", "weight_decay", "lr_step", "lr_gamma",
-              "crop_scale", "device")]
-    args += ["--flip" if recipe["flip"] else "--no-flip"] + (["--amp"] if recipe["amp"] else [])
-    return " ".join(args)
+    return CATALOG.finetuning_args(_feature_benchmark(wildcards))
