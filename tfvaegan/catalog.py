@@ -170,6 +170,26 @@ class Catalog:
             self._run_settings[key] = (sets, json.dumps(values, sort_keys=True))
         return self._run_settings[key]
 
+    def datasets(self, benchmark: str) -> list[str]:
+        """The dataset folders the benchmark reads (one per split, or the benchmark file's own)."""
+        return [self.config_for(benchmark, k).dataset for k in self.splits(benchmark)] or [
+            self.config_for(benchmark).dataset]
+
+    def archive_files(self) -> tuple[str, ...]:
+        """The files the xlsa17 download gives: those of the `download.benchmarks`. Another provided entry
+        reading only these (cub_transductive reads cub's) is fetched with them."""
+        if not hasattr(self, "_archive_files"):
+            self._archive_files = tuple(sorted({f for b in self.downloaded() for f in self.data_files(b)}))
+        return self._archive_files
+
+    def missing_files(self, benchmark: str) -> list[str]:
+        """The benchmark's provided files that are absent and that no rule of the workflow can make (neither
+        made features nor the download's files)."""
+        files = self.data_files(benchmark)
+        if self.features_mode(benchmark) != "provided" or set(files) <= set(self.archive_files()):
+            return []
+        return [f for f in files if not Path(f).exists()]
+
     def data_files(self, benchmark: str) -> list[str]:
         """The feature file, the split files (one per split) and the manual-attribute file (if used) the
         benchmark reads, where tfvaegan.data.layout puts them."""
@@ -181,6 +201,33 @@ class Catalog:
         return [str(f) for f in files]
 
     # ----------------------------------------------------------------------- how features are made
+    def with_made_features(self, modes=MADE_FEATURES) -> list[str]:
+        """The prepared benchmarks whose features are of the given modes (made by a rule, by default)."""
+        return [b for b in self.prepared if self.features_mode(b) in modes]
+
+    def feature_folders(self, modes=MADE_FEATURES) -> list[str]:
+        return sorted({self.config_for(b).dataset for b in self.with_made_features(modes)})
+
+    def feature_embeddings(self, modes=MADE_FEATURES) -> list[str]:
+        return sorted({self.config_for(b).image_embedding for b in self.with_made_features(modes)})
+
+    def demo_folders(self) -> list[str]:
+        """The dataset folders the demo generator fills: of `features: demo` entries and of `images: demo` ones."""
+        return sorted({self.config_for(b).dataset for b in self.prepared
+                       if self.features_mode(b) == "demo" or self.entry(b).get("images") == "demo"})
+
+    def feature_maker(self, folder: str, embedding: str) -> str:
+        """The benchmark whose feature file <folder>/<embedding>.mat a job makes (the first listed, when several
+        share it: they agree on how it is made, as `check` makes sure)."""
+        return next(b for b in self.with_made_features()
+                    if (self.config_for(b).dataset, self.config_for(b).image_embedding) == (folder, embedding))
+
+    def image_path(self, benchmark: str, folder: str, key: str) -> str:
+        """The entry's `image_root` or `image_list`: absolute, or relative to the dataset's folder in the data
+        root (default: the folder itself, and its image_list.txt)."""
+        path = Path(self.entry(benchmark).get(key) or {"image_root": ".", "image_list": "image_list.txt"}[key])
+        return str(path if path.is_absolute() else Path(self.data_root) / folder / path)
+
     def extraction_settings(self, benchmark: str) -> dict:
         return {**self.config["extraction"], **(self.entry(benchmark).get("extraction") or {})}
 

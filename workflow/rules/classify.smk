@@ -13,7 +13,7 @@ rule classify:
         benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
-        benchmark=lambda w: label_of(w.benchmark),  # the catalog name, or its `label`
+        benchmark=lambda w: CATALOG.label_of(w.benchmark),  # the catalog name, or its `label`
         variant=lambda w: w.variant,
     message:
         "{rule}: the ZSL and GZSL classifiers -> {output} ({threads} thread(s), {resources.gpu} GPU(s), "
@@ -55,7 +55,7 @@ rule average_splits:
     wildcard_constraints:
         benchmark=SPLIT_BENCHMARK_REGEX,
     params:
-        n_splits=lambda w: len(splits(w.benchmark)),  # the splits averaged (a changed list reruns)
+        n_splits=lambda w: len(CATALOG.splits(w.benchmark)),  # the splits averaged (a changed list reruns)
     conda:
         CONDA_ENV
     log:

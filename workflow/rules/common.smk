@@ -2,7 +2,6 @@
 # A run is one benchmark x protocol x variant x seed; its folder, RUN, is the results layout:
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/            one run (image benchmarks)
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/split_{split}/   one split of it (actions)
-import functools
 import json
 import re
 import shlex
@@ -17,7 +16,7 @@ from snakemake.utils import update_config, validate
 # copy happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir).parent))
 
-from tfvaegan.catalog import MADE_FEATURES, Catalog, from_command_line  # noqa: E402
+from tfvaegan.catalog import Catalog, from_command_line  # noqa: E402
 from tfvaegan.data import layout  # noqa: E402
 from tfvaegan.errors import ConfigError  # noqa: E402
 
@@ -53,22 +52,11 @@ try:
 except ConfigError as exc:
     _fail(str(exc))
 SEARCH_BENCHMARKS = CATALOG.search_benchmarks
-PREPARED_BENCHMARKS = CATALOG.prepared
-FILE_VALUES = CATALOG.file_values
-benchmark_file = CATALOG.benchmark_file
-features_mode = CATALOG.features_mode
-label_of = CATALOG.label_of
-splits = CATALOG.splits
-run_values = CATALOG.run_values
-run_settings = CATALOG.run_settings
-config_for = CATALOG.config_for
-settings_args = CATALOG.settings_args
-data_files = CATALOG.data_files
 
 
 def settings_of(wildcards):
     """run_settings of the run (or split) a job belongs to."""
-    return run_settings(wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
+    return CATALOG.run_settings(wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
                         int(wildcards.split) if hasattr(wildcards, "split") else None)
 
 
@@ -84,8 +72,8 @@ def _alternatives(names):
 
 
 BENCHMARK_REGEX = _alternatives(config["catalog"])
-SPLIT_BENCHMARK_REGEX = _alternatives([b for b in config["catalog"] if splits(b)])
-PLAIN_BENCHMARK_REGEX = _alternatives([b for b in config["catalog"] if not splits(b)])
+SPLIT_BENCHMARK_REGEX = _alternatives([b for b in config["catalog"] if CATALOG.splits(b)])
+PLAIN_BENCHMARK_REGEX = _alternatives([b for b in config["catalog"] if not CATALOG.splits(b)])
 
 
 wildcard_constraints:
@@ -108,38 +96,23 @@ def all_metrics():
 
 def all_train_logs():
     """train_log.csv next to each run's metrics.json (split benchmarks have theirs per split)."""
-    return [f"{d}/train_log.csv" for d in run_dirs([b for b in config["benchmarks"] if not splits(b)])]
+    return [f"{d}/train_log.csv" for d in run_dirs([b for b in config["benchmarks"] if not CATALOG.splits(b)])]
 
 
 def split_metrics(wildcards):
-    return [f"{SPLIT_RUN}/metrics.json".format(split=k, **wildcards) for k in splits(wildcards.benchmark)]
+    return [f"{SPLIT_RUN}/metrics.json".format(split=k, **wildcards) for k in CATALOG.splits(wildcards.benchmark)]
 
 
 # --------------------------------------------------------------------------- data files
-@functools.lru_cache(maxsize=None)  # asked once per verify job
-def archive_files():
-    """The files the xlsa17 download gives: those of the `download.benchmarks`. Another provided entry
-    reading only these (cub_transductive reads cub's) is fetched with them."""
-    return tuple(sorted({f for b in CATALOG.downloaded() for f in data_files(b)}))
-
-
 def checked_data_files(wildcards):
     """data_files, refusing early (with a pointer to datasets/README.md) when a provided file is
     missing and no rule of this workflow can make it."""
-    benchmark = wildcards.benchmark
-    files = data_files(benchmark)
-    if features_mode(benchmark) == "provided" and not set(files) <= set(archive_files()):
-        missing = [f for f in files if not Path(f).exists()]
-        if missing:
-            _fail(f"benchmark {benchmark!r}: {missing[0]} not found"
-                  f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
-                  f"{DATASETS_README} says which files go where and where to get them")
-    return files
-
-
-def data_datasets(benchmark):
-    """The dataset folders to verify ('--dataset' per split, or the benchmark file's own)."""
-    return [config_for(benchmark, k).dataset for k in splits(benchmark)] or [config_for(benchmark).dataset]
+    missing = CATALOG.missing_files(wildcards.benchmark)
+    if missing:
+        _fail(f"benchmark {wildcards.benchmark!r}: {missing[0]} not found"
+              f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+              f"{DATASETS_README} says which files go where and where to get them")
+    return CATALOG.data_files(wildcards.benchmark)
 
 
 # --------------------------------------------------------------------------- resources
@@ -156,48 +129,23 @@ def resources_of(group, gpu=False):
 
 
 # --------------------------------------------------------------------------- feature extraction
-
-
-def _benchmarks_with_features(modes):
-    return [b for b in PREPARED_BENCHMARKS if features_mode(b) in modes]
-
-
-def _folder_regex(modes):
-    return _alternatives(sorted({config_for(b).dataset for b in _benchmarks_with_features(modes)}))
-
-
-def _embedding_regex(modes):
-    return _alternatives(sorted({config_for(b).image_embedding for b in _benchmarks_with_features(modes)}))
-
-
-def _demo_folder_regex():
-    """The dataset folders the demo generator fills: of `features: demo` entries and of `images: demo` ones."""
-    demo = [b for b in PREPARED_BENCHMARKS
-            if features_mode(b) == "demo" or config["catalog"][b].get("images") == "demo"]
-    return _alternatives(sorted({config_for(b).dataset for b in demo}))
+FEATURE_FOLDER_REGEX = _alternatives(CATALOG.feature_folders())
+FEATURE_EMBEDDING_REGEX = _alternatives(CATALOG.feature_embeddings())
+FINETUNE_FOLDER_REGEX = _alternatives(CATALOG.feature_folders(["finetune"]))
+FINETUNE_EMBEDDING_REGEX = _alternatives(CATALOG.feature_embeddings(["finetune"]))
+DEMO_FOLDER_REGEX = _alternatives(CATALOG.demo_folders())
 
 
 def _feature_benchmark(wildcards):
-    """The benchmark whose feature file <folder>/<embedding>.mat a job makes (the first listed, when
-    several share it: they agree on how it is made, as checked below)."""
-    return next(b for b in _benchmarks_with_features(MADE_FEATURES)
-                if (config_for(b).dataset, config_for(b).image_embedding) == (wildcards.folder, wildcards.embedding))
-
-
-def _in_dataset_folder(folder, path, default):
-    """A catalog path: absolute, or relative to the dataset's folder in the data root."""
-    path = Path(path or default)
-    return str(path if path.is_absolute() else Path(DATA) / folder / path)
+    return CATALOG.feature_maker(wildcards.folder, wildcards.embedding)
 
 
 def image_root(wildcards):
-    entry = config["catalog"][_feature_benchmark(wildcards)]
-    return _in_dataset_folder(wildcards.folder, entry.get("image_root"), ".")
+    return CATALOG.image_path(_feature_benchmark(wildcards), wildcards.folder, "image_root")
 
 
 def image_list(wildcards):
-    entry = config["catalog"][_feature_benchmark(wildcards)]
-    return _in_dataset_folder(wildcards.folder, entry.get("image_list"), "image_list.txt")
+    return CATALOG.image_path(_feature_benchmark(wildcards), wildcards.folder, "image_list")
 
 
 FINETUNED_BACKBONE = f"{DATA}/{{folder}}/{{embedding}}_backbone.pt"  # finetune_backbone's output
@@ -205,14 +153,14 @@ FINETUNED_BACKBONE = f"{DATA}/{{folder}}/{{embedding}}_backbone.pt"  # finetune_
 
 def finetuned_backbone(wildcards):
     """The fine-tuned weights a `features: finetune` extraction uses ([] for the other modes)."""
-    if features_mode(_feature_benchmark(wildcards)) != "finetune":
+    if CATALOG.features_mode(_feature_benchmark(wildcards)) != "finetune":
         return []
     return FINETUNED_BACKBONE.format(folder=wildcards.folder, embedding=wildcards.embedding)
 
 
 def finetune_split_file(wildcards):
     """The split file whose trainval_loc names the images fine-tuning may open."""
-    return str(layout.split_path(DATA, config_for(_feature_benchmark(wildcards))))
+    return str(layout.split_path(DATA, CATALOG.config_for(_feature_benchmark(wildcards))))
 
 
 def extraction_args(wildcards):

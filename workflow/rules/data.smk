@@ -8,7 +8,7 @@ rule demo_benchmark:
         split=f"{DATA}/{{folder}}/att_splits.mat",
         images=f"{DATA}/{{folder}}/image_list.txt",
     wildcard_constraints:
-        folder=_demo_folder_regex(),
+        folder=DEMO_FOLDER_REGEX,
     params:
         out_dir=lambda w, output: Path(output.split).parent,
         seed=config["demo"]["seed"],
@@ -37,8 +37,8 @@ rule finetune_backbone:
     output:
         FINETUNED_BACKBONE,
     wildcard_constraints:
-        folder=_folder_regex({"finetune"}),
-        embedding=_embedding_regex({"finetune"}),
+        folder=FINETUNE_FOLDER_REGEX,
+        embedding=FINETUNE_EMBEDDING_REGEX,
     params:
         image_root=image_root,
         args=finetuning_args,
@@ -66,8 +66,8 @@ rule extract_features:
     output:
         f"{DATA}/{{folder}}/{{embedding}}.mat",
     wildcard_constraints:
-        folder=_folder_regex(MADE_FEATURES),
-        embedding=_embedding_regex(MADE_FEATURES),
+        folder=FEATURE_FOLDER_REGEX,
+        embedding=FEATURE_EMBEDDING_REGEX,
     params:
         image_root=image_root,
         args=extraction_args,
@@ -90,7 +90,7 @@ rule extract_features:
 
 # `snakemake download_xlsa17` fetches the archive on its own; a run of a listed benchmark (or of an
 # entry reading only its files, as cub_transductive) whose files are missing fetches it first.
-DOWNLOAD_FILES = list(archive_files())
+DOWNLOAD_FILES = list(CATALOG.archive_files())
 
 
 if DOWNLOAD_FILES:
@@ -106,7 +106,7 @@ if DOWNLOAD_FILES:
             url=config["download"]["url"],
             sha256=config["download"]["sha256"] or "",
             prefix=config["download"]["member_prefix"],
-            only=" ".join(f"--only {shlex.quote(config_for(b).dataset)}" for b in CATALOG.downloaded()),
+            only=" ".join(f"--only {shlex.quote(CATALOG.config_for(b).dataset)}" for b in CATALOG.downloaded()),
         message:
             "{rule}: the xlsa17 archive ({params.url}, resumable) -> {params.data_root}"
         conda:
@@ -132,11 +132,11 @@ rule verify_features:
         benchmark=BENCHMARK_REGEX,
     params:
         data_root=DATA,
-        config=lambda w: benchmark_file(w.benchmark),
+        config=lambda w: CATALOG.benchmark_file(w.benchmark),
         # the dataset of each split; for a custom benchmark also its settings (feature file stem, ...)
-        datasets=lambda w: " ".join(filter(None, [settings_args(w.benchmark)]
-                                           + [f"--dataset {shlex.quote(d)}" for d in data_datasets(w.benchmark)])),
-        files=lambda w: data_files(w.benchmark),  # a changed location re-verifies
+        datasets=lambda w: " ".join(filter(None, [CATALOG.settings_args(w.benchmark)]
+                                           + [f"--dataset {shlex.quote(d)}" for d in CATALOG.datasets(w.benchmark)])),
+        files=lambda w: CATALOG.data_files(w.benchmark),  # a changed location re-verifies
     conda:
         CONDA_ENV
     log:

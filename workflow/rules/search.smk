@@ -32,8 +32,8 @@ rule search_trial:
         benchmark=_alternatives(SEARCH_BENCHMARKS),
     params:
         data_root=DATA,
-        config=lambda w: benchmark_file(w.benchmark),
-        sets=lambda w: run_settings(w.benchmark, "val", SEARCH_SPEC.variant, SEARCH_SPEC.seed)[0],
+        config=lambda w: CATALOG.benchmark_file(w.benchmark),
+        sets=lambda w: CATALOG.run_settings(w.benchmark, "val", SEARCH_SPEC.variant, SEARCH_SPEC.seed)[0],
         trial=lambda w: " ".join(shlex.quote(f"--trial={k}={json.dumps(v)}") for k, v in SEARCH_TRIALS[w.trial].items()),
         values=lambda w: json.dumps({**SEARCH_BASE, **SEARCH_TRIALS[w.trial]}, sort_keys=True),  # a change reruns it
     message:

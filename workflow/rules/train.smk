@@ -14,7 +14,7 @@ rule train:
         benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
-        config=lambda w: benchmark_file(w.benchmark),
+        config=lambda w: CATALOG.benchmark_file(w.benchmark),
         sets=lambda w: settings_of(w)[0],
         values=lambda w: settings_of(w)[1],
     message:
