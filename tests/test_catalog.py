@@ -92,3 +92,17 @@ def test_stage_arguments_of_a_fine_tuned_entry():
     assert "--allow-random-init" in catalog.extraction_args("demo_finetuned")
     finetune = catalog.finetuning_args("demo_finetuned")
     assert "--epochs 8 " in finetune and "--crop-scale 0.5 " in finetune and "--allow-random-init" in finetune
+
+
+def test_the_schema_documents_the_extraction_defaults_of_the_package():
+    """features/extract.ExtractionSettings is the one source of the extraction defaults: the workflow schema's
+    `extraction` defaults (what a catalog entry gets for a key it leaves out) and config/config.yaml say the same."""
+    import dataclasses
+
+    from tfvaegan.features.extract import EXTRACTION
+
+    defaults = dataclasses.asdict(EXTRACTION)
+    properties = yaml.safe_load(SCHEMA.read_text())["definitions"]["extraction"]["properties"]
+    assert {key: spec["default"] for key, spec in properties.items()} == defaults
+    written = DEFAULT_CONFIG["extraction"]
+    assert written == {key: defaults[key] for key in written}

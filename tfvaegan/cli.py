@@ -217,14 +217,24 @@ def _add_dataset(commands) -> None:
     p.add_argument("--allow-random-init", action="store_true",
                    help="without ImageNet weights, extract with a seeded random backbone "
                         "(for trying the pipeline only; real results need the weights)")
-    p.add_argument("--backbone", default="resnet101", help="feature extractor backbone (default resnet101)")
-    p.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default 64)")
-    p.add_argument("--image-size", type=int, default=224, help="input crop size (default 224)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    _add_extraction_options(p)
     p.set_defaults(func=_dataset_build)
 
 
 # --------------------------------------------------------------------------- extract, demo, download, verify
+def _add_extraction_options(p) -> None:
+    """The extractor's options of `extract` and `dataset build`, defaults from extract.ExtractionSettings."""
+    defaults = extract.EXTRACTION
+    p.add_argument("--backbone", default=defaults.backbone, choices=sorted(extract.WEIGHT_FILES),
+                   help=f"feature extractor backbone (default {defaults.backbone})")
+    p.add_argument("--image-size", type=int, default=defaults.image_size,
+                   help=f"side of the centre crop in pixels (default {defaults.image_size})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help=f"images per forward pass (default {defaults.batch_size})")
+    p.add_argument("--device", default=defaults.device, help=f"cpu, cuda or cuda:N (default {defaults.device}; "
+                   "the features then do not depend on whether the machine has a GPU)")
+
+
 def _extract(a) -> int:
     extract.extract_stage(a.image_root, a.out, list_file=a.list, class_folders=a.class_folders,
                           split_file=a.split_file, strip_prefix=a.strip_prefix, weights=a.weights,
@@ -261,7 +271,8 @@ def _add_finetune(commands) -> None:
     p.add_argument("--weights", help="ImageNet state dict to start from (default: torchvision's cache)")
     p.add_argument("--allow-random-init", action="store_true",
                    help="without weights, start from the seeded random backbone extract would use (demo, tests)")
-    p.add_argument("--backbone", default="resnet101", choices=sorted(extract.WEIGHT_FILES), help="default resnet101")
+    p.add_argument("--backbone", default=extract.EXTRACTION.backbone, choices=sorted(extract.WEIGHT_FILES),
+                   help=f"default {extract.EXTRACTION.backbone}")
     p.add_argument("--epochs", type=int, default=recipe.epochs,
                    help="passes over the training images (default %(default)s: the authors' CUB file name)")
     p.add_argument("--lr", type=float, default=recipe.lr, help="SGD learning rate (default %(default)s)")
@@ -318,11 +329,9 @@ def _add_feature_stages(commands) -> None:
     p.add_argument("--allow-random-init", action="store_true",
                    help="without weights, use a randomly initialised backbone seeded by --seed "
                         "(the demo does this; not meaningful for real benchmarks)")
-    p.add_argument("--backbone", default="resnet101", choices=sorted(extract.WEIGHT_FILES), help="default resnet101")
-    p.add_argument("--image-size", type=int, default=224, help="side of the centre crop in pixels (default 224)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    _add_extraction_options(p)
+    p.add_argument("--seed", type=int, default=extract.EXTRACTION.seed,
+                   help=f"seed of the random initialisation (default {extract.EXTRACTION.seed})")
     p.set_defaults(func=_extract)
 
     p = commands.add_parser(

@@ -168,8 +168,9 @@ def build(image_root: Path, out: Path, *, attributes_csv: Path | None = None, at
           embedding_model: str | None = None, unseen: str | None = None, unseen_fraction: float | None = None,
           seed: int = 0, test_seen_fraction: float = 0.2, val_class_fraction: float = 1 / 3,
           image_embedding: str = "res101", class_embedding: str = "att", weights: str | None = None,
-          batch_size: int = 64, device: str = "auto", image_size: int = 224, backbone: str = "resnet101",
-          allow_random_init: bool = False) -> Path:
+          batch_size: int = extract.EXTRACTION.batch_size, device: str = extract.EXTRACTION.device,
+          image_size: int = extract.EXTRACTION.image_size, backbone: str = extract.EXTRACTION.backbone,
+          allow_random_init: bool = extract.EXTRACTION.allow_random_init) -> Path:
     """Build a dataset folder in the xlsa17 layout; the folder appears whole or not at all."""
     image_root, out = Path(image_root), Path(out)
     if out.exists():

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -37,6 +38,26 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 MIN_IMAGE_SIZE = 16  # below this ResNet's stride-32 stages pool a single padded pixel
 
 
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """How features are extracted: the one source of these defaults, for `extract` and `dataset build`
+    (their options and functions) and the workflow's `extraction` keys (whose schema defaults a test keeps
+    equal to these). The device is the CPU unless asked: the same images give the same features on any
+    machine, a GPU one included, until `--device cuda` is chosen."""
+
+    backbone: str = "resnet101"     # torchvision backbone whose pooled 2048-d output is the feature
+    weights: str | None = None      # ImageNet state-dict file; None = torchvision's cache
+    allow_random_init: bool = False  # without weights, a seeded random backbone (demo, tests)
+    image_size: int = 224           # side of the centre crop in pixels
+    batch_size: int = 64            # images per forward pass
+    device: str = "cpu"             # cpu, cuda or cuda:N
+    seed: int = 0                   # seed of the random initialisation
+    strip_prefix: str = ""          # prefix removed from every listed image path
+
+
+EXTRACTION = ExtractionSettings()
+
+
 def safe_image_path(image_root: str | Path, entry: str) -> Path:
     """The file `entry` names under `image_root`; refuses entries that would leave the root."""
     root = Path(image_root).resolve()
@@ -55,7 +76,7 @@ def safe_image_path(image_root: str | Path, entry: str) -> Path:
     return candidate
 
 
-def weights_path(backbone: str = "resnet101", weights: str | Path | None = None) -> Path | None:
+def weights_path(backbone: str = EXTRACTION.backbone, weights: str | Path | None = None) -> Path | None:
     """The ImageNet checkpoint to use: `weights` if given, else torchvision's cache, else None."""
     if weights is not None:
         path = Path(weights).expanduser()
@@ -74,7 +95,7 @@ def _missing_weights_message(backbone: str) -> str:
             f"(only meaningful for the demo)")
 
 
-def build_backbone(backbone: str = "resnet101", weights: str | Path | None = None, seed: int = 0,
+def build_backbone(backbone: str = EXTRACTION.backbone, weights: str | Path | None = None, seed: int = EXTRACTION.seed,
                    allow_random_init: bool = False):
     """The ResNet with its classifier removed (outputs the pooled 2048-d features), in eval mode."""
     import torchvision  # imported when needed: it adds seconds to every command's start-up
@@ -210,8 +231,9 @@ def check_images(image_paths: Sequence[str | Path]) -> None:
 
 
 def extract_features(image_paths: Sequence[str | Path], weights: str | Path | None = None,
-                     batch_size: int = 64, device: str = "cpu", image_size: int = 224,
-                     backbone: str = "resnet101", seed: int = 0, allow_random_init: bool = False,
+                     batch_size: int = EXTRACTION.batch_size, device: str = EXTRACTION.device,
+                     image_size: int = EXTRACTION.image_size, backbone: str = EXTRACTION.backbone,
+                     seed: int = EXTRACTION.seed, allow_random_init: bool = EXTRACTION.allow_random_init,
                      progress: bool = True) -> np.ndarray:
     """Pooled backbone features of the images, in their order: (N, 2048) float32."""
     check_options(batch_size, image_size, device)
@@ -345,9 +367,11 @@ def write_feature_file(out: str | Path, features: np.ndarray, labels: np.ndarray
 
 
 def extract_stage(image_root: str | Path, out: str | Path, *, list_file: str | Path | None = None,
-                  class_folders: bool = False, split_file: str | Path | None = None, strip_prefix: str = "",
-                  weights: str | Path | None = None, allow_random_init: bool = False, backbone: str = "resnet101",
-                  image_size: int = 224, batch_size: int = 64, device: str = "cpu", seed: int = 0) -> Path:
+                  class_folders: bool = False, split_file: str | Path | None = None,
+                  strip_prefix: str = EXTRACTION.strip_prefix, weights: str | Path | None = EXTRACTION.weights,
+                  allow_random_init: bool = EXTRACTION.allow_random_init, backbone: str = EXTRACTION.backbone,
+                  image_size: int = EXTRACTION.image_size, batch_size: int = EXTRACTION.batch_size,
+                  device: str = EXTRACTION.device, seed: int = EXTRACTION.seed) -> Path:
     """The listed images (`list_file`, or one folder per class) → `out` in the res101.mat layout."""
     if (list_file is None) == (not class_folders):
         raise UserError("extract: expected exactly one of --list FILE or --class-folders")

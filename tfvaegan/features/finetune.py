@@ -39,6 +39,7 @@ from PIL import Image
 from tfvaegan.data.validate import image_split
 from tfvaegan.errors import DataError, UserError, exception_first_line
 from tfvaegan.features.extract import (
+    EXTRACTION,
     build_backbone,
     check_images,
     check_options,
@@ -109,7 +110,7 @@ class _Parts:
 
 def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: str | Path, out: str | Path, *,
                    strip_prefix: str = "", weights: str | Path | None = None, allow_random_init: bool = False,
-                   backbone: str = "resnet101", recipe: Recipe = Recipe(), device: str = "auto",
+                   backbone: str = EXTRACTION.backbone, recipe: Recipe = Recipe(), device: str = "auto",
                    seed: int = 0) -> Path:
     """The trainval images of `list_file` (rows of `split_file`'s trainval_loc) → the fine-tuned
     backbone's weights in `out`; every input is checked before the first step."""
