@@ -22,7 +22,8 @@ step() {  # step NAME COMMAND...: run, log to $out/NAME.log, remember a failure
 }
 step device "$python" -c "import torch; print('torch', torch.__version__, '| cuda', torch.version.cuda, '|',
       torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
-step tests "$python" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py
+# -o addopts="": one process, and no need for pytest-xdist on a bare GPU machine (pyproject.toml asks for -n auto)
+step tests "$python" -m pytest -o addopts="" -m gpu -q -p no:cacheprovider tests/test_gpu.py
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
 step bench "$python" -m tfvaegan.bench --json "$out/bench_gpu.json" ${BENCH_ARGS:-}
 # shellcheck disable=SC2086
