@@ -120,3 +120,19 @@ def test_the_run_records_vocabulary_is_defined_once():
         owners["functions"] += [f"{name}.{found}" for found in defined.findall(text)]
     assert owners["names"] == ["tfvaegan.record"]
     assert sorted(owners["functions"]) == ["tfvaegan.record.log", "tfvaegan.record.percent"]
+
+
+def test_the_protocols_runs_are_defined_once():
+    """protocols.py carries out both protocols (training run, final evaluation, notes); stages.py only calls it,
+    and the selection arithmetic is method/selection.py's."""
+    stages = (PACKAGE / "stages.py").read_text()
+    assert 'cfg.protocol == "paper"' not in stages and "protocol ==" not in stages
+    assert "protocols.train_under_protocol(" in stages and "protocols.final_evaluation(" in stages
+    defined = {name: [m for m, path in MODULES.items()
+                      if re.search(rf"^def {name}\(", path.read_text(), re.M)]
+               for name in ("train_under_protocol", "choose_on_validation", "final_evaluation", "setting_notes",
+                            "paper_selection", "val_selection", "final_classifier_epochs")}
+    assert defined == {**{name: ["tfvaegan.protocols"] for name in ("train_under_protocol", "choose_on_validation",
+                                                                     "final_evaluation", "setting_notes")},
+                       **{name: ["tfvaegan.method.selection"] for name in ("paper_selection", "val_selection",
+                                                                            "final_classifier_epochs")}}

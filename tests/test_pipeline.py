@@ -91,7 +91,7 @@ def test_val_protocol_selects_on_validation_only(toy_root, tmp_path):
     for key in HEADLINE:
         assert metrics[key] == metrics["final_model"][key]
     # the final classifiers train as many steps as the chosen epochs took on the validation split
-    from tfvaegan.protocols import final_classifier_epochs
+    from tfvaegan.method.selection import final_classifier_epochs
 
     steps_per_epoch = {k: metrics["final_model"][f"{k}_classifier_steps_per_epoch"] for k in ("zsl", "gzsl")}
     chosen = final_classifier_epochs(selection, steps_per_epoch)
@@ -368,3 +368,28 @@ def test_model_file_is_written_after_the_log_so_a_crash_leaves_no_mismatched_pai
     # either the old pair is untouched or there is no model: never a new log beside an old model
     assert (model.read_bytes(), log_path.read_text()) == (b"old model", "old log\n") or not model.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "train_log.csv"], "no temporary files left"
+
+
+def test_run_resolves_the_device_and_prepares_each_split_once(toy_root, tmp_path, monkeypatch):
+    """`run` hands the device and the prepared test split from train to synthesize and classify (paper
+    protocol: one split, the test split; the stages called one by one each prepare their own)."""
+    from tfvaegan import stages
+    from tfvaegan.data.load import Benchmark
+
+    root, config = toy_root
+    calls = {"device": 0, "split": 0}
+    real_device_for, real_split = stages.device_for, Benchmark.split
+
+    def counted_device_for(*args, **kwargs):
+        calls["device"] += 1
+        return real_device_for(*args, **kwargs)
+
+    def counted_split(self, *args, **kwargs):
+        calls["split"] += 1
+        return real_split(self, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "device_for", counted_device_for)
+    monkeypatch.setattr(Benchmark, "split", counted_split)
+    assert main(["run", "--data-root", str(root), "--dataset", "TOY", "--config", str(config),
+                 "--set", "nepoch=1", "--set", "classifier_nepoch=1", "--out", str(tmp_path)]) == 0
+    assert calls == {"device": 1, "split": 1}

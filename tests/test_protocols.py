@@ -11,6 +11,7 @@ import pytest
 from tfvaegan.config import Config
 from tfvaegan.data.validate import RawDataset
 from tfvaegan.errors import DataError, LeakError
+from tfvaegan.method.selection import best_index, best_row, paper_selection, row_epoch, val_selection
 from tfvaegan.protocols import (
     SOURCE_GENERATED,
     SOURCE_VAL_LOC,
@@ -18,11 +19,6 @@ from tfvaegan.protocols import (
     XLSA17_VAL_CLASSES,
     ValidationSplit,
     assert_no_test_leak,
-    best_index,
-    best_row,
-    paper_selection,
-    row_epoch,
-    val_selection,
     validation_split,
 )
 
@@ -330,7 +326,7 @@ def test_selection_errors_name_the_key():
 
 
 def test_the_final_gzsl_classifier_trains_as_many_steps_as_chosen_on_validation():
-    from tfvaegan.protocols import final_classifier_epochs
+    from tfvaegan.method.selection import final_classifier_epochs
 
     selection = {"zsl_classifier_epochs": 21, "zsl_classifier_steps": 21 * 8,
                  "gzsl_classifier_epochs": 21, "gzsl_classifier_steps": 21 * 14}

@@ -1,27 +1,38 @@
-"""Evaluation protocols: which split chooses the epochs, and the validation split of the `val` protocol.
+"""The two evaluation protocols, end to end: which split chooses the epochs, the validation split of the
+`val` protocol, each protocol's training run, its final evaluation and metrics.json's notes on it.
 
-The official code evaluates on the test set after every epoch and reports the best epoch; that is
-the `paper` protocol, kept as the labelled reproduction of the published numbers. The `val`
-protocol chooses the generator and classifier epoch counts on a validation split carved out of the
-training data only (`validation_split`), so that the test set is touched once. docs/protocols.md
-explains both and how to read the tables.
+- paper (the official behaviour, kept as the labelled reproduction of the published numbers): evaluate
+  on the test set after every generator epoch and report the best ZSL accuracy and the best GZSL H,
+  each from its own epoch; the classifiers keep their best epoch on the test set too.
+- val (honest): train on a validation split carved out of the training data only (`validation_split`),
+  choose the number of generator epochs and of classifier epochs there (`choose_on_validation`), retrain
+  on trainval with those counts, and evaluate once on the test set.
 
-Selection rules are pure functions over per-epoch history rows (the `train_log.csv` columns):
-`paper_selection` and `val_selection`, both built on `best_row`. In the `val` protocol they receive
-validation metrics only; `best_row(..., eval_split="val")` refuses a row evaluated on any other
-split rather than silently ignoring it.
+The selection arithmetic over a training history is tfvaegan/method/selection.py's. docs/protocols.md
+explains both protocols and how to read the tables.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
+import json
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tfvaegan import artifacts
+from tfvaegan.config import Config
+from tfvaegan.data.load import Benchmark
+from tfvaegan.data.preprocess import ZSLData
 from tfvaegan.errors import DataError, LeakError
-from tfvaegan.record import GZSL_METRICS, HEADLINE_METRICS
+from tfvaegan.fileio import atomic_write_text
+from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
+from tfvaegan.method.selection import final_classifier_epochs, paper_selection, val_selection
+from tfvaegan.method.train import train
+from tfvaegan.method.transductive import trainer_for
+from tfvaegan.record import HEADLINE_METRICS, log
 
 SOURCE_VAL_LOC = "xlsa17 val_loc"
 SOURCE_GENERATED = "generated from training classes"
@@ -215,115 +226,113 @@ def assert_no_test_leak(split: ValidationSplit, raw: Any) -> None:
         raise LeakError("validation-seen images belong to classes that are not trained on")
 
 
-# ---------------------------------------------------------------------------------- selection
-def metric_value(row: Mapping[str, Any], metric: str) -> float | None:
-    """The row's metric as a float, or None where the epoch was not evaluated ('' / None / NaN)."""
-    value = row.get(metric)
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"history row of epoch {row.get('epoch')!r}: key '{metric}': expected a number "
-                         f"or empty, found {value!r}") from None
-    return None if math.isnan(value) else value
+# ---------------------------------------------------------------------------------- the protocols' runs
+def train_under_protocol(benchmark: Benchmark, device, model_path: Path):
+    """The training of a run, as its protocol says: (the final training's result, the history written to
+    train_log.csv, the selection, the test split it was made for)."""
+    if benchmark.cfg.protocol == "paper":
+        return _train_paper(benchmark, device, model_path)
+    return _train_val(benchmark, device, model_path)
 
 
-def best_index(values: Sequence[float | None]) -> int:
-    """argmax over the present values, the earliest on ties (the official `>` comparison)."""
-    best, best_value = -1, -math.inf
-    for i, value in enumerate(values):
-        if value is not None and not math.isnan(value) and value > best_value:
-            best, best_value = i, value
-    if best < 0:
-        raise ValueError("no evaluated value to select from")
-    return best
+def _train_paper(benchmark: Benchmark, device, model_path: Path):
+    """Train on trainval, evaluated on the test set after every epoch; report the best epochs."""
+    cfg, raw = benchmark.cfg, benchmark.raw
+    zdata = benchmark.test_split(device)
+    result = train(cfg, zdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(zdata, cfg, "test"),
+                   checkpoint=model_path.with_suffix(".ckpt"),
+                   fingerprint=artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file), log=log)
+    return result, result.history, paper_selection(result.history, cfg.reports_gzsl), zdata
 
 
-def best_row(history_rows: Iterable[Mapping[str, Any]], metric: str,
-             eval_split: str | None = None) -> Mapping[str, Any]:
-    """The evaluated row with the highest `metric` (earliest on ties).
-
-    With `eval_split`, every evaluated row must carry that `eval_split`; a row evaluated on another
-    split raises LeakError, so that a `val` selection can never see a test number.
-    """
-    evaluated = []
-    for row in history_rows:
-        if metric_value(row, metric) is None:
-            continue
-        if eval_split is not None and row.get("eval_split") != eval_split:
-            raise LeakError(
-                f"selection on '{eval_split}' received '{metric}' evaluated on "
-                f"{row.get('eval_split')!r} at epoch {row.get('epoch')}"
-            )
-        evaluated.append(row)
-    if not evaluated:
-        raise ValueError(f"no epoch evaluated '{metric}'" + (f" on '{eval_split}'" if eval_split else ""))
-    return evaluated[best_index([metric_value(r, metric) for r in evaluated])]
+def _train_val(benchmark: Benchmark, device, model_path: Path):
+    """Choose the epochs on the validation split, then retrain on trainval for that many epochs."""
+    cfg, raw = benchmark.cfg, benchmark.raw
+    selection, select_history = choose_on_validation(benchmark, device, model_path)
+    zdata = benchmark.test_split(device)
+    final_cfg = dataclasses.replace(cfg, nepoch=selection["generator_epochs"])
+    log(f"retraining on trainval for the {final_cfg.nepoch} epochs chosen on the validation split")
+    result = train(final_cfg, zdata, device, make_trainer=trainer_for(cfg), checkpoint=model_path.with_suffix(".ckpt"),
+                   fingerprint=artifacts.run_fingerprint(final_cfg, raw.feature_file, raw.split_file, "final"),
+                   log=log)
+    history = select_history + [{**row, "eval_split": "trainval"} for row in result.history]
+    return result, history, selection, zdata
 
 
-def row_epoch(row: Mapping[str, Any]) -> int:
-    """The row's `epoch` as an int; '3' and '3.0' (a CSV round trip) are both 3."""
-    value = row.get("epoch")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not number.is_integer():
-        raise ValueError(f"history row: key 'epoch': expected an integer epoch, found {value!r}")
-    return int(number)
+def choose_on_validation(benchmark: Benchmark, device, model_path: Path) -> tuple[dict, list[dict]]:
+    """The val protocol's selection run on the validation split (cached in <model>.selection.json)."""
+    cfg, raw = benchmark.cfg, benchmark.raw
+    split = validation_split(raw, cfg, cfg.manualSeed)
+    assert_no_test_leak(split, raw)
+    vdata = benchmark.split(split.train, split.val_seen, split.val_unseen, device)
+    key = artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file, "selection")
+    cache = artifacts.selection_cache_path(model_path)
+    if cache.is_file():
+        cached = artifacts.read_selection_cache(cache, log)  # None, logged, when damaged: it is only a cache
+        if cached is not None and cached.get("fingerprint") == key:
+            log(f"reusing the epoch selection in {cache}")
+            return cached["selection"], cached["history"]
+    log(f"selection run on the validation split ({split.source}): {len(split.train)} train, "
+        f"{len(split.val_seen)} val-seen, {len(split.val_unseen)} val-unseen images")
+    result = train(cfg, vdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(vdata, cfg, "val"),
+                   checkpoint=model_path.with_suffix(".select.ckpt"), fingerprint=key, log=log)
+    selection = val_selection(result.history, cfg.reports_gzsl, split)  # LeakError on a test number
+    atomic_write_text(cache, json.dumps({"fingerprint": key, "selection": selection,
+                                         "history": result.history}, indent=1))
+    return selection, result.history
 
 
-def paper_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: bool) -> dict[str, Any]:
-    """The official report: the best ZSL accuracy and the best GZSL H over the epochs evaluated on
-    the test set, each from its own epoch (the earliest on ties)."""
-    history_rows = list(history_rows)  # read once per metric: an iterator (csv.DictReader) would be spent
-    zsl_row = best_row(history_rows, "zsl_acc", eval_split="test")
-    selection = {"protocol": "paper", "selected_on": "test",
-                 "best_epoch_zsl": row_epoch(zsl_row), "zsl_acc": metric_value(zsl_row, "zsl_acc")}
-    if reports_gzsl:
-        gzsl_row = best_row(history_rows, "gzsl_h", eval_split="test")
-        selection.update(best_epoch_gzsl=row_epoch(gzsl_row),
-                         **{key: metric_value(gzsl_row, key) for key in GZSL_METRICS})
-    return selection
+def _evaluator(zdata: ZSLData, cfg: Config, split_name: str):
+    def run_evaluation(trainer, epoch, generator):
+        return {**evaluate(trainer.model, zdata, cfg, generator, select="best"), "eval_split": split_name}
+    return run_evaluation
 
 
-def val_selection(history_rows: Iterable[Mapping[str, Any]], reports_gzsl: bool,
-                  split: ValidationSplit) -> dict[str, Any]:
-    """The val protocol's choice on its validation run: the generator epoch with the best GZSL H
-    (ZSL accuracy without GZSL), and the classifier epochs that evaluation kept, for the retraining
-    on trainval. A row evaluated on anything but the validation split is a LeakError."""
-    metric = "gzsl_h" if reports_gzsl else "zsl_acc"
-    row = best_row(history_rows, metric, eval_split="val")
-    steps = lambda kind: (row[f"{kind}_classifier_epoch"] * row[f"{kind}_classifier_steps_per_epoch"]
-                          if row.get(f"{kind}_classifier_epoch") is not None
-                          and row.get(f"{kind}_classifier_steps_per_epoch") is not None else None)
-    return {
-        "protocol": "val", "selected_on": "validation", "metric": metric,
-        "generator_epochs": row_epoch(row),
-        "zsl_classifier_epochs": row.get("zsl_classifier_epoch"),
-        "gzsl_classifier_epochs": row.get("gzsl_classifier_epoch"),
-        "zsl_classifier_steps": steps("zsl"),
-        "gzsl_classifier_steps": steps("gzsl"),
-        "validation": {"source": split.source, "notes": list(split.notes),
-                       "n_train": len(split.train), "n_val_seen": len(split.val_seen),
-                       "n_val_unseen": len(split.val_unseen),
-                       **{k: row.get(k) for k in HEADLINE_METRICS}},
-    }
+def final_evaluation(model, zdata: ZSLData, cfg: Config, selection: dict, synthetic: tuple, generator):
+    """The final classifiers on the synthetic features, as the protocol says: (the evaluation, the headline
+    numbers, the epochs reported, metrics.json's notes). paper: the classifiers keep their best epoch on the
+    test set, the headline numbers are the training run's best test epochs; val: the classifiers train the
+    length chosen on the validation split, evaluated once."""
+    if cfg.protocol == "paper":
+        final = evaluate(model, zdata, cfg, generator, select="best", synthetic=synthetic)
+        headline = {k: selection.get(k) for k in HEADLINE_METRICS}
+        epochs = {"best_epoch_zsl": selection.get("best_epoch_zsl"),
+                  "best_epoch_gzsl": selection.get("best_epoch_gzsl")}
+        notes = ["paper protocol: generator and classifier epochs chosen by test accuracy, as the "
+                 "official code does; ZSL and GZSL may come from different epochs"]
+    else:
+        steps_per_epoch = classifier_steps_per_epoch(cfg, len(zdata.train_label), len(synthetic[1]))
+        classifier_epochs = final_classifier_epochs(selection, steps_per_epoch)
+        final = evaluate(model, zdata, cfg, generator, select="last", synthetic=synthetic,
+                         zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"])
+        headline = {k: final.get(k) for k in HEADLINE_METRICS}
+        epochs = {"best_epoch_zsl": selection["generator_epochs"],
+                  "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
+        notes = ["val protocol: epochs chosen on a validation split of the training data, "
+                 "then one evaluation on the test set",
+                 "val protocol: the GZSL classifier trains as many steps as its chosen epochs took on the "
+                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)}); the ZSL "
+                 "classifier its chosen epochs"]
+        notes += list(selection["validation"].get("notes", []))
+    return final, headline, epochs, notes + setting_notes(cfg)
 
 
-def final_classifier_epochs(selection: Mapping[str, Any], steps_per_epoch: Mapping[str, int]) -> dict[str, Any]:
-    """The classifier epochs of the val protocol's final evaluation.
+def setting_notes(cfg: Config) -> list[str]:
+    """What a transductive run trained on, and whether it read test labels."""
+    if not cfg.transductive:
+        return []
+    unlabelled = ("the features of test_unseen, unlabelled" if cfg.protocol == "paper" else
+                  "the validation-unseen features while choosing the epochs, then those of test_unseen; "
+                  "all unlabelled")
+    prior = ("transductive prior 'uniform': the unseen classes of D2's fakes drawn uniformly; no test label "
+             "is read in training" if cfg.transductive_prior == "uniform" else
+             "transductive prior 'labels' (the authors' code, 'known class prior'): D2's fakes take the class "
+             "embeddings of the unlabelled batch's TRUE labels, so training uses test labels")
+    return [f"transductive: D2 trains on {unlabelled}", prior]
 
-    GZSL: as many optimisation steps as the epochs chosen on the validation split took there. The
-    final classifier trains on more data (trainval's images, the synthetic features of more unseen
-    classes), so the same epoch count would train it longer, and its unseen accuracy falls as the
-    softmax turns to the seen classes with every further step (on the demo about 1.5x the steps:
-    test H 4.8 % instead of 11.4 %, docs/protocols.md). ZSL, which has no seen classes to turn to and
-    whose accuracy still grows at the end of the 25 epochs, keeps its epoch count (in steps it would
-    lose 3 points there). A selection without step counts (an older model file) keeps its epochs.
-    """
-    epochs = {"zsl": selection.get("zsl_classifier_epochs")}
-    chosen, steps = selection.get("gzsl_classifier_epochs"), selection.get("gzsl_classifier_steps")
-    epochs["gzsl"] = chosen if chosen is None or steps is None else max(1, round(steps / steps_per_epoch["gzsl"]))
-    return epochs
+
+def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:
+    if selection.get("gzsl_classifier_steps") is None:
+        return "a selection without step counts: its epochs kept"
+    return (f"{selection['gzsl_classifier_epochs']} epochs, {selection['gzsl_classifier_steps']} steps -> "
+            f"{classifier_epochs['gzsl']} epochs of {steps_per_epoch['gzsl']} steps")

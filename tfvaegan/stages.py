@@ -1,14 +1,7 @@
 """The stages the workflow runs, as functions of paths: verify-features, train, synthesize, classify,
 and `run`, which chains the last three in one process (data loaded and validated once, the model
-handed on in memory; the files written are those of the three stages).
-
-Both protocols (protocols.py) are carried out here:
-- paper (the official behaviour): evaluate on the test set after every generator epoch and report
-  the best ZSL accuracy and the best GZSL H, each from its own epoch; the classifiers keep their
-  best epoch on the test set too.
-- val (honest): train on a validation split built from training data only, choose the number of
-  generator epochs and of classifier epochs there, retrain on trainval with those counts, and
-  evaluate once on the test set.
+handed on in memory; the files written are those of the three stages). Files in, a call, files out:
+what a protocol trains and evaluates is protocols.py's.
 """
 from __future__ import annotations
 
@@ -29,12 +22,10 @@ from tfvaegan.data.preprocess import ZSLData
 from tfvaegan.device import device_for
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_torch_save, atomic_write_text, sha256_of
-from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
 from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
-from tfvaegan.method.train import train
-from tfvaegan.method.transductive import trainer_for
-from tfvaegan.record import HEADLINE_METRICS, log, percent
+from tfvaegan.record import log, percent
+
 
 @dataclass
 class Trained:
@@ -45,6 +36,8 @@ class Trained:
     saved: dict  # model.pt's contents
     path: Path  # model.pt
     device: torch.device
+    # The test split `train` prepared for this model, handed on in memory by `run` (None when read from model.pt).
+    test_data: ZSLData | None = None
 
     @classmethod
     def load(cls, path: Path) -> "Trained":
@@ -52,6 +45,11 @@ class Trained:
         model = artifacts.restore_model(saved, cfg, Path(path))
         device = device_for(cfg.device, cfg.amp)
         return cls(model.to(device), cfg, saved, Path(path), device)
+
+    def test_split(self, data_root: Path | None) -> ZSLData:
+        """The test split the model is evaluated on: the one `train` prepared, or the data it was trained on
+        (or the same benchmark under another root), prepared on its device."""
+        return self.test_data if self.test_data is not None else self.benchmark(data_root).test_split(self.device)
 
     def benchmark(self, data_root: Path | None) -> Benchmark:
         """The data the model was trained on (or the same benchmark under another root); sizes that
@@ -93,90 +91,35 @@ def with_seed(cfg: Config) -> Config:
 
 
 def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path,
-                benchmark: Benchmark | None = None) -> Trained:
-    """Train under the config's protocol; writes model.pt and train_log.csv."""
+                benchmark: Benchmark | None = None, device: torch.device | None = None) -> Trained:
+    """Train under the config's protocol; writes model.pt and train_log.csv. `run` hands over the benchmark it
+    loaded and the device it resolved."""
     cfg = with_seed(cfg)
-    device = device_for(cfg.device, cfg.amp)
+    device = device or device_for(cfg.device, cfg.amp)
     benchmark = benchmark or load_benchmark(data_root, cfg)
     benchmark = dataclasses.replace(benchmark, cfg=dataclasses.replace(benchmark.cfg, manualSeed=cfg.manualSeed))
     model_path = Path(model_path)
     log(f"{cfg.dataset}: protocol {cfg.protocol}, seed {cfg.manualSeed}, device {device}")
-    if cfg.protocol == "paper":
-        result, history, selection, zdata = _train_paper(benchmark, device, model_path)
-    else:
-        result, history, selection, zdata = _train_val(benchmark, device, model_path)
+    result, history, selection, zdata = protocols.train_under_protocol(benchmark, device, model_path)
     saved = artifacts.model_record(benchmark.cfg, result.trainer.model, history, selection,
                                    seconds_per_epoch=result.seconds_per_epoch, epochs_trained=len(result.history),
                                    data_root=data_root, data=zdata.info, device=device)
     artifacts.write_model_and_log(saved, model_path, log_path)
     for leftover in (model_path.with_suffix(".ckpt"), model_path.with_suffix(".select.ckpt")):
         leftover.unlink(missing_ok=True)
-    return Trained(result.trainer.model.eval(), benchmark.cfg, saved, model_path, device)
-
-
-def _train_paper(benchmark: Benchmark, device, model_path: Path):
-    """Train on trainval, evaluated on the test set after every epoch; report the best epochs."""
-    cfg, raw = benchmark.cfg, benchmark.raw
-    zdata = benchmark.test_split(device)
-    result = train(cfg, zdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(zdata, cfg, "test"),
-                   checkpoint=model_path.with_suffix(".ckpt"),
-                   fingerprint=artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file), log=log)
-    return result, result.history, protocols.paper_selection(result.history, cfg.reports_gzsl), zdata
-
-
-def _train_val(benchmark: Benchmark, device, model_path: Path):
-    """Choose the epochs on the validation split, then retrain on trainval for that many epochs."""
-    cfg, raw = benchmark.cfg, benchmark.raw
-    selection, select_history = choose_on_validation(benchmark, device, model_path)
-    zdata = benchmark.test_split(device)
-    final_cfg = dataclasses.replace(cfg, nepoch=selection["generator_epochs"])
-    log(f"retraining on trainval for the {final_cfg.nepoch} epochs chosen on the validation split")
-    result = train(final_cfg, zdata, device, make_trainer=trainer_for(cfg), checkpoint=model_path.with_suffix(".ckpt"),
-                   fingerprint=artifacts.run_fingerprint(final_cfg, raw.feature_file, raw.split_file, "final"),
-                   log=log)
-    history = select_history + [{**row, "eval_split": "trainval"} for row in result.history]
-    return result, history, selection, zdata
-
-
-def choose_on_validation(benchmark: Benchmark, device, model_path: Path) -> tuple[dict, list[dict]]:
-    """The val protocol's selection run on the validation split (cached in <model>.selection.json)."""
-    cfg, raw = benchmark.cfg, benchmark.raw
-    split = protocols.validation_split(raw, cfg, cfg.manualSeed)
-    protocols.assert_no_test_leak(split, raw)
-    vdata = benchmark.split(split.train, split.val_seen, split.val_unseen, device)
-    key = artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file, "selection")
-    cache = artifacts.selection_cache_path(model_path)
-    if cache.is_file():
-        cached = artifacts.read_selection_cache(cache, log)  # None, logged, when damaged: it is only a cache
-        if cached is not None and cached.get("fingerprint") == key:
-            log(f"reusing the epoch selection in {cache}")
-            return cached["selection"], cached["history"]
-    log(f"selection run on the validation split ({split.source}): {len(split.train)} train, "
-        f"{len(split.val_seen)} val-seen, {len(split.val_unseen)} val-unseen images")
-    result = train(cfg, vdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(vdata, cfg, "val"),
-                   checkpoint=model_path.with_suffix(".select.ckpt"), fingerprint=key, log=log)
-    selection = protocols.val_selection(result.history, cfg.reports_gzsl, split)  # LeakError on a test number
-    atomic_write_text(cache, json.dumps({"fingerprint": key, "selection": selection,
-                                         "history": result.history}, indent=1))
-    return selection, result.history
-
-
-def _evaluator(zdata: ZSLData, cfg: Config, split_name: str):
-    def run_evaluation(trainer, epoch, generator):
-        return {**evaluate(trainer.model, zdata, cfg, generator, select="best"), "eval_split": split_name}
-    return run_evaluation
+    return Trained(result.trainer.model.eval(), benchmark.cfg, saved, model_path, device, test_data=zdata)
 
 
 # --------------------------------------------------------------------------- synthesize
 def synthesize_stage(model: Path | Trained, out_path: Path, data_root: Path | None = None, classes: str = "unseen",
-                     per_class: int | None = None, benchmark: Benchmark | None = None) -> dict:
+                     per_class: int | None = None) -> dict:
     """Features of the unseen (or seen, or all) classes from model.pt (or a model `train` just made);
     writes synthetic.pt."""
     if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
         raise UserError(f"synthesize --num: expected a positive number of features per class, found {per_class!r}")
     trained = model if isinstance(model, Trained) else Trained.load(model)
     cfg, device = trained.cfg, trained.device
-    zdata = (benchmark or trained.benchmark(data_root)).test_split(device)
+    zdata = trained.test_split(data_root)
     chosen = {"unseen": zdata.unseenclasses, "seen": zdata.seenclasses,
               "all": torch.arange(zdata.n_classes, device=device)}[classes]
     generator = torch.Generator(device=device).manual_seed(cfg.manualSeed + 2)
@@ -193,7 +136,7 @@ def synthesize_stage(model: Path | Trained, out_path: Path, data_root: Path | No
 # --------------------------------------------------------------------------- classify
 def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, data_root: Path | None = None,
                    benchmark_name: str | None = None, variant: str = "tfvaegan", *,
-                   synthetic: dict | None = None, benchmark: Benchmark | None = None) -> dict:
+                   synthetic: dict | None = None) -> dict:
     """The final ZSL/GZSL classifiers on the synthetic features of synthetic.pt (or those `synthesize`
     just made, `synthetic`); writes metrics.json."""
     trained = model if isinstance(model, Trained) else Trained.load(model)
@@ -201,7 +144,7 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         synthetic = artifacts.load_artifact(Path(synthetic_path), artifacts.SYNTHETIC_FORMAT)
     cfg, device = trained.cfg, trained.device
     artifacts.check_synthetic(synthetic, Path(synthetic_path), trained.path, artifacts.model_identity(trained.saved), cfg)
-    zdata = (benchmark or trained.benchmark(data_root)).test_split(device)
+    zdata = trained.test_split(data_root)
     if not torch.equal(synthetic["classes"].long().to(device), zdata.unseenclasses.long()):
         raise UserError(f"{synthetic_path}: key 'classes': expected the unseen classes of {cfg.dataset} "
                         f"{zdata.unseenclasses.tolist()[:10]}, found {synthetic['classes'].tolist()[:10]}")
@@ -209,28 +152,8 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     selection = trained.saved["selection"]
     began = time.perf_counter()
     pair = (synthetic["features"].float().to(device), synthetic["labels"].long().to(device))
-    if cfg.protocol == "paper":
-        final = evaluate(trained.model, zdata, cfg, generator, select="best", synthetic=pair)
-        headline = {k: selection.get(k) for k in HEADLINE_METRICS}
-        epochs = {"best_epoch_zsl": selection.get("best_epoch_zsl"),
-                  "best_epoch_gzsl": selection.get("best_epoch_gzsl")}
-        notes = ["paper protocol: generator and classifier epochs chosen by test accuracy, as the "
-                 "official code does; ZSL and GZSL may come from different epochs"]
-    else:
-        steps_per_epoch = classifier_steps_per_epoch(cfg, len(zdata.train_label), len(pair[1]))
-        classifier_epochs = protocols.final_classifier_epochs(selection, steps_per_epoch)
-        final = evaluate(trained.model, zdata, cfg, generator, select="last", synthetic=pair,
-                         zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"])
-        headline = {k: final.get(k) for k in HEADLINE_METRICS}
-        epochs = {"best_epoch_zsl": selection["generator_epochs"],
-                  "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
-        notes = ["val protocol: epochs chosen on a validation split of the training data, "
-                 "then one evaluation on the test set",
-                 "val protocol: the GZSL classifier trains as many steps as its chosen epochs took on the "
-                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)}); the ZSL "
-                 "classifier its chosen epochs"]
-        notes += list(selection["validation"].get("notes", []))
-    notes += setting_notes(cfg)
+    final, headline, epochs, notes = protocols.final_evaluation(trained.model, zdata, cfg, selection, pair,
+                                                                generator)
     saved = trained.saved
     metrics = {
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
@@ -249,36 +172,15 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     return metrics
 
 
-def setting_notes(cfg: Config) -> list[str]:
-    """What a transductive run trained on, and whether it read test labels."""
-    if not cfg.transductive:
-        return []
-    unlabelled = ("the features of test_unseen, unlabelled" if cfg.protocol == "paper" else
-                  "the validation-unseen features while choosing the epochs, then those of test_unseen; "
-                  "all unlabelled")
-    prior = ("transductive prior 'uniform': the unseen classes of D2's fakes drawn uniformly; no test label "
-             "is read in training" if cfg.transductive_prior == "uniform" else
-             "transductive prior 'labels' (the authors' code, 'known class prior'): D2's fakes take the class "
-             "embeddings of the unlabelled batch's TRUE labels, so training uses test labels")
-    return [f"transductive: D2 trains on {unlabelled}", prior]
-
-
-def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:
-    if selection.get("gzsl_classifier_steps") is None:
-        return "a selection without step counts: its epochs kept"
-    return (f"{selection['gzsl_classifier_epochs']} epochs, {selection['gzsl_classifier_steps']} steps -> "
-            f"{classifier_epochs['gzsl']} epochs of {steps_per_epoch['gzsl']} steps")
-
-
 # --------------------------------------------------------------------------- run
 def run(cfg: Config, data_root: Path, out_dir: Path, benchmark_name: str | None = None,
         variant: str = "tfvaegan") -> dict:
     """train → synthesize → classify into out_dir, the data loaded once and the model kept in memory."""
     out_dir = Path(out_dir)
     (out_dir / "metrics.json").unlink(missing_ok=True)  # a failed run must leave no metrics
-    device_for(cfg.device, cfg.amp)  # a device that does not exist is refused before the data is read
+    device = device_for(cfg.device, cfg.amp)  # once; a device that does not exist is refused before the data is read
     benchmark = load_benchmark(data_root, cfg)
-    trained = train_stage(cfg, data_root, out_dir / "model.pt", out_dir / "train_log.csv", benchmark)
-    synthetic = synthesize_stage(trained, out_dir / "synthetic.pt", benchmark=benchmark)
+    trained = train_stage(cfg, data_root, out_dir / "model.pt", out_dir / "train_log.csv", benchmark, device)
+    synthetic = synthesize_stage(trained, out_dir / "synthetic.pt")  # on the test split train prepared
     return classify_stage(trained, out_dir / "synthetic.pt", out_dir / "metrics.json", benchmark_name=benchmark_name,
-                          variant=variant, synthetic=synthetic, benchmark=benchmark)
+                          variant=variant, synthetic=synthetic)

@@ -1,11 +1,11 @@
 """One search trial, and the search's results collected from all of them.
 
-A trial is the val protocol's selection run for one configuration (`stages.choose_on_validation`):
+A trial is the val protocol's selection run for one configuration (`protocols.choose_on_validation`):
 training on the validation split's train part, evaluated on the validation split after every
 epoch, the epoch count chosen there. Its score is the validation row of the chosen epoch, i.e. what
 the val protocol will carry into the final run. No trial sees a test image: the split is built
 from trainval_loc only and leak-checked (protocols.validation_split), and the selection refuses
-any row evaluated on another split (protocols.best_row).
+any row evaluated on another split (method.selection.best_row).
 
 `collect` ranks the trials by the search's metric (the earliest trial on ties, as the official
 code compares epochs) and writes trials.csv, best.yaml (the best trial's config, a file `run
@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from tfvaegan import artifacts, stages
+from tfvaegan import artifacts, protocols, stages
 from tfvaegan import config as config_module
 from tfvaegan.config import Config
 from tfvaegan.data.load import load_benchmark
 from tfvaegan.device import device_for
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_path, atomic_write_text
-from tfvaegan.protocols import best_index
+from tfvaegan.method.selection import best_index
 from tfvaegan.record import HEADLINE_METRICS, percent
 from tfvaegan.report.trials import trials_png
 from tfvaegan.search.space import METRICS, trial_id
@@ -61,7 +61,7 @@ def run_trial(cfg: Config, data_root: Path, keys: Sequence[str], out_path: Path)
     stages.log(f"search trial {trial_id(settings)}: {_settings_text(settings)}")
     benchmark = load_benchmark(data_root, cfg)
     model_path = out_path.with_name("model.pt")  # never written: it names the cache and the checkpoint
-    selection, _ = stages.choose_on_validation(benchmark, device, model_path)
+    selection, _ = protocols.choose_on_validation(benchmark, device, model_path)
     cache = artifacts.selection_cache_path(model_path)
     record = {
         "format": TRIAL_FORMAT, "trial": trial_id(settings), "settings": settings,
