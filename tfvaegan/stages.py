@@ -135,13 +135,11 @@ def synthesize_stage(model: Path | Trained, out_path: Path, data_root: Path | No
 
 # --------------------------------------------------------------------------- classify
 def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, data_root: Path | None = None,
-                   benchmark_name: str | None = None, variant: str = "tfvaegan", *,
-                   synthetic: dict | None = None) -> dict:
-    """The final ZSL/GZSL classifiers on the synthetic features of synthetic.pt (or those `synthesize`
-    just made, `synthetic`); writes metrics.json."""
+                   benchmark_name: str | None = None, variant: str = "tfvaegan") -> dict:
+    """The final ZSL/GZSL classifiers on the synthetic features of synthetic.pt, under the model's protocol
+    (protocols.final_evaluation); writes metrics.json."""
     trained = model if isinstance(model, Trained) else Trained.load(model)
-    if synthetic is None:
-        synthetic = artifacts.load_artifact(Path(synthetic_path), artifacts.SYNTHETIC_FORMAT)
+    synthetic = artifacts.load_artifact(Path(synthetic_path), artifacts.SYNTHETIC_FORMAT)
     cfg, device = trained.cfg, trained.device
     artifacts.check_synthetic(synthetic, Path(synthetic_path), trained.path, artifacts.model_identity(trained.saved), cfg)
     zdata = trained.test_split(data_root)
@@ -181,6 +179,6 @@ def run(cfg: Config, data_root: Path, out_dir: Path, benchmark_name: str | None 
     device = device_for(cfg.device, cfg.amp)  # once; a device that does not exist is refused before the data is read
     benchmark = load_benchmark(data_root, cfg)
     trained = train_stage(cfg, data_root, out_dir / "model.pt", out_dir / "train_log.csv", benchmark, device)
-    synthetic = synthesize_stage(trained, out_dir / "synthetic.pt")  # on the test split train prepared
+    synthesize_stage(trained, out_dir / "synthetic.pt")  # on the test split train prepared
     return classify_stage(trained, out_dir / "synthetic.pt", out_dir / "metrics.json", benchmark_name=benchmark_name,
-                          variant=variant, synthetic=synthetic)
+                          variant=variant)

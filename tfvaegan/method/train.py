@@ -66,7 +66,6 @@ class Trainer:
     """The model, its optimisers and the penalty weight λ; `step` is one generator step."""
 
     history_losses = HISTORY_LOSSES  # the per-epoch means of `step`'s outputs, in train_log.csv
-    compiled = ("decoder_update_loss", "fake_features", "generator_losses")  # with cfg.compile
 
     def __init__(self, cfg: Config, data: ZSLData, device: torch.device):
         self.cfg = cfg
@@ -84,8 +83,9 @@ class Trainer:
         # they are torch.compile'd here, in one place: fewer, fused kernels, which is what counts on a
         # GPU at batch 64. The critic's update needs none (closed form, losses.critic_loss_and_gradients).
         if cfg.compile:
-            for name in self.compiled:
-                setattr(self, name, torch.compile(getattr(self, name), dynamic=False))
+            self.decoder_update_loss = torch.compile(self.decoder_update_loss, dynamic=False)
+            self.fake_features = torch.compile(self.fake_features, dynamic=False)
+            self.generator_losses = torch.compile(self.generator_losses, dynamic=False)
 
     # ------------------------------------------------------------------ the step
     def step(self, feedback_pass: bool) -> dict[str, Tensor]:

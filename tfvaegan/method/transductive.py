@@ -67,7 +67,6 @@ class TransductiveTrainer(Trainer):
     and the unlabelled set; `step` is one transductive generator step."""
 
     history_losses = HISTORY_LOSSES + ("loss_d2", "wasserstein2")
-    compiled = Trainer.compiled + ("unlabelled_fakes", "unlabelled_generator_loss")
 
     def __init__(self, cfg: Config, data: ZSLData, device: torch.device):
         self.unlabelled = unlabelled_set(data, cfg)
@@ -76,6 +75,9 @@ class TransductiveTrainer(Trainer):
         self.opt["critic2"] = torch.optim.Adam(self.critic2.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999),
                                                fused=True)
         self.last_unlabelled_classes: tuple[Tensor, Tensor] | None = None
+        if cfg.compile:  # D2's forward computations, beside the three Trainer compiles
+            self.unlabelled_fakes = torch.compile(self.unlabelled_fakes, dynamic=False)
+            self.unlabelled_generator_loss = torch.compile(self.unlabelled_generator_loss, dynamic=False)
 
     # ------------------------------------------------------------------ the step
     def step(self, feedback_pass: bool) -> dict[str, Tensor]:

@@ -56,11 +56,6 @@ def _colours(names: Sequence[str], several_variants: bool) -> dict[str, str]:
     return {name: PROTOCOL_COLOURS.get(name.split(" ")[0], "C2") for name in names}
 
 
-def _save(fig, path: Path) -> None:
-    write_atomic(path, lambda temp: fig.savefig(temp, format="png", dpi=DPI, bbox_inches="tight"))
-    plt.close(fig)
-
-
 def _empty_figure(message: str):
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
@@ -68,13 +63,9 @@ def _empty_figure(message: str):
     return fig
 
 
-def plot_paper_vs_ours(zsl: pd.DataFrame, gzsl: pd.DataFrame, path: Path) -> None:
-    """Grouped bars per benchmark: paper, then ours per protocol (and variant when several are shown)."""
-    _save(paper_vs_ours_figure(zsl, gzsl), path)
-
-
 def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
-    """The paper_vs_ours figure from the zsl and gzsl tables."""
+    """Grouped bars per benchmark from the zsl and gzsl tables: paper, then ours per protocol (and variant when
+    several are shown)."""
     def shown(frame: pd.DataFrame) -> pd.DataFrame:
         # The complete model is what the paper's main table reports; ablations go to ablation.csv.
         full = frame[frame.variant == FULL_MODEL_VARIANT]
@@ -220,13 +211,9 @@ def read_train_logs(runs: Sequence[Run]) -> list[tuple[Run, pd.DataFrame]]:
     return found
 
 
-def plot_training_curves(runs: Sequence[Run], path: Path) -> None:
-    """One column per benchmark: critic loss, generator loss and per-epoch accuracy of every run."""
-    _save(training_curves_figure(read_train_logs(runs)), path)
-
-
 def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
-    """The training-curves figure from read_train_logs' (run, log) pairs."""
+    """One column per benchmark from read_train_logs' (run, log) pairs: critic loss, generator loss and
+    per-epoch accuracy of every run."""
     if not found:
         return _empty_figure(f"no {TRAIN_LOG} next to the metrics files")
     order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features),
