@@ -86,11 +86,14 @@ def test_command_line_values_are_read_as_the_schema_and_the_config_say():
 
 def test_stage_arguments_of_a_fine_tuned_entry():
     catalog = catalog_of(benchmarks=["demo_finetuned"])
-    extract = catalog.extraction_args("demo_finetuned", "datasets/demo/res101_finetuned_backbone.pt")
+    extract = catalog.extraction_args("demo", "res101_finetuned", "datasets/demo/res101_finetuned_backbone.pt")
     assert "--weights datasets/demo/res101_finetuned_backbone.pt" in extract and "--allow-random-init" not in extract
     assert "--image-size 32" in extract
-    assert "--allow-random-init" in catalog.extraction_args("demo_finetuned")
-    finetune = catalog.finetuning_args("demo_finetuned")
+    assert "--allow-random-init" in catalog.extraction_args("demo", "res101_finetuned")
+    assert catalog.is_finetuned("demo", "res101_finetuned")
+    assert catalog.split_file("demo", "res101_finetuned") == "datasets/demo/att_splits.mat"
+    assert catalog.image_path("demo", "res101_finetuned", "image_list") == "datasets/demo/image_list.txt"
+    finetune = catalog.finetuning_args("demo", "res101_finetuned")
     assert "--epochs 8 " in finetune and "--crop-scale 0.5 " in finetune and "--allow-random-init" in finetune
 
 

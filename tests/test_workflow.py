@@ -65,17 +65,17 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_the_workflow_reads_the_package_without_loading_torch():
-    """common.smk imports the data layout, the config and the errors of the package (one copy of each
-    rule), search.smk the search space, every time Snakemake parses the workflow: none of them may pull
-    torch in."""
-    probe = ("import sys; import tfvaegan.config, tfvaegan.errors; from tfvaegan.data import layout; "
+    """common.smk imports the catalog (with it the config and the data layout) and the errors of the package
+    (one copy of each rule), search.smk the search space, every time Snakemake parses the workflow: none of
+    them may pull torch in."""
+    probe = ("import sys; import tfvaegan.catalog, tfvaegan.errors; "
              "from tfvaegan.search import space; "
              "heavy = sorted(m for m in ('torch', 'numpy', 'scipy', 'sklearn') if m in sys.modules); "
              "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "from tfvaegan.data import layout" in (PROJECT_ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "from tfvaegan.catalog import" in (PROJECT_ROOT / "workflow" / "rules" / "common.smk").read_text()
 
 
 def _placeholder_data(root: Path) -> None:

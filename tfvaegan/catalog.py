@@ -222,10 +222,10 @@ class Catalog:
         return next(b for b in self.with_made_features()
                     if (self.config_for(b).dataset, self.config_for(b).image_embedding) == (folder, embedding))
 
-    def image_path(self, benchmark: str, folder: str, key: str) -> str:
-        """The entry's `image_root` or `image_list`: absolute, or relative to the dataset's folder in the data
-        root (default: the folder itself, and its image_list.txt)."""
-        path = Path(self.entry(benchmark).get(key) or {"image_root": ".", "image_list": "image_list.txt"}[key])
+    def image_path(self, folder: str, embedding: str, key: str) -> str:
+        """The `image_root` or `image_list` of <folder>/<embedding>.mat's maker: absolute, or relative to the
+        dataset's folder in the data root (default: the folder itself, and its image_list.txt)."""
+        path = Path(self.entry(self.feature_maker(folder, embedding)).get(key) or {"image_root": ".", "image_list": "image_list.txt"}[key])
         return str(path if path.is_absolute() else Path(self.data_root) / folder / path)
 
     def extraction_settings(self, benchmark: str) -> dict:
@@ -234,9 +234,10 @@ class Catalog:
     def finetuning_settings(self, benchmark: str) -> dict:
         return {**self.config["finetuning"], **(self.entry(benchmark).get("finetuning") or {})}
 
-    def extraction_args(self, benchmark: str, finetuned_weights: str | None = None) -> str:
-        """`extract`'s options; a fine-tuned extraction starts from the fine-tuned weights instead."""
-        settings = self.extraction_settings(benchmark)
+    def extraction_args(self, folder: str, embedding: str, finetuned_weights: str | None = None) -> str:
+        """`extract`'s options for <folder>/<embedding>.mat; a fine-tuned extraction starts from the fine-tuned
+        weights instead."""
+        settings = self.extraction_settings(self.feature_maker(folder, embedding))
         if finetuned_weights:
             settings = {**settings, "weights": finetuned_weights, "allow_random_init": False}
         args = _start_args(settings)
@@ -244,13 +245,24 @@ class Catalog:
                      f"--device {settings['device']}"]
         return " ".join(args)
 
-    def finetuning_args(self, benchmark: str) -> str:
-        """`finetune`'s options: the starting backbone of `extraction`, the recipe of `finetuning`."""
+    def finetuning_args(self, folder: str, embedding: str) -> str:
+        """`finetune`'s options for <folder>/<embedding>.mat's backbone: the starting backbone of `extraction`,
+        the recipe of `finetuning`."""
+        benchmark = self.feature_maker(folder, embedding)
         recipe = self.finetuning_settings(benchmark)
         args = _start_args(self.extraction_settings(benchmark))
         args += [f"--{key.replace('_', '-')} {recipe[key]}" for key in FINETUNING_OPTIONS]
         args += ["--flip" if recipe["flip"] else "--no-flip"] + (["--amp"] if recipe["amp"] else [])
         return " ".join(args)
+
+    def is_finetuned(self, folder: str, embedding: str) -> bool:
+        """Whether <folder>/<embedding>.mat is extracted with a backbone `finetune` makes first."""
+        return self.features_mode(self.feature_maker(folder, embedding)) == "finetune"
+
+    def split_file(self, folder: str, embedding: str) -> str:
+        """The split file of <folder>/<embedding>.mat's maker: its trainval_loc names the images fine-tuning
+        may open."""
+        return str(layout.split_path(self.data_root, self.config_for(self.feature_maker(folder, embedding))))
 
     def how_features_are_made(self, benchmark: str) -> tuple:
         """What a made feature file depends on: the mode, the images, the extraction (and the fine-tuning)."""

@@ -17,7 +17,6 @@ from snakemake.utils import update_config, validate
 sys.path.insert(0, str(Path(workflow.basedir).parent))
 
 from tfvaegan.catalog import Catalog, from_command_line  # noqa: E402
-from tfvaegan.data import layout  # noqa: E402
 from tfvaegan.errors import ConfigError  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -134,38 +133,11 @@ FEATURE_EMBEDDING_REGEX = _alternatives(CATALOG.feature_embeddings())
 FINETUNE_FOLDER_REGEX = _alternatives(CATALOG.feature_folders(["finetune"]))
 FINETUNE_EMBEDDING_REGEX = _alternatives(CATALOG.feature_embeddings(["finetune"]))
 DEMO_FOLDER_REGEX = _alternatives(CATALOG.demo_folders())
-
-
-def _feature_benchmark(wildcards):
-    return CATALOG.feature_maker(wildcards.folder, wildcards.embedding)
-
-
-def image_root(wildcards):
-    return CATALOG.image_path(_feature_benchmark(wildcards), wildcards.folder, "image_root")
-
-
-def image_list(wildcards):
-    return CATALOG.image_path(_feature_benchmark(wildcards), wildcards.folder, "image_list")
-
-
 FINETUNED_BACKBONE = f"{DATA}/{{folder}}/{{embedding}}_backbone.pt"  # finetune_backbone's output
 
 
 def finetuned_backbone(wildcards):
     """The fine-tuned weights a `features: finetune` extraction uses ([] for the other modes)."""
-    if CATALOG.features_mode(_feature_benchmark(wildcards)) != "finetune":
+    if not CATALOG.is_finetuned(wildcards.folder, wildcards.embedding):
         return []
     return FINETUNED_BACKBONE.format(folder=wildcards.folder, embedding=wildcards.embedding)
-
-
-def finetune_split_file(wildcards):
-    """The split file whose trainval_loc names the images fine-tuning may open."""
-    return str(layout.split_path(DATA, CATALOG.config_for(_feature_benchmark(wildcards))))
-
-
-def extraction_args(wildcards):
-    return CATALOG.extraction_args(_feature_benchmark(wildcards), finetuned_backbone(wildcards) or None)
-
-
-def finetuning_args(wildcards):
-    return CATALOG.finetuning_args(_feature_benchmark(wildcards))

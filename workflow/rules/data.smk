@@ -32,16 +32,16 @@ rule demo_benchmark:
 # training images; no other image is opened), then extracted with below.
 rule finetune_backbone:
     input:
-        images=image_list,
-        split=finetune_split_file,
+        images=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_list"),
+        split=lambda w: CATALOG.split_file(w.folder, w.embedding),
     output:
         FINETUNED_BACKBONE,
     wildcard_constraints:
         folder=FINETUNE_FOLDER_REGEX,
         embedding=FINETUNE_EMBEDDING_REGEX,
     params:
-        image_root=image_root,
-        args=finetuning_args,
+        image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
+        args=lambda w: CATALOG.finetuning_args(w.folder, w.embedding),
     message:
         "{rule}: the backbone fine-tuned on trainval_loc of {input.split} -> {output} ({threads} thread(s), "
         "{resources.gpu} GPU(s), {resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -61,7 +61,7 @@ rule finetune_backbone:
 
 rule extract_features:
     input:
-        images=image_list,
+        images=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_list"),
         weights=finetuned_backbone,
     output:
         f"{DATA}/{{folder}}/{{embedding}}.mat",
@@ -69,8 +69,8 @@ rule extract_features:
         folder=FEATURE_FOLDER_REGEX,
         embedding=FEATURE_EMBEDDING_REGEX,
     params:
-        image_root=image_root,
-        args=extraction_args,
+        image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
+        args=lambda w: CATALOG.extraction_args(w.folder, w.embedding, finetuned_backbone(w) or None),
     message:
         "{rule}: the images of {input.images} -> {output} ({threads} thread(s), "
         "{resources.mem_mb} MB, at most {resources.runtime} min)"
