@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import XLSA17_ROOT
+from conftest import XLSA17_ROOT, require_shared
 
 from tfvaegan.data.matfile import read_mat, write_mat
 from tfvaegan.data.validate import image_split
@@ -269,8 +269,7 @@ def test_real_splits_name_their_trainval_images(tmp_path, dataset, trainval):
     """xlsa17's own split files with their per-image labels: the training images are trainval_loc's, of
     the seen classes only (the check finetune runs before it opens an image)."""
     folder = XLSA17_ROOT / dataset
-    if not (folder / "att_splits.mat").is_file():
-        pytest.skip(f"{folder} not present")
+    require_shared(folder / "att_splits.mat")
     labels = np.load(folder / "labels.npy").astype(np.int64)
     image_list = tmp_path / "image_list.txt"  # stands for res101.mat's row order in messages only
     locs = image_split(folder / "att_splits.mat", labels, image_list)
