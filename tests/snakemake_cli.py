@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT
+
 SNAKEFILE = PROJECT_ROOT / "workflow" / "Snakefile"
 
 # `python -c LAUNCHER ARGS`: Snakemake's own command line, its plugin discovery (pkgutil.iter_modules,

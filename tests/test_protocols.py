@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_shared
+from conftest import XLSA17_ROOT, require_shared
 
 from tfvaegan.config import Config
 from tfvaegan.data.validate import RawDataset
@@ -23,9 +23,10 @@ from tfvaegan.protocols import (
     validation_split,
 )
 
-XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "xlsa17"
+XLSA17 = XLSA17_ROOT
 # Without ../shared the one absent path keeps the test collected: `shared` skips it, or fails it under CI.
-REAL_SPLIT_FILES = sorted(XLSA17.glob("*/*_splits.mat")) if XLSA17.is_dir() else [XLSA17 / "CUB" / "att_splits.mat"]
+REAL_SPLIT_FILES = (sorted(XLSA17.glob("*/*_splits.mat")) if XLSA17.is_dir()
+                    else [XLSA17 / "CUB" / "att_splits.mat"])
 
 
 def make_raw(labels, locs, split_file="generated_splits.mat"):

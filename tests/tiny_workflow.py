@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from conftest import PROJECT_ROOT
 from filelock import FileLock
 from snakemake_cli import snakemake
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = yaml.safe_load((PROJECT_ROOT / "config" / "config.yaml").read_text())
 TINY_SETTINGS = PROJECT_ROOT / "tests" / "tiny_workflow.yaml"
 BENCHMARKS = ["demo", "demo_b", "demo_finetuned", "demo_transductive"]
@@ -69,10 +69,6 @@ class TinyRun:
     main: str                  # `snakemake --cores 2`: its stdout and stderr
     search: str                # then `snakemake --cores 2 search`
 
-    def rows(self, table: str) -> list[dict]:
-        import csv
-        with open(self.workdir / "results" / "tables" / table, newline="") as handle:
-            return list(csv.DictReader(handle))
 
 
 def _failed(what: str, result: subprocess.CompletedProcess) -> str:

@@ -10,6 +10,7 @@ Every message is one line naming the config key; the workflow shows it as a Work
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -82,6 +83,7 @@ class Catalog:
         # files the download rule names), as written.
         self.file_values = {b: self._load_file_values(b) for b in dict.fromkeys(self.prepared + self.downloaded())}
         self._run_settings: dict[tuple, tuple[str, str]] = {}
+        self._configs: dict[tuple, object] = {}
 
     def _known(self, name: str, key: str) -> None:
         if name not in self.config["catalog"]:
@@ -135,11 +137,19 @@ class Catalog:
         return self.entry(benchmark)["split_dataset"].format(split=split)
 
     def config_for(self, benchmark: str, split=None):
-        """A Config of the benchmark file and its settings (with the split's dataset), for file locations."""
-        on_top = self.settings(benchmark)
-        if split is not None:
-            on_top["dataset"] = self.split_dataset(benchmark, split)
-        return from_mapping(layered(self.file_values[benchmark], on_top)[0], str(self.benchmark_file(benchmark)))
+        """A Config of the benchmark file and its settings (with the split's dataset), for file locations; made
+        once per benchmark and split (every made feature file's questions and every check ask for it)."""
+        if (benchmark, split) not in self._configs:
+            on_top = self.settings(benchmark)
+            if split is not None:
+                on_top["dataset"] = self.split_dataset(benchmark, split)
+            self._configs[benchmark, split] = from_mapping(layered(self.file_values[benchmark], on_top)[0],
+                                                           str(self.benchmark_file(benchmark)))
+        return self._configs[benchmark, split]
+
+    def split_configs(self, benchmark: str) -> list:
+        """config_for of each of the benchmark's splits, or of the benchmark file's own dataset."""
+        return [self.config_for(benchmark, k) for k in self.splits(benchmark)] or [self.config_for(benchmark)]
 
     def settings_args(self, benchmark: str) -> str:
         """The entry's settings as `--set` arguments (but its dataset, which --dataset gives per split)."""
@@ -172,28 +182,26 @@ class Catalog:
 
     def datasets(self, benchmark: str) -> list[str]:
         """The dataset folders the benchmark reads (one per split, or the benchmark file's own)."""
-        return [self.config_for(benchmark, k).dataset for k in self.splits(benchmark)] or [
-            self.config_for(benchmark).dataset]
+        return [cfg.dataset for cfg in self.split_configs(benchmark)]
 
+    @functools.cached_property
     def archive_files(self) -> tuple[str, ...]:
         """The files the xlsa17 download gives: those of the `download.benchmarks`. Another provided entry
         reading only these (cub_transductive reads cub's) is fetched with them."""
-        if not hasattr(self, "_archive_files"):
-            self._archive_files = tuple(sorted({f for b in self.downloaded() for f in self.data_files(b)}))
-        return self._archive_files
+        return tuple(sorted({f for b in self.downloaded() for f in self.data_files(b)}))
 
     def missing_files(self, benchmark: str) -> list[str]:
         """The benchmark's provided files that are absent and that no rule of the workflow can make (neither
         made features nor the download's files)."""
         files = self.data_files(benchmark)
-        if self.features_mode(benchmark) != "provided" or set(files) <= set(self.archive_files()):
+        if self.features_mode(benchmark) != "provided" or set(files) <= set(self.archive_files):
             return []
         return [f for f in files if not Path(f).exists()]
 
     def data_files(self, benchmark: str) -> list[str]:
         """The feature file, the split files (one per split) and the manual-attribute file (if used) the
         benchmark reads, where tfvaegan.data.layout puts them."""
-        configs = [self.config_for(benchmark, k) for k in self.splits(benchmark)] or [self.config_for(benchmark)]
+        configs = self.split_configs(benchmark)
         first = configs[0]
         files = [layout.feature_path(self.data_root, first)] + [layout.split_path(self.data_root, c) for c in configs]
         if first.manual_att:
@@ -225,7 +233,8 @@ class Catalog:
     def image_path(self, folder: str, embedding: str, key: str) -> str:
         """The `image_root` or `image_list` of <folder>/<embedding>.mat's maker: absolute, or relative to the
         dataset's folder in the data root (default: the folder itself, and its image_list.txt)."""
-        path = Path(self.entry(self.feature_maker(folder, embedding)).get(key) or {"image_root": ".", "image_list": "image_list.txt"}[key])
+        default = {"image_root": ".", "image_list": "image_list.txt"}[key]
+        path = Path(self.entry(self.feature_maker(folder, embedding)).get(key) or default)
         return str(path if path.is_absolute() else Path(self.data_root) / folder / path)
 
     def extraction_settings(self, benchmark: str) -> dict:

@@ -56,7 +56,7 @@ SEARCH_BENCHMARKS = CATALOG.search_benchmarks
 def settings_of(wildcards):
     """run_settings of the run (or split) a job belongs to."""
     return CATALOG.run_settings(wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
-                        int(wildcards.split) if hasattr(wildcards, "split") else None)
+                                int(wildcards.split) if hasattr(wildcards, "split") else None)
 
 
 # --------------------------------------------------------------------------- the results layout

@@ -90,7 +90,7 @@ rule extract_features:
 
 # `snakemake download_xlsa17` fetches the archive on its own; a run of a listed benchmark (or of an
 # entry reading only its files, as cub_transductive) whose files are missing fetches it first.
-DOWNLOAD_FILES = list(CATALOG.archive_files())
+DOWNLOAD_FILES = list(CATALOG.archive_files)
 
 
 if DOWNLOAD_FILES:
