@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import update_config, validate
+from snakemake.utils import validate
 
 # The workflow reads the package of this checkout, as its jobs do (PYTHONPATH below), not whichever
 # copy happens to be installed.
@@ -21,7 +21,9 @@ from tfvaegan.errors import ConfigError  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 SCHEMA_TEXT = yaml.safe_load(SCHEMA.read_text())
-update_config(config, from_command_line(dict(workflow.config_settings.config), SCHEMA_TEXT))
+# `--config` hands list and mapping items over as text; read them (and a config file's text where the schema
+# wants a number) as the schema's types, from the merged config alone (no Snakemake internals).
+config.update(from_command_line(dict(config), SCHEMA_TEXT))
 validate(config, schema=str(SCHEMA), set_default=True)
 
 PROJECT_ROOT = Path(workflow.basedir).parent
