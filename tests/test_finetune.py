@@ -1,5 +1,7 @@
 """finetune: trains on trainval_loc's images only (proved by removing every other image), writes
 weights extract loads, resumes after an interruption, is deterministic on CPU, refuses bad input.
+The val protocol's selection backbone (`--train-part selection`) trains on the validation split's
+training part only (proved likewise), and the val protocol's selection run reads its features.
 
 A tiny image set from the demo: 6 classes, 4 seen (3 trainval + 2 test_seen images each) and 2
 unseen (5 images each), a seeded random resnet50 at 32 px, so that one fine-tuning takes a second.
@@ -8,12 +10,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import XLSA17_ROOT, require_shared
 
+from tfvaegan import protocols
+from tfvaegan.config import Config
 from tfvaegan.data.matfile import read_mat, write_mat
 from tfvaegan.data.validate import image_split
 from tfvaegan.errors import DataError
@@ -276,3 +282,157 @@ def test_real_splits_name_their_trainval_images(tmp_path, dataset, trainval):
     assert locs["trainval"].size == trainval
     seen, unseen = np.unique(labels[locs["trainval"]]), np.unique(labels[locs["test_unseen"]])
     assert np.intersect1d(seen, unseen).size == 0
+
+
+# --------------------------------------------------------------------------- the val protocol's selection backbone
+SELECTION = ["--train-part", "selection", "--val-seed", "7", "--epochs", "1"]
+LABELS = np.repeat(np.arange(6), 5)  # write_image_set's rows: six classes of five images, in order
+
+
+def selection_split(files):
+    """The validation split the val protocol draws with seed 7 on FILES (the rule protocols.py owns)."""
+    locs = image_split(files["split"], LABELS + 1, files["list"])
+    raw = SimpleNamespace(labels=LABELS, locs=locs, split_file=files["split"])
+    return protocols.validation_split(raw, Config(), 7), locs
+
+
+def listed(files, rows) -> list[str]:
+    lines = files["list"].read_text().splitlines()
+    return [lines[i].rsplit(" ", 1)[0] for i in rows]
+
+
+@pytest.mark.parametrize("locations", [{}, {"val": [1, 2, 3, 4]}], ids=["generated", "val_loc"])
+def test_selection_backbone_is_identical_without_validation_unseen_and_test_images(run_cli, tmp_path, small_demo,
+                                                                                    locations):
+    """Issue 22, item 3: the selection backbone never sees a validation-unseen (or test) image. Without
+    val_loc the validation class is drawn by the seed; with one (xlsa17-like: class 1's trainval images and a
+    test_seen one) it is val_loc's."""
+    files = write_image_set(tmp_path / "all", small_demo, **locations)
+    split, locs = selection_split(files)
+    assert split.val_unseen.size == 3 and split.val_seen.size == 3 and split.train.size == 6
+    code, err = finetune_cli(run_cli, files, tmp_path / "all.pt", *SELECTION)
+    assert code == 0, err
+    assert "6 training images of 3 seen classes (the val protocol's selection part of trainval_loc of" in err
+    assert "24 other listed images are never opened" in err
+    stripped = write_image_set(tmp_path / "stripped", small_demo, **locations)
+    gone = listed(stripped, np.concatenate([split.val_unseen, locs["test_seen"], locs["test_unseen"]]))
+    for path in gone:
+        (stripped["root"] / path).unlink()
+    code, err = finetune_cli(run_cli, stripped, tmp_path / "stripped.pt", *SELECTION)
+    assert code == 0, err
+    assert (tmp_path / "stripped.pt").read_bytes() == (tmp_path / "all.pt").read_bytes()
+    # the trainval backbone needs the validation-unseen images the selection backbone did without
+    code, err = finetune_cli(run_cli, stripped, tmp_path / "trainval.pt", "--epochs", "1")
+    assert code == 2 and "3 listed image(s) missing" in err and any(path in err for path in gone), err
+
+
+def test_selection_backbone_opens_exactly_the_selection_runs_training_images(run_cli, image_set, tmp_path,
+                                                                             monkeypatch):
+    from PIL import Image
+
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a, **k: opened.append(Path(path)) or real_open(path, *a, **k))
+    assert finetune_cli(run_cli, image_set, tmp_path / "w.pt", *SELECTION)[0] == 0
+    split, _ = selection_split(image_set)
+    assert {p.resolve() for p in opened} == {(image_set["root"] / p).resolve() for p in listed(image_set, split.train)}
+    # another seed draws another split, hence another backbone
+    assert finetune_cli(run_cli, image_set, tmp_path / "w8.pt", *SELECTION, "--val-seed", "8")[0] == 0
+    assert (tmp_path / "w8.pt").read_bytes() != (tmp_path / "w.pt").read_bytes()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--train-part", "selection"], "--train-part selection: expected --val-seed"),
+    (["--val-seed", "1"], "--val-seed: only with --train-part selection"),
+    (["--val-unseen-fraction", "0.5"], "--val-unseen-fraction: only with --train-part selection"),
+    (["--train-part", "selection", "--val-seed", "1", "--val-seen-fraction", "1.5"],
+     "key 'val_seen_fraction': expected in (0, 1), found 1.5"),
+])
+def test_bad_selection_options_are_one_clear_error(run_cli, image_set, tmp_path, extra, message):
+    code, err = finetune_cli(run_cli, image_set, tmp_path / "w.pt", *extra)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "w.pt").exists()
+
+
+@pytest.fixture
+def toy_with_selection_features(tmp_path):
+    """The toy benchmark, with a second feature file beside res101.mat: the same images, labels and split,
+    other features (standing for the selection backbone's)."""
+    from toy import TINY, write_toy
+
+    root = tmp_path / "data"
+    write_toy(root)
+    write_toy(root, image_embedding="res101_selection_seed7", noise=0.6)  # same draws: the same split file
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "nepoch": 1, "classifier_nepoch": 2}))
+    return root, config, root / "TOY" / "res101_selection_seed7.mat"
+
+
+def test_the_val_protocol_selects_on_the_selection_features(toy_with_selection_features, tmp_path, monkeypatch):
+    """The selection run trains and validates on the selection features, the final run on the run's own;
+    model.pt's selection record (metrics.json's `selection`) says which file the selection read."""
+    from tfvaegan.cli import main
+    from tfvaegan.data.load import Benchmark
+
+    root, config, selection_file = toy_with_selection_features
+    made, trained = [], []
+    real_split, real_train = Benchmark.split, protocols.train
+
+    def split(self, *args, **kwargs):
+        data = real_split(self, *args, **kwargs)
+        made.append((Path(self.raw.feature_file).name, data))
+        return data
+
+    def train(cfg, data, *args, **kwargs):
+        trained.append((data.train_feature, kwargs.get("evaluate") is not None))
+        return real_train(cfg, data, *args, **kwargs)
+
+    monkeypatch.setattr(Benchmark, "split", split)
+    monkeypatch.setattr(protocols, "train", train)
+    model = tmp_path / "run" / "model.pt"
+    assert main(["train", "--data-root", str(root), "--dataset", "TOY", "--config", str(config), "--set",
+                 "protocol=val", "--model", str(model), "--log", str(tmp_path / "run" / "train_log.csv"),
+                 "--selection-features", str(selection_file)]) == 0
+    assert [name for name, _ in made] == ["res101_selection_seed7.mat", "res101.mat"]  # selection, then trainval
+    (selection_features, selecting), (final_features, final) = trained
+    assert selecting and not final
+    assert torch.equal(selection_features, made[0][1].train_feature)
+    assert torch.equal(final_features, made[1][1].train_feature)
+    assert made[0][1].info["feature_file"] == str(selection_file)
+    selection = torch.load(model, weights_only=True)["selection"]
+    assert selection["features"] == {"file": str(selection_file), "same_as_final": False}
+    assert any(note.startswith(f"the selection run read {selection_file}") for note in selection["validation"]["notes"])
+
+
+@pytest.mark.parametrize("where, protocol, message", [
+    ("elsewhere", "val", "--selection-features: expected another .mat feature file beside"),
+    ("own", "val", "--selection-features: expected another .mat feature file beside"),
+    ("beside", "paper", "--selection-features: the paper protocol has no selection run"),
+])
+def test_selection_features_are_refused_where_they_cannot_be_the_runs(toy_with_selection_features, tmp_path, run_cli,
+                                                                      where, protocol, message):
+    root, config, selection_file = toy_with_selection_features
+    path = {"elsewhere": tmp_path / "res101_selection_seed7.mat", "own": root / "TOY" / "res101.mat",
+            "beside": selection_file}[where]
+    if where == "elsewhere":
+        shutil.copyfile(selection_file, path)
+    code, err = run_cli("train", "--data-root", root, "--dataset", "TOY", "--config", config, "--set",
+                        f"protocol={protocol}", "--model", tmp_path / "m.pt", "--log", tmp_path / "log.csv",
+                        "--selection-features", path)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_search_trial_selects_on_the_selection_features(toy_with_selection_features, tmp_path, run_cli):
+    """A trial is the val protocol's selection run: on a fine-tuned benchmark it reads the selection features
+    too, and its selection cache (the search's final run reuses it) says so."""
+    import json
+
+    root, config, selection_file = toy_with_selection_features
+    out = tmp_path / "trial" / "trial.json"
+    code, err = run_cli("search", "trial", "--data-root", root, "--dataset", "TOY", "--config", config,
+                        "--trial", "lr=0.001", "--out", out, "--selection-features", selection_file)
+    assert code == 0, err
+    assert f"the selection run reads {selection_file}" in err
+    cached = json.loads(out.read_text())["selection_cache"]["selection"]
+    assert cached["features"] == {"file": str(selection_file), "same_as_final": False}

@@ -24,7 +24,8 @@ def write_run(root: Path, benchmark, protocol, variant, seed, zsl, h, epochs=12,
     """A run's metrics.json and train_log.csv; with a `prior` a transductive run, whose log fills D2's columns."""
     folder = root / benchmark / protocol / variant / f"seed{seed}"
     folder.mkdir(parents=True)
-    setting = {"setting": "transductive", "transductive_prior": prior} if prior else {}
+    setting = ({"setting": "transductive", "transductive_prior": prior, "transductive_unlabelled": "test"}
+               if prior else {})
     (folder / "metrics.json").write_text(json.dumps({
         "benchmark": benchmark, "protocol": protocol, "variant": variant, "seed": seed,
         "zsl_acc": zsl, "gzsl_seen": h + 0.05, "gzsl_unseen": h - 0.05, "gzsl_h": h,
@@ -111,7 +112,8 @@ def test_settings_and_priors_of_one_benchmark_are_drawn_apart(tmp_path):
     tables = build_tables(runs, load_paper(DEFAULT_PAPER_RESULTS))
     figure = paper_vs_ours_figure(tables["zsl"], tables["gzsl"])
     zsl_axis, gzsl_axis = figure.axes[:2]
-    names = ["CUB", "CUB transductive (uniform)", "CUB transductive (labels)", "FLO transductive (uniform)"]
+    names = ["CUB", "CUB transductive (uniform, test)", "CUB transductive (labels, test)",
+             "FLO transductive (uniform, test)"]
     assert [t.get_text() for t in zsl_axis.get_xticklabels()] == names
     # the paper's bars: the transductive (known-prior) number beside both priors; none for FLO's or any H
     assert [round(bar.get_height(), 1) for bar in zsl_axis.containers[0]] == [64.9, 74.7, 74.7, 0.0]

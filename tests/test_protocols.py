@@ -326,14 +326,83 @@ def test_selection_errors_name_the_key():
         best_row([{"epoch": 1, "zsl_acc": "nan", "eval_split": "val"}], "zsl_acc", "val")
 
 
-def test_the_final_gzsl_classifier_trains_as_many_steps_as_chosen_on_validation():
-    from tfvaegan.method.selection import final_classifier_epochs
+def test_the_final_classifiers_lengths_follow_the_transfer_rule():
+    from tfvaegan.method.selection import TRANSFER, TRANSFER_RULES, final_classifier_epochs
 
+    # the package's rule (chosen on development benchmarks, docs/protocols.md): GZSL steps, ZSL the configured
+    # length (None: evaluate() reads classifier_nepoch)
+    assert TRANSFER == {"gzsl": "steps", "zsl": "full"} and set(TRANSFER.values()) <= set(TRANSFER_RULES)
     selection = {"zsl_classifier_epochs": 21, "zsl_classifier_steps": 21 * 8,
                  "gzsl_classifier_epochs": 21, "gzsl_classifier_steps": 21 * 14}
-    # on the demo: GZSL 14 -> 21 steps per epoch (trainval and 12 unseen classes instead of 8);
-    # ZSL keeps its epochs
-    assert final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}) == {"zsl": 21, "gzsl": 14}
+    # GZSL 14 -> 21 steps per epoch (trainval and more unseen classes than validation classes)
+    assert final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}) == {"zsl": None, "gzsl": 14}
     assert final_classifier_epochs(selection, {"zsl": 500, "gzsl": 500})["gzsl"] == 1  # at least one
+    every = lambda rule: {"zsl": rule, "gzsl": rule}
+    assert final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}, every("steps")) == {"zsl": 14, "gzsl": 14}
+    assert final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}, every("epochs")) == {"zsl": 21, "gzsl": 21}
+    assert final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}, every("full")) == {"zsl": None, "gzsl": None}
     older = {"zsl_classifier_epochs": 5, "gzsl_classifier_epochs": 9}  # a model file without step counts
-    assert final_classifier_epochs(older, {"zsl": 12, "gzsl": 21}) == {"zsl": 5, "gzsl": 9}
+    assert final_classifier_epochs(older, {"zsl": 12, "gzsl": 21}) == {"zsl": None, "gzsl": 9}
+    assert final_classifier_epochs(older, {"zsl": 12, "gzsl": 21}, every("steps")) == {"zsl": 5, "gzsl": 9}
+    with pytest.raises(ValueError, match="transfer rule of the zsl classifier: expected one of"):
+        final_classifier_epochs(selection, {"zsl": 12, "gzsl": 21}, {"zsl": "samples", "gzsl": "steps"})
+
+
+@pytest.mark.parametrize("rule", ["steps", "epochs"])
+def test_a_best_validation_epoch_of_0_trains_one_epoch_for_zsl_and_gzsl_alike(rule):
+    """Epoch 0 is the official start (accuracy or H 0, the initial layer), which no epoch beat: every epoch tied
+    at 0, and the earliest of tied epochs is the first. Both classifiers then train one epoch; before, ZSL
+    trained 25 (`nepoch or classifier_nepoch`) and GZSL 1."""
+    from tfvaegan.method.classifier import ClassifierSettings
+    from tfvaegan.method.selection import final_classifier_epochs
+
+    zero = {"zsl_classifier_epochs": 0, "zsl_classifier_steps": 0,
+            "gzsl_classifier_epochs": 0, "gzsl_classifier_steps": 0}
+    assert final_classifier_epochs(zero, {"zsl": 12, "gzsl": 21}, {"zsl": rule, "gzsl": rule}) == {"zsl": 1, "gzsl": 1}
+    no_steps = {"zsl_classifier_epochs": 0, "gzsl_classifier_epochs": 0}
+    assert final_classifier_epochs(no_steps, {"zsl": 12, "gzsl": 21}, {"zsl": rule, "gzsl": rule}) == {"zsl": 1,
+                                                                                                       "gzsl": 1}
+    # the classifier no longer reads a count of 0 as "the configured length": None is, and 0 is refused
+    cfg = Config(classifier_nepoch=25)
+    assert ClassifierSettings.from_config(cfg, "last", None).nepoch == 25
+    assert ClassifierSettings.from_config(cfg, "last", 1).nepoch == 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="classifier epochs: expected a positive integer or None"):
+            ClassifierSettings.from_config(cfg, "last", bad)
+
+
+def test_the_transfer_note_says_what_each_classifier_trained():
+    from tfvaegan.protocols import _transfer_note
+
+    cfg = Config(gzsl=True, classifier_nepoch=25)
+    selection = {"zsl_classifier_epochs": 0, "zsl_classifier_steps": 0,
+                 "gzsl_classifier_epochs": 21, "gzsl_classifier_steps": 21 * 14}
+    note = _transfer_note(selection, {"zsl": None, "gzsl": 14}, {"zsl": 12, "gzsl": 21}, cfg)
+    assert "GZSL classifier trains as many steps as its chosen epochs took on the validation split " \
+           "(21 epochs, 294 steps -> 14 epochs of 21 steps)" in note
+    assert "ZSL classifier trains the configured classifier_nepoch (25 epochs), not a length chosen on validation" \
+        in note
+    zsl_only = _transfer_note({**selection, "gzsl_classifier_epochs": None}, {"zsl": None, "gzsl": None},
+                              {"zsl": 12, "gzsl": 21}, dataclasses.replace(cfg, gzsl=False))
+    assert "GZSL" not in zsl_only and "ZSL classifier" in zsl_only
+
+
+def test_the_transfer_rule_study_reads_each_rule_off_one_test_curve():
+    """python -m tfvaegan.bench.transfer_rule: each rule's epochs come from the package's final_classifier_epochs
+    and its score from the curve at that epoch; `best` is the curve's earliest maximum."""
+    from tfvaegan.bench.transfer_rule import rows_of, summary
+
+    gzsl = [{"u": 0.1 * e, "s": 0.9, "h": 0.05 * e} for e in range(1, 8)] + [{"u": 0.0, "s": 1.0, "h": 0.0}] * 17
+    record = {"benchmark": "b", "data_seed": 1, "seed": 1, "classifier_nepoch": 25,
+              "selection": {"gzsl_classifier_epochs": 10, "gzsl_classifier_steps": 10 * 14,
+                            "zsl_classifier_epochs": 0, "zsl_classifier_steps": 0},
+              "steps_per_epoch": {"gzsl": 20, "zsl": 12},
+              "gzsl": gzsl, "zsl": [{"acc": 0.01 * e} for e in range(1, 26)]}
+    rows = {(r["classifier"], r["rule"]): r for r in rows_of(record)}
+    assert [rows[("gzsl", rule)]["epochs"] for rule in ("steps", "epochs", "full", "best")] == [7, 10, 25, 7]
+    assert rows[("gzsl", "steps")]["h"] == 35.0 and rows[("gzsl", "epochs")]["h"] == 0.0
+    assert [rows[("zsl", rule)]["epochs"] for rule in ("steps", "epochs", "full", "best")] == [1, 1, 25, 25]
+    assert rows[("zsl", "full")]["acc"] == 25.0
+    table = summary(rows_of(record) + rows_of({**record, "seed": 2}))
+    assert "| ZSL | **full** (the package's) | 25.0 ± 0.0 | 25.0 ± 0.0 |" in table
+    assert "| GZSL | epochs | 10.0 ± 0.0 | 0.0 ± 0.0 | 0.0 ± 0.0 | 100.0 ± 0.0 | -35.0 ± 0.0 | 0 / 2 |" in table

@@ -1,5 +1,6 @@
-"""The hyperparameter search: the section's checks, the trials it draws, one trial on the toy benchmark
-with the test set fenced off, collecting the trials, and the permuted-test-labels check."""
+"""The hyperparameter search: the section's checks (the refused keys among them), the trials it draws,
+the trial's fence (a copy of the data without its test rows), one trial on the toy benchmark with the
+test set fenced off, collecting the trials, and the permuted-test-labels check."""
 from __future__ import annotations
 
 import json
@@ -11,17 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import PROJECT_ROOT
 from test_workflow import _rows
 from toy import TINY, toy_arrays, write_toy
 
 from tfvaegan import config as config_module
+from tfvaegan import protocols
 from tfvaegan.cli import main
 from tfvaegan.data.load import Benchmark, load_benchmark
-from tfvaegan.errors import ConfigError
+from tfvaegan.errors import ConfigError, LeakError
 from tfvaegan.search import space
-from tfvaegan.search.trials import FIGURE, read_trial
+from tfvaegan.search import trials as trials_module
+from tfvaegan.search.trials import FIGURE, ValidationOnly, read_trial, validation_only
 
 EXAMPLE = yaml.safe_load((PROJECT_ROOT / "config" / "search.yaml").read_text())["search"]
 SEARCH_SEED = 3
@@ -65,6 +69,19 @@ BAD_SECTIONS = [  # (changes to the example, what the one error says)
     ({"space": {"protocol": ["paper"]}}, "config key 'search.space.protocol': cannot be searched"),
     ({"trials": 0}, "config key 'search.trials': expected an integer >= 1, found 0"),
     ({"budget": 3}, "config key 'search.budget': unknown key"),
+    # issue 22, item 4: a key that moves the validation split or reads test labels
+    ({"space": {"val_seen_fraction": [0.1, 0.3]}},
+     "config key 'search.space.val_seen_fraction': cannot be searched: it moves the validation split"),
+    ({"space": {"val_unseen_fraction": {"low": 0.1, "high": 0.4}}},
+     "config key 'search.space.val_unseen_fraction': cannot be searched: it moves the validation split"),
+    ({"space": {"transductive_prior": ["uniform", "labels"]}},
+     "config key 'search.space.transductive_prior': the value 'labels' cannot be searched: it reads test labels"),
+    ({"space": {"transductive_unlabelled": ["test", "test_unseen"]}},
+     ("config key 'search.space.transductive_unlabelled': the value 'test_unseen' cannot be searched: it reads "
+      "test labels")),
+    ({"space": {"dataset": ["CUB", "SUN"]}},
+     "config key 'search.space.dataset': cannot be searched: it names other data files, hence another validation split"),
+    ({"space": {"class_embedding": ["att"]}}, "config key 'search.space.class_embedding': cannot be searched"),
 ]
 
 
@@ -73,6 +90,40 @@ def test_bad_section_is_one_clear_error(changes, message):
     with pytest.raises(ConfigError) as caught:
         space.parse_search({**EXAMPLE, **changes})
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _searchable_value(key: str):
+    """A value `key` accepts in a run (its default, or a valid one where the default is None)."""
+    default = getattr(config_module.Config(), key)
+    return {"manualSeed": 1, "val_unseen_fraction": 0.25, "image_embedding_path": "CUB"}.get(key, default)
+
+
+@pytest.mark.parametrize("key", sorted(space.REFUSED_KEYS))
+def test_every_refused_key_is_refused_with_its_reason_and_only_the_refused_values(key):
+    refusal = space.REFUSED_KEYS[key]
+    refused = list(refusal.values) if refusal.values else [_searchable_value(key)]
+    with pytest.raises(ConfigError) as caught:
+        space.parse_search({**EXAMPLE, "space": {"lr": [0.001], key: refused}})
+    what = f"the value {refused[0]!r} cannot be searched" if refusal.values else "cannot be searched"
+    assert str(caught.value) == f"config key 'search.space.{key}': {what}: {refusal.reason}"
+    if refusal.values:  # the other values of the key stay searchable
+        choices = {"transductive_prior": config_module.TRANSDUCTIVE_PRIORS,
+                   "transductive_unlabelled": config_module.TRANSDUCTIVE_UNLABELLED}[key]
+        allowed = [value for value in choices if value not in refusal.values]
+        assert allowed and space.parse_search({**EXAMPLE, "space": {key: allowed}}).space[key] == tuple(allowed)
+
+
+def test_the_refused_keys_are_documented():
+    """config/README.md names every refused key (and value); README.md names the item-4 ones."""
+    config_readme = (PROJECT_ROOT / "config" / "README.md").read_text()
+    documented = config_readme[config_readme.index("- **Refused keys.**"):].split("\n- ")[0]
+    for key, refusal in space.REFUSED_KEYS.items():
+        names = [f"`{key}: {value}`" for value in refusal.values] if refusal.values else [f"`{key}`"]
+        assert all(name in documented for name in names), (key, documented)
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for name in ("`val_seen_fraction`", "`val_unseen_fraction`", "`transductive_prior: labels`",
+                 "`transductive_unlabelled: test_unseen`"):
+        assert name in readme
 
 
 def test_yaml_1_1_float_strings_count_as_numbers():
@@ -125,9 +176,43 @@ def test_plan_checks_every_trial_config_and_the_metric():
                                                      "space": {"gzsl": [True, False]}}), base)) == 2
 
 
+# --------------------------------------------------------------------------- the trial's fence
+def test_a_trial_reads_a_copy_of_the_data_without_its_test_rows(toy_root):
+    root, _ = toy_root
+    cfg = config_module.from_mapping({**TINY, "dataset": "TOY", "protocol": "val", "manualSeed": SEARCH_SEED})
+    benchmark = load_benchmark(root, cfg)
+    fenced = validation_only(benchmark)
+    raw, locs = benchmark.raw, {key: np.asarray(value).ravel() for key, value in benchmark.raw.locs.items()}
+    outside = np.setdiff1d(np.arange(raw.labels.size), locs["trainval"])
+    assert np.array_equal(outside, np.sort(np.concatenate([locs["test_seen"], locs["test_unseen"]])))
+    assert isinstance(fenced, ValidationOnly) and np.isnan(fenced.raw.features[outside]).all()
+    assert np.array_equal(fenced.raw.features[locs["trainval"]], raw.features[locs["trainval"]])
+    unlabelled = np.setdiff1d(outside, locs["val"])  # val_loc keeps its labels: the split's notes count its classes
+    assert unlabelled.size and (fenced.raw.labels[unlabelled] == -1).all()
+    labelled = np.union1d(locs["trainval"], locs["val"])
+    assert np.array_equal(fenced.raw.labels[labelled], raw.labels[labelled])
+    assert not np.isnan(raw.features).any() and (raw.labels >= 0).all()  # the loaded benchmark is untouched
+    with pytest.raises(LeakError, match="search trial: the test split was asked for"):
+        fenced.test_split()
+    with pytest.raises(LeakError, match="the seen evaluation part of a split holds 3 images outside trainval_loc"):
+        fenced.split(locs["trainval"], locs["test_seen"][:3], locs["trainval"][:2])
+    with pytest.raises(LeakError, match="the unseen evaluation part of a split holds 1 images outside"):
+        fenced.split(locs["trainval"], locs["trainval"][:2], locs["test_unseen"][:1])
+    # the validation split and its tensors are those of the whole data
+    split = protocols.validation_split(fenced.raw, cfg, SEARCH_SEED)
+    whole = protocols.validation_split(raw, cfg, SEARCH_SEED)
+    assert split.notes == whole.notes and all(np.array_equal(getattr(split, part), getattr(whole, part))
+                                              for part in ("train", "val_seen", "val_unseen"))
+    ours, theirs = (b.split(split.train, split.val_seen, split.val_unseen) for b in (fenced, benchmark))
+    for name in ("train_feature", "train_label", "test_seen_feature", "test_seen_label", "test_unseen_feature",
+                 "test_unseen_label", "attribute", "seenclasses", "unseenclasses", "test_feature", "test_label"):
+        assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
+
+
 # --------------------------------------------------------------------------- trials on the toy benchmark
 def fence_off_the_test_set(monkeypatch) -> None:
-    """Make any use of a test image fail: no split may hold one, and the test split cannot be built."""
+    """The test's own fence, beside the trial's (`validation_only`): any use of a test image fails, as
+    no split may hold one and the test split cannot be built."""
     split = Benchmark.split
 
     def validation_only(self, train, test_seen, test_unseen, device="cpu"):
@@ -264,6 +349,25 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint_to_the_same_result(sea
     assert not trial.with_name("model.select.ckpt").exists()
 
 
+def test_search_trial_refuses_a_refused_key_before_reading_any_data(toy_root, tmp_path, run_cli):
+    """`search trial` makes the section's one check (search.space.REFUSED_KEYS) on its --trial keys,
+    and on its whole config for a value that reads test labels."""
+    _, config = toy_root
+    missing_root, out = tmp_path / "no_data", tmp_path / "trial" / "trial.json"
+    command = ["search", "trial", "--data-root", missing_root, "--config", config, "--dataset", "TOY",
+               f"--set=manualSeed={SEARCH_SEED}", "--out", out]
+    code, err = run_cli(*command, "--trial=lr=0.001", "--trial=val_seen_fraction=0.3")
+    assert code == 2 and ("search trial: config key 'val_seen_fraction': cannot be searched: it moves the "
+                          "validation split") in err
+    code, err = run_cli(*command, "--set=transductive=true", '--set=transductive_unlabelled="test_unseen"',
+                        "--trial=lr=0.001")
+    assert code == 2 and ("search trial: config key 'transductive_unlabelled': the trial's config sets "
+                          "'test_unseen', which a search refuses: it reads test labels") in err
+    code, err = run_cli(*command, "--trial=protocol=\"paper\"")
+    assert code == 2 and "search trial: config key 'protocol': cannot be searched" in err
+    assert not out.parent.exists() and not missing_root.exists()
+
+
 def permuted_test_rows(root: Path) -> None:
     """TOY with its test rows' labels permuted (within test_seen and within test_unseen, so the files
     stay valid) and their features replaced by noise; nothing else changes."""
@@ -276,6 +380,36 @@ def permuted_test_rows(root: Path) -> None:
         features[:, rows] = rng.random((features.shape[0], rows.size), dtype=np.float32)
     assert (labels != arrays["labels"]).any()
     write_toy(root, feature_overrides={"labels": labels, "features": features})
+
+
+def test_a_trial_scores_the_same_when_the_test_rows_are_noise_and_their_labels_permuted(
+        searched, tmp_path, toy_root, monkeypatch):
+    """One trial on TOY with every test row's features replaced by noise and the test labels permuted:
+    every epoch's validation numbers are those of the same trial on TOY, and it ran on the fenced copy."""
+    _, paths = searched
+    reference = read_trial(paths[0])
+    root = tmp_path / "data"
+    permuted_test_rows(root)
+    ran_on = []
+    choose = protocols.choose_on_validation
+
+    def spy(benchmark, *args, **kwargs):
+        ran_on.append(benchmark)
+        return choose(benchmark, *args, **kwargs)
+
+    monkeypatch.setattr(trials_module.protocols, "choose_on_validation", spy)
+    trial = tmp_path / "trial" / "trial.json"
+    assert main(["search", "trial", "--data-root", str(root), "--config", str(toy_root[1]), "--dataset", "TOY",
+                 "--set", "nepoch=2", f"--set=manualSeed={SEARCH_SEED}",
+                 *(f"--trial={k}={json.dumps(v)}" for k, v in reference["settings"].items()), "--out", str(trial)]) == 0
+    (benchmark,) = ran_on
+    test_rows = np.concatenate([np.asarray(benchmark.raw.locs[k]).ravel() for k in ("test_seen", "test_unseen")])
+    assert isinstance(benchmark, ValidationOnly) and np.isnan(benchmark.raw.features[test_rows]).all()
+    record = read_trial(trial)
+    assert (record["trial"], record["config"]) == (reference["trial"], reference["config"])
+    assert (record["validation"], record["generator_epochs"]) == (reference["validation"], reference["generator_epochs"])
+    epochs = lambda rec: [{k: v for k, v in row.items() if k != "seconds"} for row in rec["selection_cache"]["history"]]
+    assert epochs(record) == epochs(reference)
 
 
 @pytest.mark.slow

@@ -12,10 +12,11 @@ import pytest
 import yaml
 from conftest import PROJECT_ROOT
 from snakemake_cli import snakemake
-from test_workflow import SLURM_PROFILE, _rows, job_counts, planned_jobs, refusal
+from test_workflow import SLURM_PROFILE, _rows, checked, job_counts, planned_jobs, refusal
 from tiny_workflow import DEFAULT_CONFIG, TINY_SEARCH, TINY_SETTINGS, write_config
 
 from tfvaegan import config as config_module
+from tfvaegan.search import space as search_space
 
 SEARCH_CONFIG = PROJECT_ROOT / "config" / "search.yaml"
 
@@ -70,11 +71,54 @@ def test_a_bad_section_stops_before_the_dag_and_the_target_needs_a_section(tmp_p
     ({"variant": "nope"}, "config key 'search.variant': 'nope' is not under 'variants'"),
     ({"benchmark": "hmdb51"}, "config key 'search.benchmark': 'hmdb51' runs over splits"),
     ({"space": {"lr": [0.0]}}, "key 'lr': expected a positive number, found 0.0"),
+    # issue 22, item 4: keys that move the validation split or read test labels (tests/test_search.py: each)
+    ({"space": {"val_seen_fraction": [0.1, 0.3]}},
+     "config key 'search.space.val_seen_fraction': cannot be searched: it moves the validation split"),
+    ({"space": {"transductive_prior": ["labels"]}},
+     "config key 'search.space.transductive_prior': the value 'labels' cannot be searched: it reads test labels"),
 ])
 def test_each_bad_section_is_one_error_before_any_job(search, message):
     # the checks search.smk makes when it is parsed, called directly (the wiring: the test above)
     section = {**yaml.safe_load(SEARCH_CONFIG.read_text())["search"], **search}
     assert message in refusal({**DEFAULT_CONFIG, "search": section})
+
+
+KNOWN_PRIOR = {"transductive": True, "transductive_prior": "labels"}
+
+
+@pytest.mark.parametrize("changes, search, message", [
+    ({"variants": {"tfvaegan": {}, "known_prior": KNOWN_PRIOR}}, {"variant": "known_prior"},
+     ("config key 'variants.known_prior.transductive_prior': the searched run (benchmark 'demo', variant "
+      "'known_prior') sets 'labels', which a search refuses: it reads test labels")),
+    ({"overrides": {"transductive_unlabelled": "test_unseen"}}, {},
+     ("config key 'overrides.transductive_unlabelled': the searched run (benchmark 'demo', variant 'tfvaegan') "
+      "sets 'test_unseen', which a search refuses: it reads test labels")),
+    ({"catalog": {**DEFAULT_CONFIG["catalog"], "demo": {**DEFAULT_CONFIG["catalog"]["demo"],
+                                                        "settings": KNOWN_PRIOR}}}, {},
+     "config key 'catalog.demo.settings.transductive_prior': the searched run"),
+])
+def test_a_searched_run_that_reads_test_labels_is_refused_where_it_is_set(changes, search, message):
+    """The searched run's own values (benchmark file < settings < variant < overrides) may not read test
+    labels either: the final run would."""
+    section = {**yaml.safe_load(SEARCH_CONFIG.read_text())["search"], **search}
+    assert message in refusal({**DEFAULT_CONFIG, **changes, "search": section})
+
+
+def test_a_refused_value_in_the_benchmark_file_is_named_by_the_file(tmp_path):
+    demo = PROJECT_ROOT / "config" / "benchmarks" / "demo.yaml"
+    mine = tmp_path / "demo_known_prior.yaml"
+    mine.write_text(demo.read_text() + "\ntransductive: true\ntransductive_prior: labels\n")
+    catalog = {**DEFAULT_CONFIG["catalog"], "demo": {**DEFAULT_CONFIG["catalog"]["demo"], "config": str(mine)}}
+    section = yaml.safe_load(SEARCH_CONFIG.read_text())["search"]
+    assert f"{mine}: key 'transductive_prior': the searched run" in refusal(
+        {**DEFAULT_CONFIG, "catalog": catalog, "search": section})
+
+
+def test_a_fixed_validation_share_of_the_searched_run_is_one_split_for_all_and_allowed():
+    section = yaml.safe_load(SEARCH_CONFIG.read_text())["search"]
+    config = {**DEFAULT_CONFIG, "overrides": {"val_seen_fraction": 0.3}, "search": section}
+    spec, base, planned = search_space.plan_workflow_search(checked(config))
+    assert base["val_seen_fraction"] == 0.3 and len(planned) == 4 and spec.benchmark == "demo"
 
 
 # --------------------------------------------------------------------------- a tiny search, for real

@@ -1,6 +1,7 @@
 """Tables: mean/std over seeds on hand-made metrics files, exact columns, paper columns, bad input."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -15,10 +16,12 @@ from tfvaegan.report.tables import (
     DEFAULT_PAPER_RESULTS,
     GZSL_COLUMNS,
     ZSL_COLUMNS,
+    build_main_table,
     build_tables,
     load_paper,
     load_runs,
     mean_std,
+    section_name,
 )
 
 PAPER_CSV = """benchmark,metric,value,source
@@ -102,7 +105,8 @@ def test_cli_writes_exact_columns_atomically(hand_made, paper_file, tmp_path):
     out = tmp_path / "tables"
     args = ["tables", "--metrics", *map(str, hand_made), "--paper", str(paper_file), "--out-dir", str(out)]
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["ablation.csv", "gzsl.csv", "zsl.csv"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == ["ablation.csv", "gzsl.csv", "main_table.md", "main_table.tex",
+                                                     "zsl.csv"]  # no temp files left
     for name, columns in (("zsl", ZSL_COLUMNS), ("gzsl", GZSL_COLUMNS), ("ablation", ABLATION_COLUMNS)):
         frame = pd.read_csv(out / f"{name}.csv")
         assert list(frame.columns) == columns
@@ -326,24 +330,28 @@ def test_settings_and_priors_of_one_benchmark_stay_apart_with_their_own_paper_va
                       transductive_prior="uniform"),
         write_metrics(root / "l", "cub", "paper", "tfvaegan", 1, 0.72, 0.6, 0.6, 0.61, setting="transductive",
                       transductive_prior="labels"),
+        write_metrics(root / "t", "cub", "paper", "tfvaegan", 1, 0.66, 0.6, 0.6, 0.58, setting="transductive",
+                      transductive_prior="uniform", transductive_unlabelled="test"),
     ])
     tables = build_tables(runs, load_paper(paper))
     zsl = tables["zsl"]
-    assert list(zsl.columns[-3:]) == ["features", "setting", "prior"]
-    assert list(zip(zsl.setting, zsl.prior)) == [("inductive", ""), ("transductive", "uniform"),
-                                                  ("transductive", "labels")]
-    assert list(zsl.paper_top1) == [64.9, 74.7, 74.7]  # the known-prior number beside both priors
-    assert list(zsl.top1_mean) == [60.0, 70.0, 72.0]
-    assert list(tables["gzsl"].setting) == ["inductive", "transductive", "transductive"]
+    assert list(zsl.columns[-4:]) == ["features", "setting", "prior", "unlabelled"]
+    # a transductive file without transductive_unlabelled (written before the key) trained on test_unseen
+    assert list(zip(zsl.setting, zsl.prior, zsl.unlabelled)) == [
+        ("inductive", "", ""), ("transductive", "uniform", "test"), ("transductive", "uniform", "test_unseen"),
+        ("transductive", "labels", "test_unseen")]
+    assert list(zsl.paper_top1) == [64.9, 74.7, 74.7, 74.7]  # the known-prior number beside every row
+    assert list(zsl.top1_mean) == [60.0, 66.0, 70.0, 72.0]
+    assert list(tables["gzsl"].setting) == ["inductive", "transductive", "transductive", "transductive"]
     assert tables["gzsl"].paper_h.isna().all()  # no GZSL value: empty, never the inductive one
 
 
 TRANSDUCTIVE = {"setting": "transductive", "transductive_prior": "uniform"}
 
 
-def test_every_table_ends_with_features_setting_prior_after_its_fixed_columns(tmp_path):
+def test_every_table_ends_with_features_setting_prior_unlabelled_after_its_fixed_columns(tmp_path):
     for columns in (ZSL_COLUMNS, GZSL_COLUMNS, ABLATION_COLUMNS):
-        assert columns[-3:] == ["features", "setting", "prior"]
+        assert columns[-4:] == ["features", "setting", "prior", "unlabelled"]
         assert columns[:4] == ["benchmark", "protocol", "variant", "n_seeds"]
     runs = [write_metrics(tmp_path / "i", "cub", "paper", "tfvaegan", 1, 0.6, 0.5, 0.6, 0.54),
             write_metrics(tmp_path / "t", "cub", "paper", "tfvaegan", 1, 0.7, 0.6, 0.6, 0.6, **TRANSDUCTIVE)]
@@ -441,6 +449,14 @@ def test_metrics_without_setting_read_as_inductive(tmp_path):
     ({**TRANSDUCTIVE, "config": {"transductive": True, "transductive_prior": "labels"}},
      r"keys 'setting', 'config.transductive', 'transductive_prior', 'config.transductive_prior': .*"
      r"transductive_prior='uniform', config.transductive_prior='labels'"),
+    ({"transductive_unlabelled": "test"}, r"key 'transductive_unlabelled': expected null for an inductive run, "
+                                          r"found 'test'"),
+    ({**TRANSDUCTIVE, "transductive_unlabelled": "all"},
+     r"key 'transductive_unlabelled': expected one of \('test', 'test_unseen'\) for a transductive run, found 'all'"),
+    ({**TRANSDUCTIVE, "transductive_unlabelled": "test",
+      "config": {"transductive": True, "transductive_prior": "uniform", "transductive_unlabelled": "test_unseen"}},
+     r"keys 'transductive_unlabelled', 'config.transductive_unlabelled': expected the same set, found 'test' and "
+     r"'test_unseen'"),
 ])
 def test_bad_setting_or_prior_in_metrics_is_one_clear_error(tmp_path, capsys, changes, message):
     import re
@@ -499,3 +515,133 @@ def test_average_splits_keeps_the_setting_and_refuses_mixed_ones(tmp_path):
     paths[1].write_text(json.dumps(split_metrics(2)))  # an inductive split among transductive ones
     assert main(["average-splits", "--metrics", *map(str, paths), "--out", str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+# ------------------------------------------------------------------ the main table, in the paper's layout (issue 23)
+IMAGE_BENCHMARKS = {"cub": 0.60, "awa2": 0.70, "flo": 0.66, "sun": 0.62}  # ZSL top-1 of the paper protocol's seed 0
+LABELS_TEST_UNSEEN = {"setting": "transductive", "transductive_prior": "labels",
+                      "transductive_unlabelled": "test_unseen"}
+
+
+def four_benchmark_runs(root: Path) -> list[Path]:
+    """Plain inductive runs of the paper's four image benchmarks (both protocols, 2 seeds), and for CUB a
+    fine-tuned run and a transductive one (known prior, test_unseen)."""
+    paths = []
+    for benchmark, top1 in IMAGE_BENCHMARKS.items():
+        for protocol, shift in (("paper", 0.0), ("val", -0.02)):
+            for seed, step in ((0, 0.0), (1, 0.04)):
+                z = top1 + shift + step
+                paths.append(write_metrics(root, benchmark, protocol, "tfvaegan", seed, z, z - 0.1, z, z - 0.05))
+    paths.append(write_metrics(root / "ft", "cub", "paper", "tfvaegan", 0, 0.75, 0.6, 0.7, 0.65, features="finetuned"))
+    paths.append(write_metrics(root / "t", "cub", "paper", "tfvaegan", 0, 0.76, 0.6, 0.6, 0.6, **LABELS_TEST_UNSEEN))
+    paths.append(write_metrics(root, "cub", "paper", "baseline", 0, 0.10, 0.1, 0.1, 0.1))  # an ablation: not shown
+    return paths
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("|")]
+
+
+def shipped_paper_values() -> dict[tuple[str, str, str, str], float]:
+    """config/paper_results.csv read here with the csv module, not with the code under test."""
+    with DEFAULT_PAPER_RESULTS.open(newline="") as handle:
+        return {(r["benchmark"], r["features"], r["setting"], r["metric"]): float(r["value"])
+                for r in csv.DictReader(handle)}
+
+
+def test_main_table_of_the_four_image_benchmarks_in_the_papers_layout(tmp_path):
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", *map(str, four_benchmark_runs(tmp_path / "results")), "--out-dir",
+                 str(out)]) == 0  # the shipped paper file
+    header, rule, *rows = markdown_rows((out / "main_table.md").read_text())
+    groups = ["CUB", "AWA2", "FLO", "SUN"]  # the paper's order
+    assert header == ["Setting", "Method"] + [f"{b} {m}" for b in groups for m in ("T1", "u", "s", "H")]
+    assert rule == [":---", ":---"] + ["---:"] * 16 and all(len(row) == 18 for row in rows)
+    plain, trans, tuned = ("Plain features, inductive",
+                           "Plain features, transductive (prior labels, unlabelled test_unseen)",
+                           "Fine-tuned features, inductive")
+    published, paper, val, delta = ("TF-VAEGAN (paper, published)", "TF-VAEGAN (ours, paper protocol)",
+                                    "TF-VAEGAN (ours, val protocol)", "Δ (ours − published)")
+    assert [tuple(row[:2]) for row in rows] == [
+        (plain, published), (plain, paper), (plain, delta), (plain, val), (plain, delta),
+        (trans, published), (trans, paper), (trans, delta), (tuned, published), (tuned, paper), (tuned, delta)]
+    cell, ours = {}, None  # (section, method, column) -> text; a Δ row is named after the row of ours above it
+    for row in rows:
+        ours = row[1] if row[1] != delta else ours
+        method = f"Δ of {ours}" if row[1] == delta else row[1]
+        cell.update({(row[0], method, name): value for name, value in zip(header[2:], row[2:])})
+    d_paper, d_val = f"Δ of {paper}", f"Δ of {val}"
+    # ours: mean ± sample std over the two seeds (60, 64: 62.0 ± 2.8), the numbers of zsl.csv and gzsl.csv
+    assert cell[(plain, paper, "CUB T1")] == "62.0 ± 2.8" and cell[(plain, val, "CUB T1")] == "60.0 ± 2.8"
+    assert cell[(plain, paper, "SUN u")] == "54.0 ± 2.8" and cell[(plain, paper, "AWA2 H")] == "67.0 ± 2.8"
+    zsl = pd.read_csv(out / "zsl.csv")
+    row = zsl[(zsl.benchmark == "flo") & (zsl.protocol == "val") & (zsl.variant == "tfvaegan")].iloc[0]
+    assert cell[(plain, val, "FLO T1")] == f"{row.top1_mean:.1f} ± {row.top1_std:.1f}"
+    assert cell[(tuned, paper, "CUB T1")] == "75.0"  # one seed: the mean alone
+    # the published row: every value from config/paper_results.csv, and a few checked by hand
+    expected = shipped_paper_values()
+    for benchmark in groups:
+        for metric, name in (("zsl_top1", "T1"), ("gzsl_u", "u"), ("gzsl_s", "s"), ("gzsl_h", "H")):
+            value = expected[(benchmark.lower(), "plain", "inductive", metric)]
+            assert cell[(plain, published, f"{benchmark} {name}")] == f"{value:.1f}"
+    assert (cell[(plain, published, "CUB T1")], cell[(plain, published, "AWA2 H")], cell[(plain, published, "SUN u")],
+            cell[(plain, published, "FLO s")]) == ("64.9", "66.6", "45.6", "84.1")
+    assert [cell[(tuned, published, f"CUB {m}")] for m in ("T1", "u", "s", "H")] == ["74.3", "–", "–", "70.7"]
+    assert cell[(tuned, published, "CUB T1")] == f"{expected[('cub', 'finetuned', 'inductive', 'zsl_top1')]:.1f}"
+    assert cell[(trans, published, "CUB T1")] == "74.7" and cell[(trans, published, "CUB H")] == "–"
+    assert cell[(trans, published, "AWA2 T1")] == "–"  # no transductive run of AWA2: nothing to compare
+    # Δ = ours − published, under each of our rows
+    assert [cell[(plain, d_paper, f"CUB {m}")] for m in ("T1", "u", "s", "H")] == ["-2.9", "-0.8", "-2.7", "-1.1"]
+    assert cell[(plain, d_val, "CUB T1")] == "-4.9"  # the val row's own gap: 60.0 − 64.9
+    assert cell[(plain, d_paper, "AWA2 T1")] == "-0.2" and cell[(plain, d_paper, "FLO s")] == "-16.1"  # 68.0 − 84.1
+    assert cell[(tuned, d_paper, "CUB T1")] == "+0.7" and cell[(tuned, d_paper, "CUB H")] == "-5.7"
+    assert cell[(tuned, d_paper, "CUB u")] == "–" and cell[(trans, d_paper, "CUB T1")] == "+1.3"
+
+    tex = (out / "main_table.tex").read_text()
+    assert tex.startswith("% ") and "booktabs" in tex.splitlines()[0]
+    body = [line for line in tex.splitlines() if not line.startswith("%")]
+    assert body[0] == r"\begin{tabular}{l cccc cccc cccc cccc}" and body[-1] == r"\end{tabular}"
+    assert "\\usepackage" not in "\n".join(body) and tex.count("{") == tex.count("}")
+    depth = 0
+    for char in tex:  # balanced, never closed before opened
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0
+    assert body[2] == " & " + " & ".join(rf"\multicolumn{{4}}{{c}}{{{b}}}" for b in groups) + r" \\"
+    assert body[3] == r"\cmidrule(lr){2-5} \cmidrule(lr){6-9} \cmidrule(lr){10-13} \cmidrule(lr){14-17}"
+    assert [body[1], body[4], body[-2]] == [r"\toprule", "Method & " + " & ".join(["T1", "u", "s", "H"] * 4) + r" \\",
+                                            r"\bottomrule"]
+    sections = [line for line in body if line.startswith(r"\multicolumn{17}{l}")]
+    assert sections == [rf"\multicolumn{{17}}{{l}}{{\textit{{{s}}}}} \\" for s in
+                        (plain, trans.replace("_", r"\_"), tuned)]
+    assert tex.count(r"\multicolumn") == 4 + 3 and tex.count(r"\midrule") == 3
+    table_rows = [line for line in body[4:-2] if line.endswith(r"\\") and not line.startswith(r"\multicolumn")]
+    assert len(table_rows) == 1 + len(rows) and all(line.count("&") == 16 for line in table_rows)
+    assert r"TF-VAEGAN (ours, paper protocol) & 62.0 $\pm$ 2.8 & " in tex
+    assert r"$\Delta$ (ours $-$ published) & $-2.9$ & $-0.8$ & $-2.7$ & $-1.1$ & " in tex
+    assert r"TF-VAEGAN (paper, published) & 64.9 & 52.8 & 64.7 & 58.1 & 72.2 & " in tex
+
+
+def test_main_table_names_a_transductive_section_only_by_what_is_not_the_default():
+    assert section_name("plain", "transductive", "uniform", "test") == "Plain features, transductive"
+    assert (section_name("finetuned", "transductive", "labels", "test")
+            == "Fine-tuned features, transductive (prior labels)")
+    assert section_name("plain", "inductive", "", "") == "Plain features, inductive"
+
+
+def test_main_table_bad_or_empty_input_is_one_clear_error(tmp_path, capsys):
+    empty = {"zsl": pd.DataFrame(columns=ZSL_COLUMNS), "gzsl": pd.DataFrame(columns=GZSL_COLUMNS)}
+    with pytest.raises(UserError, match="main table: expected at least one row in the zsl table"):
+        build_main_table(empty)
+    with pytest.raises(UserError, match="main table: expected the gzsl table of build_tables, found NoneType"):
+        build_main_table({"zsl": empty["zsl"]})
+    with pytest.raises(UserError, match=r"main table: the zsl table: expected the columns .*none of \['diff_top1'"):
+        build_main_table({**empty, "zsl": empty["zsl"].drop(columns=["diff_top1"])})
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", str(tmp_path / "missing.json"), "--out-dir", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not out.exists()  # nothing written, main table included
+    # runs of ablation variants only: the CSV tables as before, the main table says why it is empty
+    runs = [write_metrics(tmp_path, "cub", "paper", "baseline", 0, 0.5, 0.4, 0.5, 0.45)]
+    assert main(["tables", "--metrics", *map(str, runs), "--out-dir", str(out)]) == 0
+    assert "No main table: no run of the complete model (variant 'tfvaegan')" in (out / "main_table.md").read_text()
+    assert "\\begin{tabular}" not in (out / "main_table.tex").read_text()

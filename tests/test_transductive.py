@@ -1,6 +1,7 @@
-"""Transductive training (method/transductive.py): no test label reaches training under the default
-prior, the `labels` prior is the one that reads them, which unlabelled set each protocol trains on,
-resuming, what metrics.json records, and bad input."""
+"""Transductive training (method/transductive.py): no test label reaches training under the defaults
+(prior `uniform`, unlabelled set `test`), the `labels` prior and the `test_unseen` set are the ones that
+read them, which unlabelled set each protocol trains on, resuming, what metrics.json records, and bad
+input."""
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,9 @@ import pytest
 import torch
 
 from tfvaegan import stages
-from tfvaegan.config import from_mapping
+from tfvaegan.config import TRANSDUCTIVE_UNLABELLED, from_mapping
+from tfvaegan.data.preprocess import TrainingData
 from tfvaegan.errors import ConfigError, DataError
-from tfvaegan.method import transductive
 from tfvaegan.method.train import Trainer, train
 from tfvaegan.method.transductive import TransductiveTrainer, trainer_for, unlabelled_set
 from toy import TINY, toy_arrays, write_toy
@@ -28,22 +29,35 @@ def transductive_config(**overrides):
     return from_mapping({**TINY, "dataset": "TOY", "transductive": True, "nepoch": 2, **overrides})
 
 
-def with_test_unseen_labels_permuted(root, seed: int = 1):
-    """The toy benchmark with the labels of its test_unseen rows shuffled among those rows (the
-    classes present stay the same, each row's label changes)."""
+def with_test_relabelled(root, seed: int = 1):
+    """The toy benchmark with every test row (seen and unseen together) given a new label, drawn with
+    unequal class sizes, and the split's test_seen_loc / test_unseen_loc rebuilt from those labels: the
+    set of test rows (and of classes) stays; which rows are unseen, how many, and each class's size change."""
     arrays = toy_arrays()
-    rows = arrays["test_unseen_loc"].ravel().astype(np.int64) - 1
     labels = arrays["labels"].copy()
-    shuffled = np.random.default_rng(seed).permutation(rows)
-    labels[rows] = arrays["labels"][shuffled]
-    assert (labels != arrays["labels"]).sum() > len(rows) // 2
-    write_toy(root, feature_overrides={"labels": labels})
+    seen_rows, unseen_rows = (arrays[key].ravel().astype(np.int64) - 1 for key in ("test_seen_loc", "test_unseen_loc"))
+    test_rows = np.sort(np.concatenate([seen_rows, unseen_rows]))
+    classes = np.unique(labels[test_rows])
+    rng = np.random.default_rng(seed)
+    weights = rng.uniform(0.1, 1.0, classes.size)
+    new = rng.choice(classes, size=test_rows.size, p=weights / weights.sum())
+    new[: classes.size] = classes  # every class keeps a row: the classes are the split's, not the labels'
+    rng.shuffle(new)
+    labels[test_rows, 0] = new
+    trained = np.unique(labels[arrays["trainval_loc"].ravel().astype(np.int64) - 1])
+    is_seen = np.isin(new, trained)
+    locs = {"test_seen_loc": test_rows[is_seen] + 1, "test_unseen_loc": test_rows[~is_seen] + 1}
+    assert locs["test_unseen_loc"].size != unseen_rows.size  # the partition moved
+    assert not np.array_equal(np.bincount(new.astype(np.int64)),
+                              np.bincount(arrays["labels"][test_rows, 0].astype(np.int64)))  # and the class sizes
+    write_toy(root, feature_overrides={"labels": labels},
+              split_overrides={key: value.reshape(-1, 1).astype(arrays[key].dtype) for key, value in locs.items()})
     return root
 
 
 @pytest.fixture(scope="module")
-def permuted_root(tmp_path_factory):
-    return with_test_unseen_labels_permuted(tmp_path_factory.mktemp("permuted"))
+def relabelled_root(tmp_path_factory):
+    return with_test_relabelled(tmp_path_factory.mktemp("relabelled"))
 
 
 def training_losses(log_path) -> list[dict]:
@@ -51,9 +65,9 @@ def training_losses(log_path) -> list[dict]:
         return [{key: row[key] for key in LOSSES} for row in csv.DictReader(handle)]
 
 
-def train_both(cfg, root, permuted, tmp_path):
+def train_both(cfg, root, relabelled, tmp_path):
     logs = []
-    for name, data_root in (("original", root), ("permuted", permuted)):
+    for name, data_root in (("original", root), ("relabelled", relabelled)):
         out = tmp_path / name
         stages.train_stage(cfg, data_root, out / "model.pt", out / "train_log.csv")
         logs.append(training_losses(out / "train_log.csv"))
@@ -62,64 +76,118 @@ def train_both(cfg, root, permuted, tmp_path):
 
 # ------------------------------------------------------------------ no test label in training
 @pytest.mark.parametrize("protocol", ["paper", "val"])
-def test_uniform_prior_training_reads_no_test_label(toy_root, permuted_root, tmp_path, protocol):
-    """Permuting the test_unseen labels in the feature file leaves every training loss of every epoch
-    identical: the training cannot have read them (the paper protocol's evaluations do differ)."""
+def test_default_training_reads_no_test_label(toy_root, relabelled_root, tmp_path, protocol):
+    """New labels for every test row, and the test locations rebuilt from them, leave every training loss of
+    every epoch identical: training cannot have read a test label, the seen/unseen partition, the classes'
+    sizes or the share of unseen rows (the paper protocol's evaluations do differ)."""
     root, _ = toy_root
-    original, permuted = train_both(transductive_config(protocol=protocol), root, permuted_root, tmp_path)
+    original, relabelled = train_both(transductive_config(protocol=protocol), root, relabelled_root, tmp_path)
     assert len(original) >= 2 and all(row["loss_d2"] != "" for row in original)
-    assert original == permuted
+    assert original == relabelled
 
 
-def test_labels_prior_reads_the_test_labels(toy_root, permuted_root, tmp_path):
+@pytest.mark.parametrize("reads", [{"transductive_unlabelled": "test_unseen"}, {"transductive_prior": "labels"}],
+                         ids=["unlabelled_test_unseen", "prior_labels"])
+def test_the_authors_settings_read_the_test_labels(toy_root, relabelled_root, tmp_path, reads):
     root, _ = toy_root
-    original, permuted = train_both(transductive_config(transductive_prior="labels"), root, permuted_root, tmp_path)
-    assert original != permuted
+    original, relabelled = train_both(transductive_config(**reads), root, relabelled_root, tmp_path)
+    assert original != relabelled
 
 
-def test_uniform_trainer_is_given_no_label_of_the_unlabelled_rows(toy):
+def _tensors(value, depth: int = 0):
+    """Every tensor reachable from `value` through attributes, mappings and sequences."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif depth < 4 and isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item, depth + 1)
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item, depth + 1)
+    elif depth < 4 and hasattr(value, "__dict__") and not isinstance(value, (torch.nn.Module, torch.optim.Optimizer)):
+        yield from _tensors(vars(value), depth + 1)
+
+
+def test_the_default_trainer_holds_no_test_label_tensor(toy):
+    """Structurally label-free: the trainer is given a TrainingData without any test label, and no tensor it
+    holds is one of the split's test labels."""
     _, cfg, zdata = toy
     cfg = dataclasses.replace(cfg, transductive=True)
-    assert unlabelled_set(zdata, cfg).labels is None
     trainer = TransductiveTrainer(cfg, zdata, torch.device("cpu"))
+    assert isinstance(trainer.data, TrainingData) and trainer.data.unlabelled_label is None
     assert trainer.unlabelled.labels is None
-    assert torch.equal(trainer.unlabelled.features, zdata.test_unseen_feature)
-    assert torch.equal(trainer.unlabelled.classes, zdata.unseenclasses)
-    labelled = unlabelled_set(zdata, dataclasses.replace(cfg, transductive_prior="labels"))
-    assert torch.equal(labelled.labels, zdata.test_unseen_label)
+    held = list(_tensors(vars(trainer)))
+    assert any(t is trainer.data.unlabelled_feature for t in held)  # the walk does reach the data
+    for label in (zdata.test_seen_label, zdata.test_unseen_label, zdata.test_label):
+        assert not any(t.shape == label.shape and torch.equal(t, label) for t in held)
+    labelled = TransductiveTrainer(dataclasses.replace(cfg, transductive_prior="labels"), zdata, torch.device("cpu"))
+    assert torch.equal(labelled.unlabelled.labels, zdata.test_label)
 
 
-def test_uniform_prior_draws_every_unseen_class(toy):
+def test_the_unlabelled_set_is_every_test_row_in_the_files_order_or_test_unseen(toy):
     _, cfg, zdata = toy
-    trainer = TransductiveTrainer(dataclasses.replace(cfg, transductive=True, batch_size=64), zdata,
-                                  torch.device("cpu"))
+    cfg = dataclasses.replace(cfg, transductive=True)
+    every = unlabelled_set(zdata, cfg)
+    assert every.features.size(0) == zdata.test_seen_feature.size(0) + zdata.test_unseen_feature.size(0)
+    assert torch.equal(every.features, zdata.test_feature)
+    assert torch.equal(every.classes, torch.unique(torch.cat([zdata.seenclasses, zdata.unseenclasses])))
+    unseen = unlabelled_set(zdata, dataclasses.replace(cfg, transductive_unlabelled="test_unseen"))
+    assert torch.equal(unseen.features, zdata.test_unseen_feature) and unseen.labels is None
+    assert torch.equal(unseen.classes, zdata.unseenclasses)
+    labelled = unlabelled_set(zdata, dataclasses.replace(cfg, transductive_unlabelled="test_unseen",
+                                                         transductive_prior="labels"))
+    assert torch.equal(labelled.labels, zdata.test_unseen_label)
+    assert TRANSDUCTIVE_UNLABELLED[0] == cfg.transductive_unlabelled == "test"  # the honest set is the default
+
+
+def test_the_test_rows_are_in_the_feature_files_order(toy_root, toy):
+    _, _, zdata = toy
+    arrays = toy_arrays()
+    rows = np.sort(np.concatenate([arrays[k].ravel().astype(np.int64) - 1 for k in ("test_seen_loc",
+                                                                                   "test_unseen_loc")]))
+    assert torch.equal(zdata.test_label, torch.from_numpy(arrays["labels"][rows, 0] - 1).to(zdata.test_label.dtype))
+
+
+@pytest.mark.parametrize("unlabelled", TRANSDUCTIVE_UNLABELLED)
+def test_uniform_prior_draws_every_class_the_unlabelled_rows_may_hold(toy, unlabelled):
+    _, cfg, zdata = toy
+    trainer = TransductiveTrainer(dataclasses.replace(cfg, transductive=True, batch_size=64,
+                                                      transductive_unlabelled=unlabelled), zdata, torch.device("cpu"))
     torch.manual_seed(0)
     drawn = set()
     for _ in range(20):
         _, att, _ = trainer.sample_unlabelled()
         drawn |= {int(torch.nonzero((zdata.attribute == row).all(1))[0]) for row in att}
-    assert drawn == set(zdata.unseenclasses.tolist())
+    expected = zdata.unseenclasses if unlabelled == "test_unseen" else torch.cat([zdata.seenclasses,
+                                                                                  zdata.unseenclasses])
+    assert drawn == set(expected.tolist())
 
 
 # ------------------------------------------------------------------ the unlabelled set of each protocol
-def test_val_protocol_chooses_epochs_on_validation_unseen_features_then_retrains_on_test_unseen(toy_root, tmp_path,
-                                                                                                monkeypatch):
+@pytest.mark.parametrize("unlabelled", TRANSDUCTIVE_UNLABELLED)
+def test_val_protocol_chooses_epochs_on_validation_rows_then_retrains_on_test_rows(toy_root, tmp_path,
+                                                                                   monkeypatch, unlabelled):
+    """`test`: every validation row, then every test row; `test_unseen`: the validation-unseen rows, then
+    test_unseen's."""
     root, _ = toy_root
     seen = []
     original_init = TransductiveTrainer.__init__
 
     def spy(self, cfg, data, device):
         original_init(self, cfg, data, device)
-        seen.append((self.unlabelled.features.size(0), data.info["n_test_unseen"], data.info["n_train"]))
+        seen.append((self.unlabelled.features.size(0), self.data.train_feature.size(0)))
 
     monkeypatch.setattr(TransductiveTrainer, "__init__", spy)
-    cfg = transductive_config(protocol="val")
+    cfg = transductive_config(protocol="val", transductive_unlabelled=unlabelled)
     saved = stages.train_stage(cfg, root, tmp_path / "model.pt", tmp_path / "train_log.csv").saved
     validation = saved["selection"]["validation"]
-    n_test_unseen = int(toy_arrays()["test_unseen_loc"].size)
-    assert seen[0][:2] == (validation["n_val_unseen"], validation["n_val_unseen"])
-    assert seen[0][2] == validation["n_train"]
-    assert seen[1][:2] == (n_test_unseen, n_test_unseen)
+    arrays = toy_arrays()
+    if unlabelled == "test":
+        expected = (validation["n_val_seen"] + validation["n_val_unseen"],
+                    int(arrays["test_seen_loc"].size + arrays["test_unseen_loc"].size))
+    else:
+        expected = (validation["n_val_unseen"], int(arrays["test_unseen_loc"].size))
+    assert seen == [(expected[0], validation["n_train"]), (expected[1], int(arrays["trainval_loc"].size))]
 
 
 def test_an_inductive_config_trains_as_before(toy):
@@ -164,14 +232,25 @@ def test_interrupted_transductive_training_resumes_to_the_same_model(toy, tmp_pa
 def test_metrics_record_the_setting_and_the_prior(toy_root, tmp_path):
     root, _ = toy_root
     metrics = stages.run(transductive_config(nepoch=1), root, tmp_path / "t")
-    assert (metrics["setting"], metrics["transductive_prior"]) == ("transductive", "uniform")
+    assert (metrics["setting"], metrics["transductive_prior"], metrics["transductive_unlabelled"]) == (
+        "transductive", "uniform", "test")
     assert any("no test label is read" in note for note in metrics["notes"])
+    assert any("every test row, seen and unseen together" in note for note in metrics["notes"])
+    metrics = stages.run(transductive_config(nepoch=1, transductive_unlabelled="test_unseen"), root, tmp_path / "u")
+    assert metrics["transductive_unlabelled"] == "test_unseen"
+    assert any("training reads test labels" in note for note in metrics["notes"])
     metrics = stages.run(from_mapping({**TINY, "dataset": "TOY", "nepoch": 1}), root, tmp_path / "i")
-    assert (metrics["setting"], metrics["transductive_prior"]) == ("inductive", None)
+    assert (metrics["setting"], metrics["transductive_prior"], metrics["transductive_unlabelled"]) == (
+        "inductive", None, None)
     assert not any("transductive" in note for note in metrics["notes"])
 
 
 # ------------------------------------------------------------------ bad input
+def test_an_unlabelled_set_not_in_the_list_is_refused():
+    with pytest.raises(ConfigError, match=r"key 'transductive_unlabelled': expected one of \('test', 'test_unseen'\)"):
+        transductive_config(transductive_unlabelled="unseen")
+
+
 def test_a_prior_not_in_the_list_is_refused():
     with pytest.raises(ConfigError, match=r"key 'transductive_prior': expected one of \('uniform', 'labels'\)"):
         transductive_config(transductive_prior="known")
@@ -194,7 +273,11 @@ def test_empty_unlabelled_set_is_refused(toy):
     empty = dataclasses.replace(zdata, test_unseen_feature=zdata.test_unseen_feature[:0],
                                 test_unseen_label=zdata.test_unseen_label[:0])
     with pytest.raises(DataError, match=r"att_splits.mat: key 'test_unseen_loc': transductive: true .* empty set"):
-        TransductiveTrainer(cfg, empty, torch.device("cpu"))
+        TransductiveTrainer(dataclasses.replace(cfg, transductive_unlabelled="test_unseen"), empty,
+                            torch.device("cpu"))
+    no_test = dataclasses.replace(zdata, test_feature=zdata.test_feature[:0], test_label=zdata.test_label[:0])
+    with pytest.raises(DataError, match=r"att_splits.mat: keys 'test_seen_loc', 'test_unseen_loc': .* empty set"):
+        TransductiveTrainer(cfg, no_test, torch.device("cpu"))
 
 
 def test_a_split_without_unseen_classes_is_refused(toy):
@@ -209,9 +292,3 @@ def test_empty_test_unseen_in_the_files_is_refused_before_training(tmp_path):
     with pytest.raises(DataError, match="test_unseen_loc"):
         stages.run(transductive_config(), tmp_path, tmp_path / "out")
     assert not (tmp_path / "out" / "model.pt").exists()
-
-
-def test_module_lists_its_priors_as_the_config_does():
-    from tfvaegan.config import _CHOICES
-
-    assert tuple(_CHOICES["transductive_prior"]) == transductive.PRIORS

@@ -45,6 +45,7 @@ PRIOR_NOISE_SETTINGS = [name for name in SETTINGS if settings_of(name).get("enco
 
 def transductive_cfg(cfg, name: str, **overrides):
     return dataclasses.replace(cfg, critic_iter=3, transductive=True, transductive_prior="labels",
+                               transductive_unlabelled="test_unseen",
                                **{**settings_of(name), **overrides})
 
 
@@ -243,7 +244,8 @@ def test_both_directions_of_the_adaptive_rule_and_unequal_d2_weights(toy):
 # ------------------------------------------------------------------ the parts
 def test_unlabelled_batches_are_the_authors_next_unseen_batch(toy):
     _, cfg, data = toy
-    cfg = dataclasses.replace(cfg, transductive=True, transductive_prior="labels")
+    cfg = dataclasses.replace(cfg, transductive=True, transductive_prior="labels",
+                              transductive_unlabelled="test_unseen")
     trainer = TransductiveTrainer(cfg, data, CPU)
     torch.manual_seed(9)
     features, att, target = trainer.sample_unlabelled()
@@ -305,7 +307,8 @@ def _uniform_step(cfg, data):
 
 def test_uniform_prior_differs_only_in_the_classes_of_the_d2_fakes(toy, monkeypatch):
     _, cfg, data = toy
-    cfg = dataclasses.replace(cfg, critic_iter=2, transductive=True, transductive_prior="uniform")
+    cfg = dataclasses.replace(cfg, critic_iter=2, transductive=True, transductive_prior="uniform",
+                              transductive_unlabelled="test_unseen")  # the authors' rows, our prior
     labels = _uniform_step(dataclasses.replace(cfg, transductive_prior="labels"), data)
     uniform = _uniform_step(cfg, data)
     # Unpatched they differ from D2's first step on; the critic D, stepped before any class draw, agrees.

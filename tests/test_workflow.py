@@ -190,6 +190,7 @@ def test_dry_run_of_the_fine_tuned_image_benchmarks_finetunes_and_extracts_befor
     result = snakemake(tmp_path, "--configfile", config, "-n")
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout) == Counter(finetune_backbone=4, extract_features=4, verify_features=4,
+                                                finetune_selection_backbone=4, extract_selection_features=4,
                                                 train=8, synthesize=8, classify=8, tables=1, plots=1, all=1)
     jobs = planned_jobs(result.stdout)
     order = [rule for rule, _ in jobs]
@@ -203,7 +204,8 @@ def test_dry_run_of_the_fine_tuned_image_benchmarks_finetunes_and_extracts_befor
         finetune = next(line for line in out.splitlines() if "tfvaegan finetune" in line and f"/{folder}/" in line)
         assert f"--list datasets/{folder}/res101.mat --split-file datasets/{folder}/att_splits.mat" in finetune
         assert f"--epochs {AUTHORS_EPOCHS[benchmark]} " in finetune and "--image-size 448" in finetune
-        extract = next(line for line in out.splitlines() if "tfvaegan extract" in line and f"/{folder}/" in line)
+        extract = next(line for line in out.splitlines()
+                       if "tfvaegan extract" in line and f"--out datasets/{folder}/res101_finetuned.mat" in line)
         assert f"--weights {backbone}" in extract and "--allow-random-init" not in extract
         assert f"--config {PROJECT_ROOT / 'config/benchmarks'}/{benchmark}_finetuned.yaml" in out
         assert f"--benchmark {benchmark} " in out  # the label: its rows stand beside the plain ones
@@ -223,6 +225,47 @@ def test_dry_run_of_the_fine_tuned_image_benchmarks_finetunes_and_extracts_befor
     counts = job_counts(result.stdout)
     assert counts["finetune_backbone"] == counts["extract_features"] == 0 and counts["train"] == 8
     assert "datasets/CUB/res101_finetuned.mat" in result.stdout
+
+
+def test_dry_run_of_the_fine_tuned_demo_makes_one_selection_backbone_for_its_val_runs_and_the_search(tmp_path):
+    """Issue 22, item 3: the val protocol's selection run (and every search trial) of fine-tuned features reads
+    those of a backbone fine-tuned on the validation split's training part only: one fine-tuning and one
+    extraction per feature file and seed, shared by the entries reading that file; the final run and the paper
+    protocol read the trainval features."""
+    twin = {**DEFAULT_CONFIG["catalog"]["demo_finetuned"], "settings": {
+        **DEFAULT_CONFIG["catalog"]["demo_finetuned"]["settings"], "transductive": True}}
+    config = write_config(tmp_path / "sel.yaml", benchmarks=["demo_finetuned", "demo_finetuned_t"],
+                          protocols=["paper", "val"], catalog={**DEFAULT_CONFIG["catalog"], "demo_finetuned_t": twin},
+                          search={"benchmark": "demo_finetuned", "trials": 1, "space": {"lr": [1e-3]}})
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert job_counts(result.stdout) == Counter(demo_benchmark=1, finetune_backbone=1, extract_features=1,
+                                                finetune_selection_backbone=1, extract_selection_features=1,
+                                                verify_features=2, train=4, synthesize=4, classify=4, tables=1,
+                                                plots=1, all=1)
+    selection = "datasets/demo/res101_finetuned_selection_seed0"
+    jobs = planned_jobs(result.stdout)
+    assert ("finetune_selection_backbone", f"{selection}_backbone.pt") in jobs
+    assert ("extract_selection_features", f"{selection}.mat") in jobs
+    lines = result.stdout.splitlines()
+    finetune = next(line for line in lines if "tfvaegan finetune" in line and "--train-part" in line)
+    assert f"--out {selection}_backbone.pt " in finetune and "--train-part selection --val-seed 0" in finetune
+    extract = next(line for line in lines if "tfvaegan extract" in line and f"--out {selection}.mat" in line)
+    assert f"--weights {selection}_backbone.pt" in extract
+    trains = [line for line in lines if "python -m tfvaegan train" in line]
+    assert len(trains) == 4
+    for line in trains:
+        assert (f"--selection-features {selection}.mat" in line) == ("/val/" in line), line
+    order = [rule for rule, _ in jobs]
+    assert order.index("extract_selection_features") < max(i for i, r in enumerate(order) if r == "train")
+    # the search on the fine-tuned entry: its trials and its final run read the same selection features
+    result = snakemake(tmp_path, "search", "--configfile", config, "-n")  # the target first
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["finetune_selection_backbone"] == counts["extract_selection_features"] == 1
+    for command in ("python -m tfvaegan search trial", "python -m tfvaegan run"):
+        line = next(line for line in result.stdout.splitlines() if command in line)
+        assert f"--selection-features {selection}.mat" in line, line
 
 
 def test_transductive_entries_are_their_inductive_twins_with_the_transductive_file():
@@ -273,6 +316,7 @@ def test_dry_run_of_the_transductive_image_benchmarks_shares_the_feature_jobs(tm
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = 2 * len(benchmarks)
     assert job_counts(result.stdout) == Counter(finetune_backbone=4, extract_features=4, verify_features=16,
+                                                finetune_selection_backbone=4, extract_selection_features=4,
                                                 train=runs, synthesize=runs, classify=runs, tables=1, plots=1, all=1)
     out = result.stdout
     for benchmark in IMAGE_BENCHMARKS:
@@ -370,7 +414,7 @@ NAME_RULE = "['propertyNames']"  # the schema's rule for names (with its descrip
     ({"benchmarks": ["demo_transductive", "demo_t2"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo_t2": {
         **DEFAULT_CONFIG["catalog"]["demo_transductive"]}}},
      "catalog entries 'demo_transductive' and 'demo_t2': both are benchmark 'demo' with plain features, "
-     "transductive (uniform prior), in the tables"),
+     "transductive (uniform prior, unlabelled test), in the tables"),
     ({"benchmarks": ["demo", "demo_transductive"], "catalog": {**DEFAULT_CONFIG["catalog"], "demo_transductive": {
         **DEFAULT_CONFIG["catalog"]["demo_transductive"], "extraction": {"image_size": 64}}}},
      ("catalog entries 'demo' and 'demo_transductive': both read datasets/demo/res101.mat", "make them agree")),
@@ -444,7 +488,7 @@ def test_slurm_profile_requests_gpus_for_the_gpu_rules_and_names_real_rules(tmp_
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, flags=re.M)
     assert jobs
-    gpu_rules = ("finetune_backbone", "train", "synthesize", "classify")
+    gpu_rules = ("finetune_backbone", "finetune_selection_backbone", "train", "synthesize", "classify")
     for rule, resources in jobs:
         if rule == "all":
             continue
@@ -530,6 +574,10 @@ def test_demo_dag_writes_the_tables(tiny_workflow):
     assert next(r for r in zsl if r["setting"] == "transductive")["prior"] == "uniform"
     for name in ("paper_vs_ours.png", "training_curves.png"):
         assert (workdir / "results" / "plots" / name).stat().st_size > 0
+    main_table = (workdir / "results" / "tables" / "main_table.md").read_text()  # the paper's layout (issue 23)
+    assert "| Setting | Method | DEMO T1 | DEMO u | DEMO s | DEMO H | DEMO_B T1 |" in main_table
+    assert "| Fine-tuned features, inductive | TF-VAEGAN (ours, paper protocol) |" in main_table
+    assert "\\begin{tabular}{l cccc cccc}" in (workdir / "results" / "tables" / "main_table.tex").read_text()
     record = json.loads((workdir / "results" / "demo_b" / "data.json").read_text())
     assert record["datasets"][0]["classes"] == N_CLASSES
     assert (workdir / "benchmarks" / "train" / "demo_b" / "paper" / "tfvaegan" / "seed0.tsv").is_file()

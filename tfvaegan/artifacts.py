@@ -25,7 +25,7 @@ from tfvaegan import config as config_module
 from tfvaegan.config import Config
 from tfvaegan.errors import UserError, exception_first_line
 from tfvaegan.fileio import atomic_path
-from tfvaegan.record import HEADLINE_METRICS
+from tfvaegan.record import HEADLINE_METRICS, provenance
 from tfvaegan.method.models import TFVAEGAN
 
 MODEL_FORMAT = "tfvaegan-model/1"
@@ -92,6 +92,7 @@ def model_record(cfg: Config, model: TFVAEGAN, history: list[dict], selection: d
         "data": data,
         "device": str(device),
         "torch_threads": torch.get_num_threads(),  # CPU results are reproducible for a given count
+        "provenance": provenance(device),  # the training's: versions, commit, device name (record.py)
     }
 
 

@@ -25,6 +25,9 @@ MADE_FEATURES = ("demo", "extract", "finetune")  # the feature modes whose file 
 RUN_KEY_MAPPINGS = ("overrides", "variants.*", "catalog.*.settings")
 FINETUNING_OPTIONS = ("epochs", "lr", "batch_size", "image_size", "momentum", "weight_decay", "lr_step", "lr_gamma",
                       "crop_scale", "device")  # `finetune`'s options with a value, as the `finetuning` keys name them
+# The features a val-protocol fine-tuned run's selection run reads, beside <embedding>.mat: from a backbone fine-tuned
+# on the run's validation split's training part only, which the seed draws (one backbone per feature file and seed).
+SELECTION_STEM = "{embedding}_selection_seed{seed}"
 
 
 def from_command_line(value, schema: dict, where: str = "", definitions: dict | None = None):
@@ -273,6 +276,59 @@ class Catalog:
         may open."""
         return str(layout.split_path(self.data_root, self.config_for(self.feature_maker(folder, embedding))))
 
+    # ----------------------------------------------------------------------- the selection backbone (val protocol)
+    def selection_features(self, benchmark: str, protocol: str, seed: int) -> list[str]:
+        """The feature file a run's selection run reads instead of its own: [] but for a val-protocol run of
+        `features: finetune`, whose trainval backbone has learnt the validation classes; its selection run reads
+        the features of a backbone fine-tuned on its validation split's training part only (SELECTION_STEM)."""
+        if protocol != "val" or self.features_mode(benchmark) != "finetune":
+            return []
+        return [self._selection_file(self.config_for(benchmark), seed)]
+
+    def _selection_file(self, cfg, seed: int) -> str:
+        stem = SELECTION_STEM.format(embedding=cfg.image_embedding, seed=int(seed))
+        return str(layout.feature_path(self.data_root, cfg).with_name(f"{stem}.mat"))
+
+    def selection_args(self, benchmark: str, protocol: str, seed: int) -> str:
+        """`train`'s (and `search trial`'s) --selection-features for the run, or nothing."""
+        return " ".join(f"--selection-features {shlex.quote(f)}" for f in self.selection_features(benchmark, protocol,
+                                                                                                   seed))
+
+    def selection_runs(self) -> list[tuple[str, str, int]]:
+        """(benchmark, variant, seed) of each run whose selection run reads a selection backbone's features: the
+        val-protocol runs of fine-tuned entries, and the search's trials of one."""
+        runs = [(b, v, int(s)) for b in self.config["benchmarks"] if "val" in self.config["protocols"]
+                for v in self.config["variants"] for s in self.config["seeds"]]
+        if "search" in self.config:
+            search = self.config["search"]  # the schema's defaults, where a test's config has not been through it
+            runs.append((search["benchmark"], search.get("variant", "tfvaegan"), int(search.get("seed", 0))))
+        return [run for run in dict.fromkeys(runs) if self.selection_features(run[0], "val", run[2])]
+
+    @functools.cached_property
+    def _selection_splits(self) -> dict[str, dict[tuple, str]]:
+        """Each selection feature file -> {(val_seen_fraction, val_unseen_fraction): the first run reading it}."""
+        found: dict[str, dict[tuple, str]] = {}
+        for benchmark, variant, seed in self.selection_runs():
+            cfg = from_mapping(self.run_values(benchmark, "val", variant, seed), str(self.benchmark_file(benchmark)))
+            file = self.selection_features(benchmark, "val", seed)[0]
+            found.setdefault(file, {}).setdefault((cfg.val_seen_fraction, cfg.val_unseen_fraction),
+                                                  f"{benchmark!r} (variant {variant!r}, seed {seed})")
+        return found
+
+    def selection_files(self) -> list[str]:
+        """Every selection feature file the runs (and the search) read: one per fine-tuned feature file and seed."""
+        return sorted(self._selection_splits)
+
+    def selection_finetuning_args(self, folder: str, embedding: str, seed: int) -> str:
+        """`finetune`'s options for the selection backbone of <folder>/<embedding>.mat and a seed: those of its
+        trainval backbone, and the validation split of the runs reading it (their seed and val fractions)."""
+        cfg = self.config_for(self.feature_maker(folder, embedding))
+        asked = self._selection_splits.get(self._selection_file(cfg, seed))  # None: no run reads it (a target)
+        seen, unseen = next(iter(asked)) if asked else (cfg.val_seen_fraction, cfg.val_unseen_fraction)
+        args = [self.finetuning_args(folder, embedding), f"--train-part selection --val-seed {int(seed)}",
+                f"--val-seen-fraction {seen}"] + ([f"--val-unseen-fraction {unseen}"] if unseen is not None else [])
+        return " ".join(args)
+
     def how_features_are_made(self, benchmark: str) -> tuple:
         """What a made feature file depends on: the mode, the images, the extraction (and the fine-tuning)."""
         mode = self.features_mode(benchmark)
@@ -295,6 +351,7 @@ class Catalog:
                         for split in self.splits(benchmark) or [None]:
                             self.run_settings(benchmark, protocol, variant, seed, split)
         self._check_feature_files()
+        self._check_selection_splits()
         self._check_table_rows()
 
     def _check_feature_files(self) -> None:
@@ -312,12 +369,26 @@ class Catalog:
                     f"images, extraction or fine-tuning settings); make them agree (one file, made once) or give "
                     f"one of them its own image_embedding under `settings`")
 
+    def _check_selection_splits(self) -> None:
+        """Runs reading one selection backbone's features must draw one validation split: one backbone is fine-tuned
+        per feature file and seed, on the split's training part."""
+        for file, splits in self._selection_splits.items():
+            if len(splits) > 1:
+                (first, a), (second, b) = list(splits.items())[:2]
+                raise ConfigError(
+                    f"runs {a} and {b}: both read the selection features {file}, but draw other validation splits "
+                    f"(val_seen_fraction, val_unseen_fraction: {first} and {second}); one selection backbone is "
+                    f"fine-tuned per feature file and seed: give them the same fractions, or one entry its own "
+                    f"image_embedding under `settings`")
+
     def _check_table_rows(self) -> None:
-        """Two benchmarks of one label, features kind, setting and prior would be one row of the tables."""
+        """Two benchmarks of one label, features kind, setting, prior and unlabelled set would be one row of the
+        tables."""
         rows: dict[tuple, str] = {}
         for benchmark in self.config["benchmarks"]:
             cfg = self.config_for(benchmark)
-            setting = f"{cfg.setting} ({cfg.transductive_prior} prior)" if cfg.transductive else cfg.setting
+            setting = (f"{cfg.setting} ({cfg.transductive_prior} prior, unlabelled {cfg.transductive_unlabelled})"
+                       if cfg.transductive else cfg.setting)
             row = (self.label_of(benchmark), cfg.features, setting)
             if rows.setdefault(row, benchmark) != benchmark:
                 raise ConfigError(f"catalog entries {rows[row]!r} and {benchmark!r}: both are benchmark {row[0]!r} "

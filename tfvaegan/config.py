@@ -66,7 +66,11 @@ class Config:
     manualSeed: int | None = None  # None: drawn at random and recorded
 
     # ---------------------------------------------------------------- transductive training (docs/transductive.md)
-    transductive: bool = False  # a second, unconditional critic D2 on unlabelled unseen-class features
+    transductive: bool = False  # a second, unconditional critic D2 on unlabelled test features
+    # What D2 learns from: test (every test row, seen and unseen together, unlabelled: nothing derived
+    # from a test label) | test_unseen (the authors' and f-VAEGAN-D2's: the test_unseen rows, whose
+    # partition from the seen rows is decided by test labels).
+    transductive_unlabelled: str = "test"
     # The unseen classes of D2's fakes: uniform (no test label is read) | labels (official: the true
     # labels of the unlabelled batch, the "known class prior" setting: it uses test labels).
     transductive_prior: str = "uniform"
@@ -157,8 +161,10 @@ _POSITIVE_INTS = (
 )
 # The transductive priors (docs/transductive.md), named once: the trainer and the tables read them here.
 TRANSDUCTIVE_PRIORS = ("uniform", "labels")
+TRANSDUCTIVE_UNLABELLED = ("test", "test_unseen")  # the unlabelled sets, honest one first
 _CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random"),
-            "features": ("plain", "finetuned"), "transductive_prior": TRANSDUCTIVE_PRIORS}
+            "features": ("plain", "finetuned"), "transductive_prior": TRANSDUCTIVE_PRIORS,
+            "transductive_unlabelled": TRANSDUCTIVE_UNLABELLED}
 
 
 # Adam raises for a beta outside [0, 1); every beta/momentum key belongs here.

@@ -6,7 +6,8 @@
   each from its own epoch; the classifiers keep their best epoch on the test set too.
 - val (honest): train on a validation split carved out of the training data only (`validation_split`),
   choose the number of generator epochs and of classifier epochs there (`choose_on_validation`), retrain
-  on trainval with those counts, and evaluate once on the test set.
+  on trainval with those counts, and evaluate once on the test set (how the classifiers' length carries
+  over: method/selection.py `TRANSFER`; the ZSL classifier trains the configured classifier_nepoch).
 
 The selection arithmetic over a training history is tfvaegan/method/selection.py's. docs/protocols.md
 explains both protocols and how to read the tables.
@@ -18,18 +19,19 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from tfvaegan import artifacts
 from tfvaegan.config import Config
-from tfvaegan.data.load import Benchmark
+from tfvaegan.data.load import Benchmark, load_benchmark
 from tfvaegan.data.preprocess import ZSLData
-from tfvaegan.errors import DataError, LeakError
+from tfvaegan.errors import DataError, LeakError, UserError
 from tfvaegan.fileio import atomic_write_text
 from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
-from tfvaegan.method.selection import final_classifier_epochs, paper_selection, val_selection
+from tfvaegan.method.selection import TRANSFER, final_classifier_epochs, paper_selection, val_selection
 from tfvaegan.method.train import train
 from tfvaegan.method.transductive import trainer_for
 from tfvaegan.record import HEADLINE_METRICS, log
@@ -195,6 +197,15 @@ def validation_split(raw: Any, cfg: Any, seed: int) -> ValidationSplit:
     return split
 
 
+def selection_train_rows(labels: np.ndarray, locs: dict[str, np.ndarray], split_file: str | Path, cfg: Any,
+                         seed: int) -> np.ndarray:
+    """The rows the val protocol's selection run trains on (`validation_split(...).train`), from an image
+    list's 0-based labels and its split file's 0-based locations alone, without a feature file: what the
+    selection backbone of a fine-tuned run is trained on (`finetune --train-part selection`). `cfg` gives
+    val_seen_fraction and val_unseen_fraction, `seed` is the run's manualSeed."""
+    return validation_split(SimpleNamespace(labels=labels, locs=locs, split_file=split_file), cfg, seed).train
+
+
 def assert_no_test_leak(split: ValidationSplit, raw: Any) -> None:
     """Raise LeakError unless the split is a clean partition of training data.
 
@@ -227,59 +238,115 @@ def assert_no_test_leak(split: ValidationSplit, raw: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------- the protocols' runs
-def train_under_protocol(benchmark: Benchmark, device, model_path: Path):
+def train_under_protocol(benchmark: Benchmark, device, model_path: Path, selection_data: Benchmark | None = None):
     """The training of a run, as its protocol says: (the final training's result, the history written to
-    train_log.csv, the selection, the test split it was made for)."""
+    train_log.csv, the selection, the test split it was made for). `selection_data` (val only): the features
+    the selection run reads instead (`selection_benchmark`)."""
     if benchmark.cfg.protocol == "paper":
+        if selection_data is not None:
+            raise UserError("--selection-features: the paper protocol has no selection run (it chooses on the "
+                            "test set); selection features are for protocol val")
         return _train_paper(benchmark, device, model_path)
-    return _train_val(benchmark, device, model_path)
+    return _train_val(benchmark, device, model_path, selection_data)
 
 
 def _train_paper(benchmark: Benchmark, device, model_path: Path):
     """Train on trainval, evaluated on the test set after every epoch; report the best epochs."""
     cfg, raw = benchmark.cfg, benchmark.raw
     zdata = benchmark.test_split(device)
-    result = train(cfg, zdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(zdata, cfg, "test"),
+    result = train(cfg, zdata.for_training(cfg), device, make_trainer=trainer_for(cfg),
+                   evaluate=_evaluator(zdata, cfg, "test"),
                    checkpoint=model_path.with_suffix(".ckpt"),
                    fingerprint=artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file), log=log)
     return result, result.history, paper_selection(result.history, cfg.reports_gzsl), zdata
 
 
-def _train_val(benchmark: Benchmark, device, model_path: Path):
+def _train_val(benchmark: Benchmark, device, model_path: Path, selection_data: Benchmark | None = None):
     """Choose the epochs on the validation split, then retrain on trainval for that many epochs."""
     cfg, raw = benchmark.cfg, benchmark.raw
-    selection, select_history = choose_on_validation(benchmark, device, model_path)
+    selection, select_history = choose_on_validation(benchmark, device, model_path, selection_data)
     zdata = benchmark.test_split(device)
     final_cfg = dataclasses.replace(cfg, nepoch=selection["generator_epochs"])
     log(f"retraining on trainval for the {final_cfg.nepoch} epochs chosen on the validation split")
-    result = train(final_cfg, zdata, device, make_trainer=trainer_for(cfg), checkpoint=model_path.with_suffix(".ckpt"),
+    result = train(final_cfg, zdata.for_training(cfg), device, make_trainer=trainer_for(cfg),
+                   checkpoint=model_path.with_suffix(".ckpt"),
                    fingerprint=artifacts.run_fingerprint(final_cfg, raw.feature_file, raw.split_file, "final"),
                    log=log)
     history = select_history + [{**row, "eval_split": "trainval"} for row in result.history]
     return result, history, selection, zdata
 
 
-def choose_on_validation(benchmark: Benchmark, device, model_path: Path) -> tuple[dict, list[dict]]:
-    """The val protocol's selection run on the validation split (cached in <model>.selection.json)."""
+def choose_on_validation(benchmark: Benchmark, device, model_path: Path,
+                         selection_data: Benchmark | None = None) -> tuple[dict, list[dict]]:
+    """The val protocol's selection run on the validation split (cached in <model>.selection.json). It reads
+    the features of `selection_data` when given (a fine-tuned run's: `selection_benchmark`), else the run's
+    own; the selection record says which (`features`)."""
     cfg, raw = benchmark.cfg, benchmark.raw
+    data = benchmark if selection_data is None else selection_data
     split = validation_split(raw, cfg, cfg.manualSeed)
     assert_no_test_leak(split, raw)
-    vdata = benchmark.split(split.train, split.val_seen, split.val_unseen, device)
-    key = artifacts.run_fingerprint(cfg, raw.feature_file, raw.split_file, "selection")
+    vdata = data.split(split.train, split.val_seen, split.val_unseen, device)
+    key = artifacts.run_fingerprint(cfg, data.raw.feature_file, raw.split_file, "selection")
     cache = artifacts.selection_cache_path(model_path)
     if cache.is_file():
         cached = artifacts.read_selection_cache(cache, log)  # None, logged, when damaged: it is only a cache
         if cached is not None and cached.get("fingerprint") == key:
             log(f"reusing the epoch selection in {cache}")
-            return cached["selection"], cached["history"]
+            selection = cached["selection"]  # a cache written before `features` existed gets it now
+            return (selection if "features" in selection else _with_features(selection, benchmark, data),
+                    cached["history"])
+    if data is not benchmark:
+        log(f"the selection run reads {data.raw.feature_file} (a backbone fine-tuned on the validation split's "
+            f"training images only); the final run {raw.feature_file}")
     log(f"selection run on the validation split ({split.source}): {len(split.train)} train, "
         f"{len(split.val_seen)} val-seen, {len(split.val_unseen)} val-unseen images")
-    result = train(cfg, vdata, device, make_trainer=trainer_for(cfg), evaluate=_evaluator(vdata, cfg, "val"),
+    result = train(cfg, vdata.for_training(cfg), device, make_trainer=trainer_for(cfg),
+                   evaluate=_evaluator(vdata, cfg, "val"),
                    checkpoint=model_path.with_suffix(".select.ckpt"), fingerprint=key, log=log)
     selection = val_selection(result.history, cfg.reports_gzsl, split)  # LeakError on a test number
+    selection = _with_features(selection, benchmark, data)
     atomic_write_text(cache, json.dumps({"fingerprint": key, "selection": selection,
                                          "history": result.history}, indent=1))
     return selection, result.history
+
+
+def selection_benchmark(benchmark: Benchmark, features: str | Path) -> Benchmark:
+    """`benchmark` with the features of `features` instead: a feature file beside the run's own, extracted with
+    the backbone fine-tuned on the validation split's training images only (`finetune --train-part
+    selection`), which a fine-tuned run's selection run reads (`choose_on_validation`). The same images,
+    labels, split file and config; anything else is refused."""
+    features, own = Path(features), Path(benchmark.raw.feature_file)
+    if features.suffix != ".mat" or features.resolve().parent != own.resolve().parent or features.resolve() == \
+            own.resolve():
+        raise UserError(f"--selection-features: expected another .mat feature file beside {own} (the selection "
+                        f"backbone's features of the same images), found {features}")
+    data = load_benchmark(benchmark.data_root, dataclasses.replace(benchmark.cfg, image_embedding=features.stem))
+    shape, found = benchmark.raw.features.shape, data.raw.features.shape
+    if found != shape or not np.array_equal(data.raw.labels, benchmark.raw.labels):
+        raise DataError(f"{features}: keys 'features' and 'labels': expected the {shape[0]} images ({shape[1]}-d) "
+                        f"and labels of {own}, found {found[0]} images ({found[1]}-d)"
+                        f"{' with other labels' if found == shape else ''}")
+    return dataclasses.replace(data, cfg=benchmark.cfg)
+
+
+def _with_features(selection: dict, benchmark: Benchmark, data: Benchmark) -> dict:
+    """The selection record with the feature file its run read (`features`: `file`, `same_as_final`), and a
+    note in its validation record on what that means for a fine-tuned run."""
+    file, final = Path(data.raw.feature_file), Path(benchmark.raw.feature_file)
+    same = file.resolve() == final.resolve()
+    if not same:
+        note = (f"the selection run read {file}: a backbone fine-tuned on the validation split's training images "
+                f"only (no validation-unseen, validation-seen or test image); the final run read {final}")
+    elif benchmark.cfg.features == "finetuned":
+        note = (f"the selection run read the final run's fine-tuned features {final}, whose backbone was trained on "
+                "the validation classes' images with their labels: the validation numbers, and the epochs chosen "
+                "on them, are optimistic (train --selection-features gives it a selection backbone's features)")
+    else:
+        note = None
+    validation = dict(selection["validation"])
+    if note is not None:
+        validation["notes"] = [*validation.get("notes", []), note]
+    return {**selection, "validation": validation, "features": {"file": str(file), "same_as_final": same}}
 
 
 def _evaluator(zdata: ZSLData, cfg: Config, split_name: str):
@@ -292,7 +359,8 @@ def final_evaluation(model, zdata: ZSLData, cfg: Config, selection: dict, synthe
     """The final classifiers on the synthetic features, as the protocol says: (the evaluation, the headline
     numbers, the epochs reported, metrics.json's notes). paper: the classifiers keep their best epoch on the
     test set, the headline numbers are the training run's best test epochs; val: the classifiers train the
-    length chosen on the validation split, evaluated once."""
+    length the transfer rule gives (method/selection.py `TRANSFER`: GZSL as many steps as on the validation
+    split, ZSL the configured classifier_nepoch), evaluated once."""
     if cfg.protocol == "paper":
         final = evaluate(model, zdata, cfg, generator, select="best", synthetic=synthetic)
         headline = {k: selection.get(k) for k in HEADLINE_METRICS}
@@ -310,9 +378,7 @@ def final_evaluation(model, zdata: ZSLData, cfg: Config, selection: dict, synthe
                   "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
         notes = ["val protocol: epochs chosen on a validation split of the training data, "
                  "then one evaluation on the test set",
-                 "val protocol: the GZSL classifier trains as many steps as its chosen epochs took on the "
-                 f"validation split ({_transfer_note(selection, classifier_epochs, steps_per_epoch)}); the ZSL "
-                 "classifier its chosen epochs"]
+                 _transfer_note(selection, classifier_epochs, steps_per_epoch, cfg)]
         notes += list(selection["validation"].get("notes", []))
     return final, headline, epochs, notes + setting_notes(cfg)
 
@@ -321,18 +387,43 @@ def setting_notes(cfg: Config) -> list[str]:
     """What a transductive run trained on, and whether it read test labels."""
     if not cfg.transductive:
         return []
-    unlabelled = ("the features of test_unseen, unlabelled" if cfg.protocol == "paper" else
-                  "the validation-unseen features while choosing the epochs, then those of test_unseen; "
-                  "all unlabelled")
-    prior = ("transductive prior 'uniform': the unseen classes of D2's fakes drawn uniformly; no test label "
-             "is read in training" if cfg.transductive_prior == "uniform" else
+    every_row = cfg.transductive_unlabelled == "test"
+    rows = ("every test row, seen and unseen together" if every_row else
+            "the test_unseen rows (the authors' setting: which rows are unseen is decided by test labels)")
+    if cfg.protocol == "val":
+        rows = ("every validation row (seen and unseen together) while choosing the epochs, then " if every_row else
+                "the validation-unseen rows while choosing the epochs, then ") + rows
+    unlabelled = f"transductive_unlabelled '{cfg.transductive_unlabelled}': D2 trains on {rows}, unlabelled"
+    classes = "every class" if every_row else "the unseen classes"
+    prior = (f"transductive prior 'uniform': the classes of D2's fakes drawn uniformly from {classes}"
+             if cfg.transductive_prior == "uniform" else
              "transductive prior 'labels' (the authors' code, 'known class prior'): D2's fakes take the class "
              "embeddings of the unlabelled batch's TRUE labels, so training uses test labels")
-    return [f"transductive: D2 trains on {unlabelled}", prior]
+    reads = ("no test label is read in training" if every_row and cfg.transductive_prior == "uniform" else
+             "training reads test labels")
+    return [unlabelled, prior, reads]
 
 
-def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict) -> str:
-    if selection.get("gzsl_classifier_steps") is None:
-        return "a selection without step counts: its epochs kept"
-    return (f"{selection['gzsl_classifier_epochs']} epochs, {selection['gzsl_classifier_steps']} steps -> "
-            f"{classifier_epochs['gzsl']} epochs of {steps_per_epoch['gzsl']} steps")
+def _transfer_note(selection: dict, classifier_epochs: dict, steps_per_epoch: dict, cfg: Config) -> str:
+    """metrics.json's note: how long each final classifier trained, and what of the selection run that
+    length came from (the rule of method/selection.py `TRANSFER`)."""
+    parts = []
+    for kind in ("gzsl", "zsl") if cfg.reports_gzsl else ("zsl",):
+        rule, final = TRANSFER[kind], classifier_epochs[kind]
+        chosen, steps = selection.get(f"{kind}_classifier_epochs"), selection.get(f"{kind}_classifier_steps")
+        od = kind == "gzsl" and cfg.gzsl_od
+        name = "the GZSL detector" if od else f"the {kind.upper()} classifier"
+        if final is None:
+            length = ("its configured length" if od else
+                      f"the configured classifier_nepoch ({cfg.classifier_nepoch} epochs)")
+            parts.append(f"{name} trains {length}, "
+                         + ("not a length chosen on validation" if rule == "full" else "the selection chose none"))
+        elif rule == "steps" and steps is not None:
+            parts.append(f"{name} trains as many steps as its chosen epochs took on the validation split "
+                         f"({chosen} epochs, {steps} steps -> {final} epochs of {steps_per_epoch[kind]} steps)")
+        else:
+            parts.append(f"{name} trains its chosen epochs ({chosen} -> {final}"
+                         + ("; a selection without step counts" if rule == "steps" else "") + ")")
+        if chosen == 0 and final is not None:
+            parts[-1] += "; a best validation epoch of 0 counts as one epoch"
+    return "val protocol: " + "; ".join(parts) + " (transfer rule: method/selection.py TRANSFER)"

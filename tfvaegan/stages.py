@@ -24,7 +24,8 @@ from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_torch_save, atomic_write_text, sha256_of
 from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
-from tfvaegan.record import log, percent
+from tfvaegan.method.train import watching_history
+from tfvaegan.record import log, percent, provenance
 
 
 @dataclass
@@ -91,16 +92,22 @@ def with_seed(cfg: Config) -> Config:
 
 
 def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path,
-                benchmark: Benchmark | None = None, device: torch.device | None = None) -> Trained:
+                benchmark: Benchmark | None = None, device: torch.device | None = None,
+                selection_features: Path | None = None) -> Trained:
     """Train under the config's protocol; writes model.pt and train_log.csv. `run` hands over the benchmark it
-    loaded and the device it resolved."""
+    loaded and the device it resolved. `selection_features` (val protocol): the feature file the selection run
+    reads instead (a fine-tuned run's selection backbone's; protocols.selection_benchmark)."""
     cfg = with_seed(cfg)
     device = device or device_for(cfg.device, cfg.amp)
     benchmark = benchmark or load_benchmark(data_root, cfg)
     benchmark = dataclasses.replace(benchmark, cfg=dataclasses.replace(benchmark.cfg, manualSeed=cfg.manualSeed))
+    selection_data = None if selection_features is None else protocols.selection_benchmark(benchmark,
+                                                                                           selection_features)
     model_path = Path(model_path)
     log(f"{cfg.dataset}: protocol {cfg.protocol}, seed {cfg.manualSeed}, device {device}")
-    result, history, selection, zdata = protocols.train_under_protocol(benchmark, device, model_path)
+    with watching_history(GrowingLog(model_path, Path(log_path))):
+        result, history, selection, zdata = protocols.train_under_protocol(benchmark, device, model_path,
+                                                                           selection_data)
     saved = artifacts.model_record(benchmark.cfg, result.trainer.model, history, selection,
                                    seconds_per_epoch=result.seconds_per_epoch, epochs_trained=len(result.history),
                                    data_root=data_root, data=zdata.info, device=device)
@@ -108,6 +115,26 @@ def train_stage(cfg: Config, data_root: Path, model_path: Path, log_path: Path,
     for leftover in (model_path.with_suffix(".ckpt"), model_path.with_suffix(".select.ckpt")):
         leftover.unlink(missing_ok=True)
     return Trained(result.trainer.model.eval(), benchmark.cfg, saved, model_path, device, test_data=zdata)
+
+
+class GrowingLog:
+    """train_log.csv rewritten (atomically) after every epoch of the trainings `train_stage` makes, so that
+    `tail -f` follows a run and a crash leaves the epochs trained: each training's rows so far, in the order
+    the trainings began (the val protocol: the selection run's, then the final run's). The log written at the
+    end (artifacts.write_model_and_log) replaces it with the protocol's history (which labels the val
+    protocol's final rows `trainval` and holds a selection read from its cache). The model.pt of an earlier
+    training goes before the first row, so that no log lies beside a model of another training."""
+
+    def __init__(self, model_path: Path, log_path: Path):
+        self.model_path, self.log_path = model_path, log_path
+        self.trainings: dict[Path | None, list[dict]] = {}  # each training's rows, by its checkpoint
+
+    def __call__(self, history: list[dict], checkpoint: Path | None) -> None:
+        if not self.trainings:
+            self.model_path.unlink(missing_ok=True)
+        self.trainings[checkpoint] = history
+        rows = [row for rows in self.trainings.values() for row in rows]
+        atomic_write_text(self.log_path, artifacts.train_log_text(rows))
 
 
 # --------------------------------------------------------------------------- synthesize
@@ -157,10 +184,13 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
         "features": cfg.features, "setting": cfg.setting,
         "transductive_prior": cfg.transductive_prior if cfg.transductive else None,
+        "transductive_unlabelled": cfg.transductive_unlabelled if cfg.transductive else None,
         "seed": cfg.manualSeed, **headline, **epochs,
         "epochs_trained": saved["epochs_trained"], "seconds_per_epoch": saved["seconds_per_epoch"],
         "classify_seconds": time.perf_counter() - began,
         "train_device": saved.get("device"), "train_torch_threads": saved.get("torch_threads"),
+        # this process's (record.provenance) and, under `train`, model.pt's (null for a model.pt without one)
+        "provenance": {**provenance(device), "train": saved.get("provenance")},
         "selection": selection, "final_model": final, "data": saved["data"], "config": saved["config"],
         "notes": notes,
     }
@@ -172,13 +202,14 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
 
 # --------------------------------------------------------------------------- run
 def run(cfg: Config, data_root: Path, out_dir: Path, benchmark_name: str | None = None,
-        variant: str = "tfvaegan") -> dict:
+        variant: str = "tfvaegan", selection_features: Path | None = None) -> dict:
     """train → synthesize → classify into out_dir, the data loaded once and the model kept in memory."""
     out_dir = Path(out_dir)
     (out_dir / "metrics.json").unlink(missing_ok=True)  # a failed run must leave no metrics
     device = device_for(cfg.device, cfg.amp)  # once; a device that does not exist is refused before the data is read
     benchmark = load_benchmark(data_root, cfg)
-    trained = train_stage(cfg, data_root, out_dir / "model.pt", out_dir / "train_log.csv", benchmark, device)
+    trained = train_stage(cfg, data_root, out_dir / "model.pt", out_dir / "train_log.csv", benchmark, device,
+                          selection_features)
     synthesize_stage(trained, out_dir / "synthetic.pt")  # on the test split train prepared
     return classify_stage(trained, out_dir / "synthetic.pt", out_dir / "metrics.json", benchmark_name=benchmark_name,
                           variant=variant)

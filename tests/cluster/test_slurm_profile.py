@@ -17,7 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 RULES_DIR = REPO / "workflow" / "rules"
-GPU_RULES = {"finetune_backbone", "train", "synthesize", "classify", "train_split", "synthesize_split",
+GPU_RULES = {"finetune_backbone", "finetune_selection_backbone", "train", "synthesize", "classify", "train_split", "synthesize_split",
              "classify_split", "search_trial", "search_final"}
 
 

@@ -2,11 +2,12 @@
 
 Nothing here is used by a run, and nothing here uses the package's model or losses: the networks
 (networks/TFVAEGAN_model.py), the losses and the training iteration (train_images.py,
-train_actions.py) and the per-epoch evaluation (classifiers/classifier_images.py) are written as the
-official code writes them, line for line where it runs, so that a test comparing the package with
-them compares two independent computations. Where the official line cannot run on a modern
-PyTorch or crashes as published, the change is the smallest that runs and is marked `# as-run:`
-(docs/actions.md lists the action code's crashes and their intent):
+train_actions.py) and the per-epoch evaluation (train_images.py, with its literal classifier
+settings, and classifiers/classifier_images.py) are written as the official code writes them, line
+for line where it runs, so that a test comparing the package with them compares two independent
+computations. Where the official line cannot run on a modern PyTorch or crashes as published, the
+change is the smallest that runs and is marked `# as-run:` (docs/actions.md lists the action code's
+crashes and their intent):
 - `backward(one)` with `one = FloatTensor([1])` needs a 0-d tensor since PyTorch 0.4;
 - `Variable(..., volatile=True)` is `torch.no_grad()`;
 - the action code's `sample()` copies as intended, its `netDec(x).getLayersOutDet()` is
@@ -406,95 +407,204 @@ def generate_syn_feature(nets: OfficialNets, classes, attribute, num, a2):
     return syn_feature, syn_label
 
 
-# --------------------------------------------------------------------------- classifiers/classifier_images.py
+# --------------------------------------------------------------------------- train_images.py, evaluation
 def official_evaluation(nets: OfficialNets, cfg, data) -> dict:
-    """One evaluation as the official loop runs it after every epoch; returns its H and ZSL accuracy."""
+    """One evaluation as the official loop runs it after every epoch (train_images.py, its lines 262-291
+    at akshitac8/tfvaegan a0de81c): its H and ZSL accuracy, and the per-epoch H and accuracy curves
+    the two classifiers chose them from."""
+    opt = cfg  # the run's options: only syn_num, a2, nclass_all, classifier_lr, attSize and ngh are read
     for module in (nets.netG, nets.netDec, nets.netF):
         module.eval()
-    syn_x, syn_y = generate_syn_feature(nets, data.unseenclasses, data.attribute, cfg.syn_num, cfg.a2)
-    unseen = data.unseenclasses.cpu()
-    gzsl = _official_classifier(torch.cat((data.train_feature.cpu(), syn_x)), torch.cat((data.train_label.cpu(), syn_y)),
-                                data, cfg.nclass_all, cfg, nets.netDec, generalized=True)
-    mapped = torch.searchsorted(unseen, syn_y)  # util.map_label (unseenclasses are sorted)
-    zsl = _official_classifier(syn_x, mapped, data, len(unseen), cfg, nets.netDec, generalized=False)
+    syn_feature, syn_label = generate_syn_feature(nets, data.unseenclasses, data.attribute, opt.syn_num, opt.a2)
+    # Generalized zero-shot learning (opt.gzsl)
+    train_X = torch.cat((data.train_feature.cpu(), syn_feature), 0)
+    train_Y = torch.cat((data.train_label.cpu(), syn_label), 0)
+    nclass = opt.nclass_all
+    # train_images.py lines 273-274: lr, beta1, nepoch and batch size are (opt.classifier_lr, 0.5, 25, opt.syn_num)
+    gzsl_cls = CLASSIFIER(train_X, train_Y, data, nclass, opt.classifier_lr, 0.5,
+                          25, opt.syn_num, generalized=True, netDec=nets.netDec, dec_size=opt.attSize,
+                          dec_hidden_size=opt.ngh)  # as-run: the literal 4096 is ngh, the decoder's width
+    # Zero-shot learning; lines 281-283: the same literals
+    zsl_cls = CLASSIFIER(syn_feature, map_label(syn_label, data.unseenclasses.cpu()),
+                         data, data.unseenclasses.size(0), opt.classifier_lr, 0.5, 25, opt.syn_num,
+                         generalized=False, netDec=nets.netDec, dec_size=opt.attSize, dec_hidden_size=opt.ngh)
     for module in (nets.netG, nets.netDec, nets.netF):
         module.train()
-    return {"gzsl_h": gzsl, "zsl_acc": zsl}
+    return {"gzsl_h": gzsl_cls.H, "zsl_acc": zsl_cls.acc, "gzsl_curve": gzsl_cls.curve, "zsl_curve": zsl_cls.curve}
 
 
-def _official_classifier(train_x, train_y, data, nclass, cfg, netDec, generalized: bool) -> float:
-    device = data.attribute.device
-    batch = cfg.cls_batch_size
+def map_label(label, classes):
+    """datasets/image_util.py's map_label: global class ids -> positions in `classes`."""
+    mapped_label = torch.LongTensor(label.size())
+    for i in range(classes.size(0)):
+        mapped_label[label == classes[i]] = i
+    return mapped_label
 
-    def compute_dec_out(test_X):
-        new_test_X = torch.zeros(test_X.size(0), test_X.size(1) + cfg.attSize + cfg.ngh)
-        with torch.no_grad():
-            for start in range(0, test_X.size(0), batch):
-                inputX = test_X[start:start + batch].to(device)
-                feat1 = netDec(inputX)
-                feat2 = netDec.getLayersOutDet()
-                new_test_X[start:start + batch] = torch.cat([inputX, feat1, feat2], dim=1).data.cpu()
-        return new_test_X
 
-    train_x = compute_dec_out(train_x)
-    test_unseen = compute_dec_out(data.test_unseen_feature.cpu())
-    test_seen = compute_dec_out(data.test_seen_feature.cpu())
-    fc = nn.Linear(train_x.size(1), nclass)
-    weights_init(fc)
-    fc.to(device)
-    optimizer = torch.optim.Adam(fc.parameters(), lr=cfg.classifier_lr, betas=(cfg.classifier_beta1, 0.999))
-    state = {"index": 0, "epochs": 0, "x": train_x, "y": train_y}
-    ntrain = train_x.size(0)
+# --------------------------------------------------------------------------- classifiers/classifier_images.py
+class CLASSIFIER:
+    """The official softmax classifier, trained and scored in its constructor. `curve` (not official)
+    keeps the accuracy (ZSL) or H (GZSL) of every epoch that `fit`/`fit_zsl` take the best of. The
+    official `_cuda` argument is left out: the classifier runs on the data's device (as-run)."""
 
-    def next_batch():
-        start = state["index"]
-        if state["epochs"] == 0 and start == 0:
-            perm = torch.randperm(ntrain)
-            state["x"], state["y"] = state["x"][perm], state["y"][perm]
-        if start + batch > ntrain:
-            state["epochs"] += 1
-            rest_x, rest_y = state["x"][start:], state["y"][start:]
-            perm = torch.randperm(ntrain)
-            state["x"], state["y"] = state["x"][perm], state["y"][perm]
-            state["index"] = batch - rest_x.size(0)
-            return (torch.cat((rest_x, state["x"][:state["index"]])),
-                    torch.cat((rest_y, state["y"][:state["index"]])))
-        state["index"] += batch
-        return state["x"][start:start + batch], state["y"][start:start + batch]
-
-    def predict(test_x):
-        predicted = torch.empty(test_x.size(0), dtype=torch.long)
-        with torch.no_grad():
-            for start in range(0, test_x.size(0), batch):
-                predicted[start:start + batch] = fc(test_x[start:start + batch].to(device)).argmax(1).cpu()
-        return predicted
-
-    def per_class(labels, predicted, classes):
-        total = 0.0
-        for c in classes:
-            index = labels == c
-            total += float(torch.sum(labels[index] == predicted[index])) / float(torch.sum(index))
-        return total / len(classes)
-
-    best = 0.0
-    for _ in range(cfg.classifier_nepoch):
-        for _ in range(0, ntrain, batch):
-            fc.zero_grad()
-            x, y = next_batch()
-            loss = F.nll_loss(F.log_softmax(fc(x.to(device)), dim=1), y.to(device))
-            loss.backward()
-            optimizer.step()
-            if not generalized:
-                loss.item()  # fit_zsl's `mean_loss += loss.data[0]`: a host synchronisation per step
+    def __init__(self, _train_X, _train_Y, data_loader, _nclass, _lr=0.001, _beta1=0.5, _nepoch=20,
+                 _batch_size=100, generalized=True, netDec=None, dec_size=4096, dec_hidden_size=4096):
+        self.device = data_loader.attribute.device  # as-run: opt.cuda
+        self.train_X = _train_X.clone()
+        self.train_Y = _train_Y.clone()
+        self.test_seen_feature = data_loader.test_seen_feature.cpu().clone()
+        self.test_seen_label = data_loader.test_seen_label.cpu()
+        self.test_unseen_feature = data_loader.test_unseen_feature.cpu().clone()
+        self.test_unseen_label = data_loader.test_unseen_label.cpu()
+        self.seenclasses = data_loader.seenclasses.cpu()
+        self.unseenclasses = data_loader.unseenclasses.cpu()
+        self.batch_size = _batch_size
+        self.nepoch = _nepoch
+        self.nclass = _nclass
+        self.input_dim = _train_X.size(1)
+        self.model = nn.Linear(self.input_dim, self.nclass)  # LINEAR_LOGSOFTMAX_CLASSIFIER: fc, then LogSoftmax
+        self.netDec = netDec
+        if self.netDec:
+            self.netDec.eval()
+            self.input_dim = self.input_dim + dec_size
+            self.input_dim += dec_hidden_size
+            self.model = nn.Linear(self.input_dim, self.nclass)
+            self.train_X = self.compute_dec_out(self.train_X, self.input_dim)
+            self.test_unseen_feature = self.compute_dec_out(self.test_unseen_feature, self.input_dim)
+            self.test_seen_feature = self.compute_dec_out(self.test_seen_feature, self.input_dim)
+        self.model.apply(weights_init)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=_lr, betas=(_beta1, 0.999))
+        self.model.to(self.device)
+        self.index_in_epoch = 0
+        self.epochs_completed = 0
+        self.ntrain = self.train_X.size()[0]
+        self.curve = []
         if generalized:
-            seen = per_class(data.test_seen_label.cpu(), predict(test_seen), data.seenclasses.tolist())
-            unseen = per_class(data.test_unseen_label.cpu(), predict(test_unseen), data.unseenclasses.tolist())
-            h = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0  # as-run: 0/0
-            best = max(best, h)
+            self.acc_seen, self.acc_unseen, self.H, self.epoch = self.fit()
         else:
-            mapped = torch.searchsorted(data.unseenclasses.cpu(), data.test_unseen_label.cpu())
-            acc = per_class(mapped, predict(test_unseen), range(nclass))
-            if acc > best:
-                best = acc
-                copy.deepcopy(fc.state_dict())  # the official fit_zsl keeps the best model this way
-    return best
+            self.acc, self.best_model = self.fit_zsl()
+
+    def output(self, x):
+        return F.log_softmax(self.model(x.to(self.device)), dim=1)
+
+    def step(self):
+        self.model.zero_grad()
+        batch_input, batch_label = self.next_batch(self.batch_size)
+        loss = F.nll_loss(self.output(batch_input), batch_label.to(self.device))
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def fit_zsl(self):
+        best_acc = 0
+        mean_loss = 0
+        best_model = copy.deepcopy(self.model.state_dict())
+        for epoch in range(self.nepoch):
+            for i in range(0, self.ntrain, self.batch_size):
+                mean_loss += self.step().item()  # as-run: loss.data[0]
+            acc = self.val(self.test_unseen_feature, self.test_unseen_label, self.unseenclasses)
+            self.curve.append(acc)
+            if acc > best_acc:
+                best_acc = acc
+                best_model = copy.deepcopy(self.model.state_dict())
+        return best_acc, best_model
+
+    def fit(self):
+        best_H = 0
+        best_seen = 0
+        best_unseen = 0
+        for epoch in range(self.nepoch):
+            for i in range(0, self.ntrain, self.batch_size):
+                self.step()
+            acc_seen = self.val_gzsl(self.test_seen_feature, self.test_seen_label, self.seenclasses)
+            acc_unseen = self.val_gzsl(self.test_unseen_feature, self.test_unseen_label, self.unseenclasses)
+            H = 2 * acc_seen * acc_unseen / (acc_seen + acc_unseen) if acc_seen + acc_unseen > 0 else 0.0  # as-run: 0/0
+            self.curve.append(H)
+            if H > best_H:
+                best_seen = acc_seen
+                best_unseen = acc_unseen
+                best_H = H
+        return best_seen, best_unseen, best_H, epoch
+
+    def next_batch(self, batch_size):
+        start = self.index_in_epoch
+        # shuffle the data at the first epoch
+        if self.epochs_completed == 0 and start == 0:
+            perm = torch.randperm(self.ntrain)
+            self.train_X = self.train_X[perm]
+            self.train_Y = self.train_Y[perm]
+        # the last batch
+        if start + batch_size > self.ntrain:
+            self.epochs_completed += 1
+            rest_num_examples = self.ntrain - start
+            if rest_num_examples > 0:
+                X_rest_part = self.train_X[start:self.ntrain]
+                Y_rest_part = self.train_Y[start:self.ntrain]
+            # shuffle the data
+            perm = torch.randperm(self.ntrain)
+            self.train_X = self.train_X[perm]
+            self.train_Y = self.train_Y[perm]
+            # start next epoch
+            start = 0
+            self.index_in_epoch = batch_size - rest_num_examples
+            end = self.index_in_epoch
+            X_new_part = self.train_X[start:end]
+            Y_new_part = self.train_Y[start:end]
+            if rest_num_examples > 0:
+                return torch.cat((X_rest_part, X_new_part), 0), torch.cat((Y_rest_part, Y_new_part), 0)
+            else:
+                return X_new_part, Y_new_part
+        else:
+            self.index_in_epoch += batch_size
+            end = self.index_in_epoch
+            return self.train_X[start:end], self.train_Y[start:end]
+
+    def predict(self, test_X):
+        start = 0
+        ntest = test_X.size()[0]
+        predicted_label = torch.LongTensor(ntest)
+        with torch.no_grad():  # as-run: Variable(..., volatile=True)
+            for i in range(0, ntest, self.batch_size):
+                end = min(ntest, start + self.batch_size)
+                output = self.output(test_X[start:end])
+                _, predicted_label[start:end] = torch.max(output.data.cpu(), 1)
+                start = end
+        return predicted_label
+
+    def val_gzsl(self, test_X, test_label, target_classes):
+        return self.compute_per_class_acc_gzsl(test_label, self.predict(test_X), target_classes)
+
+    def compute_per_class_acc_gzsl(self, test_label, predicted_label, target_classes):
+        acc_per_class = 0
+        for i in target_classes:
+            idx = (test_label == i)
+            # as-run: a float division (PyTorch 0.3's LongTensor sums divided as floats)
+            acc_per_class += float(torch.sum(test_label[idx] == predicted_label[idx])) / float(torch.sum(idx))
+        acc_per_class /= target_classes.size(0)
+        return acc_per_class
+
+    def val(self, test_X, test_label, target_classes):
+        predicted_label = self.predict(test_X)
+        return self.compute_per_class_acc(map_label(test_label, target_classes), predicted_label,
+                                          target_classes.size(0))
+
+    def compute_per_class_acc(self, test_label, predicted_label, nclass):
+        acc_per_class = torch.zeros(nclass, dtype=torch.float64)
+        for i in range(nclass):
+            idx = (test_label == i)
+            acc_per_class[i] = float(torch.sum(test_label[idx] == predicted_label[idx])) / float(torch.sum(idx))
+        return float(acc_per_class.mean())
+
+    def compute_dec_out(self, test_X, new_size):
+        start = 0
+        ntest = test_X.size()[0]
+        new_test_X = torch.zeros(ntest, new_size)
+        with torch.no_grad():  # as-run: Variable(..., volatile=True)
+            for i in range(0, ntest, self.batch_size):
+                end = min(ntest, start + self.batch_size)
+                inputX = test_X[start:end].to(self.device)
+                feat1 = self.netDec(inputX)
+                feat2 = self.netDec.getLayersOutDet()
+                new_test_X[start:end] = torch.cat([inputX, feat1, feat2], dim=1).data.cpu()
+                start = end
+        return new_test_X

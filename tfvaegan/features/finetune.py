@@ -14,6 +14,13 @@ and a per-benchmark epoch count — an inference, not published code — complet
 silent by LiangjunFeng/Generative-Any-Shot-Learning VisualEmbedding/finetune.py (SGD with momentum
 0.9, RandomResizedCrop + horizontal flip).
 
+The val protocol's selection run needs a backbone of its own (`selection_rows`, `finetune --train-part
+selection`): trained on the validation split's training part only — the training classes' images
+less the validation-seen ones held out — so that the classes its validation scores as unseen were
+never learnt, with labels, by the features it reads. The rows come from the protocol's own rule
+(tfvaegan.protocols.selection_train_rows), given the list's labels and the split file's locations;
+no other image is opened.
+
 Output: a weights-only state dict of the backbone without the head (torchvision's key names, fc
 removed), which `extract --weights` loads. `<out>.ckpt` holds the whole training state after every
 epoch, written atomically; an interrupted run started again with the same inputs continues from it.
@@ -28,6 +35,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +107,11 @@ class Recipe:
         return self.lr * self.lr_gamma ** (epoch // self.lr_step) if self.lr_step else self.lr
 
 
+# The val protocol's selection part of trainval_loc (tfvaegan.protocols.selection_train_rows with the run's
+# settings): (the list's 0-based labels, the split file's 0-based locations, the split file) -> 0-based rows.
+SelectionRows = Callable[[np.ndarray, dict, Path], np.ndarray]
+
+
 @dataclass
 class _Parts:
     """What training changes: backbone, head and optimiser; rebuilt whole when a checkpoint does not fit."""
@@ -111,26 +124,27 @@ class _Parts:
 def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: str | Path, out: str | Path, *,
                    strip_prefix: str = "", weights: str | Path | None = None, allow_random_init: bool = False,
                    backbone: str = EXTRACTION.backbone, recipe: Recipe = Recipe(), device: str = "auto",
-                   seed: int = 0) -> Path:
+                   seed: int = 0, selection_rows: SelectionRows | None = None) -> Path:
     """The trainval images of `list_file` (rows of `split_file`'s trainval_loc) → the fine-tuned
-    backbone's weights in `out`; every input is checked before the first step."""
+    backbone's weights in `out`; every input is checked before the first step. With `selection_rows`
+    only the rows it names (the val protocol's selection part of trainval_loc) are trained on and opened."""
     recipe.check()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     check_options(recipe.batch_size, recipe.image_size, device)
     out = check_out_path(out)
     entries, labels, places = read_list(list_file, strip_prefix)
-    rows = image_split(split_file, labels, list_file)["trainval"]
+    rows, part = _training_rows(split_file, labels, list_file, selection_rows)
     seen = np.unique(labels[rows])
     if seen.size < 2:
         raise DataError(f"{split_file}: key 'trainval_loc': expected images of at least two seen classes to "
                         f"fine-tune a classifier on, found {seen.size}")
-    # the only paths ever built, checked and opened: trainval_loc's
+    # the only paths ever built, checked and opened: those of the rows trained on
     paths = listed_paths(image_root, [entries[i] for i in rows], list_file, [places[i] for i in rows])
     targets = np.searchsorted(seen, labels[rows])
     start = weights_path(backbone, weights)
     fingerprint = _fingerprint(recipe, backbone, seed, start, [entries[i] for i in rows], targets)
-    log(f"{len(paths)} training images of {seen.size} seen classes (trainval_loc of {split_file}); the "
-        f"{len(entries) - len(paths)} other listed images are never opened")
+    log(f"{len(paths)} training images of {seen.size} seen classes ({part}); the {len(entries) - len(paths)} "
+        "other listed images are never opened")
     log(f"{backbone} from {start or f'a random initialisation (seed {seed})'}, {recipe.epochs} epoch(s), "
         f"lr {recipe.lr:g}, batch {recipe.batch_size}, {recipe.image_size} px, {device}"
         f"{', bf16 autocast' if recipe.amp and device.startswith('cuda') else ''}")
@@ -150,6 +164,22 @@ def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: st
     return out
 
 
+
+
+def _training_rows(split_file, labels: np.ndarray, list_file, selection_rows: SelectionRows | None
+                   ) -> tuple[np.ndarray, str]:
+    """(the 0-based list rows to train on, what they are): trainval_loc, or the part of it `selection_rows`
+    names, which must lie inside trainval_loc."""
+    locs = image_split(split_file, labels, list_file)
+    if selection_rows is None:
+        return locs["trainval"], f"trainval_loc of {split_file}"
+    rows = np.sort(np.asarray(selection_rows(labels - 1, locs, Path(split_file)), dtype=np.int64))
+    outside = np.setdiff1d(rows, locs["trainval"])
+    if outside.size:  # the protocol's split is leak-checked; this guards the images opened here all the same
+        raise DataError(f"{split_file}: the selection part holds {outside.size} rows outside trainval_loc "
+                        f"(first: {outside[0] + 1})")
+    return rows, (f"the val protocol's selection part of trainval_loc of {split_file}: no validation-unseen or "
+                  "validation-seen image")
 
 
 def _checkpoint_path(out: Path) -> Path:

@@ -37,7 +37,13 @@ class ClassifierSettings:
 
     @classmethod
     def from_config(cls, cfg, select: str = "best", nepoch: int | None = None) -> "ClassifierSettings":
-        return cls(cfg.classifier_lr, cfg.classifier_beta1, nepoch or cfg.classifier_nepoch,
+        """`nepoch` None: the configured classifier_nepoch. A count below 1 is refused, not read as
+        "the default": the val protocol's rule for a best validation epoch of 0 is
+        selection.final_classifier_epochs's (at least one epoch), for ZSL and GZSL alike."""
+        if nepoch is not None and (isinstance(nepoch, bool) or int(nepoch) != nepoch or nepoch < 1):
+            raise ValueError(f"classifier epochs: expected a positive integer or None (classifier_nepoch), "
+                             f"found {nepoch!r}")
+        return cls(cfg.classifier_lr, cfg.classifier_beta1, cfg.classifier_nepoch if nepoch is None else int(nepoch),
                    cfg.cls_batch_size, select)
 
 

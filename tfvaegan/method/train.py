@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,7 +36,7 @@ import torch
 from torch import Tensor
 
 from tfvaegan.config import Config
-from tfvaegan.data.preprocess import ZSLData
+from tfvaegan.data.preprocess import TrainingData, ZSLData
 from tfvaegan.errors import exception_first_line
 from tfvaegan.fileio import atomic_torch_save
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss, vae_loss
@@ -67,9 +69,12 @@ class Trainer:
 
     history_losses = HISTORY_LOSSES  # the per-epoch means of `step`'s outputs, in train_log.csv
 
-    def __init__(self, cfg: Config, data: ZSLData, device: torch.device):
+    def __init__(self, cfg: Config, data: TrainingData | ZSLData, device: torch.device):
         self.cfg = cfg
-        self.data = data
+        # A split is cut down to what training may see at once: the trainer never holds a test label
+        # that the config does not ask for (data/preprocess.py, TrainingData).
+        self.data = data if isinstance(data, TrainingData) else data.for_training(cfg)
+        data = self.data
         self.device = device
         self.model = TFVAEGAN(cfg).to(device)
         self.opt = make_optimizers(self.model, cfg)
@@ -259,8 +264,8 @@ class TrainResult:
     seconds_per_epoch: float = 0.0
 
 
-def train(cfg: Config, data: ZSLData, device: torch.device, *,
-          make_trainer: Callable[[Config, ZSLData, torch.device], Trainer] = Trainer,
+def train(cfg: Config, data: TrainingData | ZSLData, device: torch.device, *,
+          make_trainer: Callable[[Config, TrainingData, torch.device], Trainer] = Trainer,
           evaluate: Callable[[Trainer, int, torch.Generator], dict] | None = None,
           checkpoint: Path | None = None, fingerprint: str = "",
           log: Callable[[str], None] = print, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
@@ -274,9 +279,10 @@ def train(cfg: Config, data: ZSLData, device: torch.device, *,
     seed = cfg.manualSeed if cfg.manualSeed is not None else 0
     torch.manual_seed(seed)  # seeds CUDA too
     eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    trainer = make_trainer(cfg, data, device)
+    trainer = make_trainer(cfg, data if isinstance(data, TrainingData) else data.for_training(cfg), device)
     result = TrainResult(trainer, resume(checkpoint, fingerprint, trainer, eval_generator, log))
     elapsed = sum(row["seconds"] for row in result.history)
+    started, first_epoch = time.perf_counter(), len(result.history)  # for the progress line's clock
     for epoch in range(len(result.history), cfg.nepoch):
         began = time.perf_counter()
         row = {"epoch": epoch + 1, **trainer.epoch()}
@@ -288,16 +294,37 @@ def train(cfg: Config, data: ZSLData, device: torch.device, *,
         if evaluate is not None and due:
             row.update(evaluate(trainer, epoch + 1, eval_generator))
         result.history.append(row)
-        log(format_row(row, cfg.nepoch))
+        wall = time.perf_counter() - started
+        log(format_row(row, cfg.nepoch, wall, wall / (epoch + 1 - first_epoch) * (cfg.nepoch - epoch - 1)))
         every = cfg.checkpoint_every
         if checkpoint is not None and every and (epoch + 1) % every == 0 and epoch + 1 < cfg.nepoch:
             atomic_torch_save({"fingerprint": fingerprint, "epoch": epoch + 1, "trainer": trainer.state(),
                                "rng": _rng_state(device, eval_generator), "history": result.history}, checkpoint)
+        for watcher in _WATCHERS.get():
+            watcher(list(result.history), checkpoint)
         if on_epoch is not None:
             on_epoch(row)
         _pause_if_asked(epoch + 1, log)
     result.seconds_per_epoch = elapsed / max(len(result.history), 1)
     return result
+
+
+# Watchers of every training's history as it grows, beside one call's `on_epoch`: the train stage keeps
+# train_log.csv current through one (stages.train_stage) for each training its protocol makes, without the
+# protocols passing a callback down. Called after every epoch (after its checkpoint, before `on_epoch`) with
+# the history so far (resumed epochs included) and the training's checkpoint path, which tells a protocol's
+# trainings apart (the val protocol's selection run and final run).
+_WATCHERS: ContextVar[tuple[Callable[[list[dict], Path | None], None], ...]] = ContextVar("watchers", default=())
+
+
+@contextmanager
+def watching_history(watcher: Callable[[list[dict], Path | None], None]):
+    """Inside the block, every `train` (in this thread or task) calls watcher(history, checkpoint) after each epoch."""
+    token = _WATCHERS.set(_WATCHERS.get() + (watcher,))
+    try:
+        yield
+    finally:
+        _WATCHERS.reset(token)
 
 
 # For tests of interruption: training stops after this epoch (and its checkpoint) and waits to be
@@ -371,8 +398,14 @@ def _set_rng_state(state: dict, device: torch.device, eval_generator: torch.Gene
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
-def format_row(row: dict, nepoch: int) -> str:
-    text = (f"[{row['epoch']}/{nepoch}] {row['seconds']:.1f}s loss_D {row['loss_d']:.4f} "
+def format_row(row: dict, nepoch: int, elapsed: float | None = None, eta: float | None = None) -> str:
+    """An epoch's progress line: its seconds; with `elapsed`, the wall-clock time since the training (or its
+    resumption) began, evaluations included, and the `eta` of its remaining epochs at that pace; its losses
+    and accuracies."""
+    text = f"[{row['epoch']}/{nepoch}] {row['seconds']:.1f}s"
+    if elapsed is not None:
+        text += f" elapsed {_clock(elapsed)}" + ("" if eta is None else f" ETA {_clock(eta)}")
+    text += (f" loss_D {row['loss_d']:.4f} "
             f"loss_G {row['loss_g']:.4f} W {row['wasserstein']:.4f} vae {row['vae_loss']:.4f} "
             f"lambda {row['lambda1']:.3f}")
     if row.get("loss_d2") is not None:
@@ -382,3 +415,9 @@ def format_row(row: dict, nepoch: int) -> str:
     if row.get("zsl_acc") is not None:
         text += f" | ZSL {row['zsl_acc']:.4f}"
     return text
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as h:mm:ss."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"

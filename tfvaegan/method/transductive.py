@@ -1,4 +1,4 @@
-"""Transductive TF-VAEGAN: a second, unconditional critic D2 on unlabelled unseen-class features.
+"""Transductive TF-VAEGAN: a second, unconditional critic D2 on unlabelled test features.
 
 As the authors' pre-release train_tfvaegan_transductive.py (public fork xvdp/tfvaegan) computes it,
 one generator step is
@@ -12,11 +12,15 @@ one generator step is
    L_VAE − γG·E[D(x̃, a)] + w·L_R(x̃) − γG_D2·E[D2(x̃_u)] + w·L_R(x̃_u),
    with a_u the class embeddings of the last D2 batch.
 
-What a_u is decides whether training reads test labels (`transductive_prior`):
-- `labels` (the authors' code): the class embeddings of the unlabelled batch's TRUE labels — the
-  "known class prior" setting of the transductive literature; it uses test labels.
-- `uniform` (default): unseen classes drawn uniformly; the trainer is never given a label of the
-  unlabelled data (`UnlabelledSet.labels` is None), so no test label can reach training.
+Which rows x_u are, and what a_u is, decide whether training reads test labels:
+- `transductive_unlabelled`: `test` (default) every test row, seen and unseen together, in the feature
+  file's order; `test_unseen` (the authors' and f-VAEGAN-D2's) the test_unseen rows only, a set that
+  the test labels choose.
+- `transductive_prior`: `uniform` (default) classes drawn uniformly from those the unlabelled rows may
+  belong to (every class under `test`, the unseen ones under `test_unseen`); `labels` (the authors'
+  code, the "known class prior" setting) the class embeddings of the batch's TRUE labels.
+With both defaults the trainer is given no test label (data/preprocess.py, TrainingData): neither the
+labels, nor the seen/unseen partition, nor the classes' sizes, nor the share of unseen rows.
 
 Where this differs from the authors' code: `freeze_dec` keeps the decoder out of the generator step,
 as the released inductive code does (the pre-release transductive script accepts the flag and
@@ -30,9 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from tfvaegan.config import TRANSDUCTIVE_PRIORS as PRIORS, Config
-from tfvaegan.data.preprocess import ZSLData
-from tfvaegan.errors import ConfigError, DataError
+from tfvaegan.config import Config
+from tfvaegan.data.preprocess import TrainingData, ZSLData
+from tfvaegan.errors import DataError
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss
 from tfvaegan.method.models import UnconditionalCritic
 from tfvaegan.method.train import HISTORY_LOSSES, Trainer, same_tensors
@@ -40,26 +44,20 @@ from tfvaegan.method.train import HISTORY_LOSSES, Trainer, same_tensors
 
 @dataclass(frozen=True)
 class UnlabelledSet:
-    """The unlabelled features D2 learns from and the unseen classes they belong to (as a set)."""
+    """The unlabelled features D2 learns from and the classes their fakes are drawn from (as a set)."""
 
-    features: Tensor  # (n, D): test_unseen (paper protocol, final retrain) or validation-unseen (selection run)
-    classes: Tensor  # the unseen classes, sorted: known in zero-shot learning, unlike the labels of each row
+    features: Tensor  # (n, D): the test rows (final run) or the validation rows (selection run)
+    classes: Tensor  # sorted: every class under `test`, the unseen ones under `test_unseen`
     labels: Tensor | None  # each row's label: only with transductive_prior `labels` (it reads test labels)
 
 
-def unlabelled_set(data: ZSLData, cfg: Config) -> UnlabelledSet:
-    """The unlabelled part of `data` (its test_unseen rows) as transductive training may use it:
-    without labels unless the prior is `labels`."""
-    where = data.info.get("split_file", "the split file")
-    if data.test_unseen_feature.size(0) == 0:
-        raise DataError(f"{where}: key 'test_unseen_loc': transductive: true trains on unlabelled features of "
-                        f"the unseen classes, expected at least one, found an empty set")
-    if data.unseenclasses.numel() == 0:
-        raise DataError(f"{where}: transductive: true needs unseen classes in the split it trains on, found none")
-    if cfg.transductive_prior not in PRIORS:
-        raise ConfigError(f"config key 'transductive_prior': expected one of {PRIORS}, found {cfg.transductive_prior!r}")
-    labels = data.test_unseen_label if cfg.transductive_prior == "labels" else None
-    return UnlabelledSet(data.test_unseen_feature, data.unseenclasses, labels)
+def unlabelled_set(data: TrainingData | ZSLData, cfg: Config) -> UnlabelledSet:
+    """The unlabelled part of `data` as transductive training may use it (DataError when empty)."""
+    data = data if isinstance(data, TrainingData) else data.for_training(cfg)
+    if data.unlabelled_feature is None:
+        raise DataError(f"{data.source}: transductive training needs unlabelled rows; this data was cut for "
+                        f"inductive training")
+    return UnlabelledSet(data.unlabelled_feature, data.unlabelled_classes, data.unlabelled_label)
 
 
 class TransductiveTrainer(Trainer):
@@ -68,9 +66,10 @@ class TransductiveTrainer(Trainer):
 
     history_losses = HISTORY_LOSSES + ("loss_d2", "wasserstein2")
 
-    def __init__(self, cfg: Config, data: ZSLData, device: torch.device):
+    def __init__(self, cfg: Config, data: TrainingData | ZSLData, device: torch.device):
+        data = data if isinstance(data, TrainingData) else data.for_training(cfg)
         self.unlabelled = unlabelled_set(data, cfg)
-        self.critic2 = UnconditionalCritic(cfg.resSize, cfg.ndh).to(device)
+        self.critic2 = UnconditionalCritic(cfg.resSize, cfg.ndh).to(device)  # made first: the authors' order
         super().__init__(cfg, data, device)
         self.opt["critic2"] = torch.optim.Adam(self.critic2.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999),
                                                fused=True)
@@ -107,7 +106,7 @@ class TransductiveTrainer(Trainer):
         index = torch.randperm(n, device=self.device)[: self.cfg.batch_size]
         if self.unlabelled.labels is not None:  # prior `labels`: the batch's true labels (test labels)
             classes = self.unlabelled.labels[index]
-        else:  # prior `uniform`: unseen classes drawn uniformly, independent of the batch
+        else:  # prior `uniform`: classes drawn uniformly, independent of the batch
             draws = torch.randint(self.unlabelled.classes.numel(), (index.numel(),), device=self.device)
             classes = self.unlabelled.classes[draws]
         return self.unlabelled.features[index], self.data.attribute[classes], self.decoder_target[classes]

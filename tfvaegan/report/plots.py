@@ -28,6 +28,7 @@ from tfvaegan.report.tables import (  # noqa: E402
     FEATURES,
     FULL_MODEL_VARIANT,
     PRIORS,
+    UNLABELLED,
     SETTINGS,
     Run,
     bench_label,
@@ -70,10 +71,11 @@ def paper_vs_ours_figure(zsl: pd.DataFrame, gzsl: pd.DataFrame):
         # The complete model is what the paper's main table reports; ablations go to ablation.csv.
         full = frame[frame.variant == FULL_MODEL_VARIANT]
         full = (full if len(full) else frame).copy()
-        # the plain and fine-tuned, inductive and transductive (per prior) rows of one benchmark are groups
-        # of bars of their own, each beside its own paper value (a transductive one: the known-prior number)
-        full["benchmark"] = [bench_label(b, f, s, p) for b, f, s, p in
-                             zip(full.benchmark, full.features, full.setting, full.prior)]
+        # the plain and fine-tuned, inductive and transductive (per prior and unlabelled set) rows of one
+        # benchmark are groups of bars of their own, each beside its own paper value (a transductive one: the
+        # known-prior number)
+        full["benchmark"] = [bench_label(b, f, s, p, u) for b, f, s, p, u in
+                             zip(full.benchmark, full.features, full.setting, full.prior, full.unlabelled)]
         return full
 
     zsl, gzsl = shown(zsl), shown(gzsl)
@@ -217,7 +219,8 @@ def training_curves_figure(found: Sequence[tuple[Run, pd.DataFrame]]):
     if not found:
         return _empty_figure(f"no {TRAIN_LOG} next to the metrics files")
     order = {run.label: (*benchmark_sort_key(run.benchmark), FEATURES.index(run.features),
-                         SETTINGS.index(run.setting), PRIORS.index(run.prior)) for run, _ in found}
+                         SETTINGS.index(run.setting), PRIORS.index(run.prior), UNLABELLED.index(run.unlabelled))
+             for run, _ in found}
     benchmarks = sorted(order, key=order.get)
     several_variants = len({run.variant for run, _ in found}) > 1
     names = sorted({_run_series(run, several_variants) for run, _ in found},

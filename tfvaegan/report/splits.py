@@ -20,7 +20,8 @@ from tfvaegan.record import HEADLINE_METRICS
 from tfvaegan.report.tables import check_run, read_metrics_json
 
 AVERAGED = (*HEADLINE_METRICS, "seconds_per_epoch")
-SAME_FOR_ALL = ("benchmark", "protocol", "variant", "features", "setting", "transductive_prior", "seed")
+SAME_FOR_ALL = ("benchmark", "protocol", "variant", "features", "setting", "transductive_prior",
+                "transductive_unlabelled", "seed")
 
 
 def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
@@ -46,6 +47,7 @@ def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
     merged["splits"] = [{"source": s, **{k: r.get(k) for k in AVERAGED + ("best_epoch_zsl", "best_epoch_gzsl")},
                          "dataset": (r.get("config") or {}).get("dataset")} for s, r in zip(sources, runs)]
     merged["config"] = runs[0].get("config")
+    merged["provenance"] = runs[0].get("provenance")  # the first split's, as `config`; null from older files
     merged["data"] = {"splits": [r.get("data") for r in runs]}
     merged["notes"] = [f"mean over {len(runs)} split(s), as the official action scripts report"] + \
         sorted({note for r in runs for note in (r.get("notes") or [])})

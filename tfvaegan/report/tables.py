@@ -24,9 +24,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from tfvaegan.config import TRANSDUCTIVE_PRIORS
+from tfvaegan.config import TRANSDUCTIVE_PRIORS, TRANSDUCTIVE_UNLABELLED, Config
 from tfvaegan.errors import UserError
-from tfvaegan.fileio import write_atomic
+from tfvaegan.fileio import atomic_write_text, write_atomic
 from tfvaegan.record import GZSL_METRICS
 
 FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
@@ -37,6 +37,7 @@ PROTOCOLS = ("paper", "val")
 FEATURES = ("plain", "finetuned")  # metrics.json `features`; the rows of one benchmark in this order
 SETTINGS = ("inductive", "transductive")  # metrics.json `setting`, in this order
 PRIORS = ("", *TRANSDUCTIVE_PRIORS)  # metrics.json `transductive_prior` ("": inductive), in this order
+UNLABELLED = ("", *TRANSDUCTIVE_UNLABELLED)  # metrics.json `transductive_unlabelled` ("": inductive), in order
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
 DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "config" / "paper_results.csv"
 PAPER_COLUMNS = ("benchmark", "features", "setting", "metric", "value", "source")
@@ -46,18 +47,20 @@ OLDER_PAPER_COLUMNS = (("benchmark", "features", "metric", "value", "source"),
 PAPER_METRICS = ("zsl_top1", "gzsl_u", "gzsl_s", "gzsl_h")
 
 ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
-               "paper_top1", "diff_top1", "features", "setting", "prior"]
+               "paper_top1", "diff_top1", "features", "setting", "prior", "unlabelled"]
 GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
-                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h", "features", "setting", "prior"]
+                "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h", "features", "setting", "prior",
+                "unlabelled"]
 ABLATION_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
                     "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h", "features", "setting",
-                    "prior"]
+                    "prior", "unlabelled"]
 # The leading columns are fixed (issue 3); later ones are appended: diff_*, then features (plain or
-# finetuned), setting (inductive or transductive) and prior (transductive only), which tell apart
-# the rows of one benchmark run on both kinds of features, in both settings, with either prior.
+# finetuned), setting (inductive or transductive), prior and unlabelled (transductive only: the prior
+# and the unlabelled set, test or test_unseen), which tell apart the rows of one benchmark run on both
+# kinds of features, in both settings, with either prior and unlabelled set.
 DECIMALS = 2
-# One table row: (benchmark, features, setting, prior, protocol, variant).
-GROUP_KEYS = ("benchmark", "features", "setting", "prior", "protocol", "variant")
+# One table row: (benchmark, features, setting, prior, unlabelled, protocol, variant).
+GROUP_KEYS = ("benchmark", "features", "setting", "prior", "unlabelled", "protocol", "variant")
 Group = tuple[str, str, str, str, str, str]
 
 
@@ -77,20 +80,23 @@ class Run:
     features: str = "plain"
     setting: str = "inductive"
     prior: str = ""  # the transductive prior; "" for inductive runs
+    unlabelled: str = ""  # what D2 learned from (test | test_unseen); "" for inductive runs
 
     @property
     def group(self) -> Group:
-        return self.benchmark, self.features, self.setting, self.prior, self.protocol, self.variant
+        return (self.benchmark, self.features, self.setting, self.prior, self.unlabelled, self.protocol,
+                self.variant)
 
     @property
     def label(self) -> str:
-        return bench_label(self.benchmark, self.features, self.setting, self.prior)
+        return bench_label(self.benchmark, self.features, self.setting, self.prior, self.unlabelled)
 
 
-def bench_label(benchmark: str, features: str, setting: str = "inductive", prior: str = "") -> str:
-    """A benchmark as figures name it: 'CUB', 'CUB fine-tuned', 'CUB transductive (uniform)'."""
+def bench_label(benchmark: str, features: str, setting: str = "inductive", prior: str = "",
+                unlabelled: str = "") -> str:
+    """A benchmark as figures name it: 'CUB', 'CUB fine-tuned', 'CUB transductive (uniform, test)'."""
     label = benchmark.upper() + (" fine-tuned" if features == "finetuned" else "")
-    return label + (f" transductive ({prior})" if setting == "transductive" else "")
+    return label + (f" transductive ({prior}, {unlabelled})" if setting == "transductive" else "")
 
 
 def _fraction(path: Path, data: dict, key: str, optional: bool) -> float | None:
@@ -169,6 +175,26 @@ def _setting_and_prior(path: Path, data: dict) -> tuple[str, str]:
     return setting, prior
 
 
+def _unlabelled(path: Path, data: dict, setting: str) -> str:
+    """`transductive_unlabelled` ("" for an inductive run); a transductive metrics.json written before the key
+    existed trained on test_unseen, the only set there was."""
+    found = data.get("transductive_unlabelled")
+    if setting == "inductive":
+        if found is not None:
+            raise UserError(f"{path}: key 'transductive_unlabelled': expected null for an inductive run, "
+                            f"found {found!r}")
+        return ""
+    unlabelled = "test_unseen" if found is None else found
+    if unlabelled not in UNLABELLED[1:]:
+        raise UserError(f"{path}: key 'transductive_unlabelled': expected one of {UNLABELLED[1:]} for a transductive "
+                        f"run, found {found!r}")
+    config = data.get("config")
+    if isinstance(config, dict) and config.get("transductive_unlabelled", unlabelled) != unlabelled:
+        raise UserError(f"{path}: keys 'transductive_unlabelled', 'config.transductive_unlabelled': expected the "
+                        f"same set, found {unlabelled!r} and {config['transductive_unlabelled']!r}")
+    return unlabelled
+
+
 def check_run(path: str | Path, data: dict) -> Run:
     """Check one metrics.json's object; a bad one is one error naming the file, key, expected, found."""
     path = Path(path)
@@ -187,10 +213,11 @@ def check_run(path: str | Path, data: dict) -> Run:
     if features not in FEATURES:
         raise UserError(f"{path}: key 'features': expected one of {FEATURES} or absent, found {features!r}")
     setting, prior = _setting_and_prior(path, data)
+    unlabelled = _unlabelled(path, data, setting)
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
                zsl_acc=_fraction(path, data, "zsl_acc", optional=False), features=features, setting=setting,
-               prior=prior, **gzsl)
+               prior=prior, unlabelled=unlabelled, **gzsl)
 
 
 def load_run(path: str | Path) -> Run:
@@ -207,8 +234,9 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
         key = (*run.group, run.seed)
         if key in seen:
             raise UserError(
-                f"{run.path}: keys 'benchmark', 'features', 'setting', 'transductive_prior', 'protocol', 'variant', "
-                f"'seed': expected one file per run, found {key} also in {seen[key]}"
+                f"{run.path}: keys 'benchmark', 'features', 'setting', 'transductive_prior', "
+                f"'transductive_unlabelled', 'protocol', 'variant', 'seed': expected one file per run, "
+                f"found {key} also in {seen[key]}"
             )
         seen[key] = run.path
         runs.append(run)
@@ -334,9 +362,9 @@ def benchmark_sort_key(benchmark: str) -> tuple[int, str]:
 def _order(group: Group) -> tuple:
     """Benchmarks in paper order, plain before fine-tuned, inductive before transductive (uniform, then
     labels), `paper` before `val`, the complete model first."""
-    benchmark, features, setting, prior, protocol, variant = group
+    benchmark, features, setting, prior, unlabelled, protocol, variant = group
     return (*benchmark_sort_key(benchmark), FEATURES.index(features), SETTINGS.index(setting), PRIORS.index(prior),
-            PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
+            UNLABELLED.index(unlabelled), PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
 
 
 def _ablation_order(group: Group) -> tuple:
@@ -354,12 +382,10 @@ def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str,
     zsl_rows, gzsl_rows, ablation_rows = [], [], []
     for group in sorted(groups, key=_order):
         members = groups[group]
-        benchmark, features, setting, prior, protocol, variant = group
-        key = {"benchmark": benchmark, "features": features, "setting": setting, "prior": prior,
-               "protocol": protocol, "variant": variant}
+        key = dict(zip(GROUP_KEYS, group))
 
         def published(metric: str, prefer_ablation: bool = False, group=group) -> float:
-            benchmark, features, setting, _, _, variant = group
+            benchmark, features, setting, *_, variant = group
             return paper_value(paper, benchmark, features, variant, metric, prefer_ablation, setting)
 
         top1_mean, top1_std = mean_std([100 * r.zsl_acc for r in members])
@@ -405,10 +431,206 @@ def load_paper_or_default(path: str | Path) -> dict[PaperKey, float]:
 
 
 def make_tables(metrics: Sequence[str | Path], paper: str | Path, out_dir: str | Path) -> list[Path]:
-    """`tables`: every metrics.json → zsl.csv, gzsl.csv, ablation.csv in out_dir."""
+    """`tables`: every metrics.json → zsl.csv, gzsl.csv, ablation.csv and the main table (main_table.md,
+    main_table.tex) in out_dir; everything is built before anything is written."""
     runs = load_runs(metrics)
     tables = build_tables(runs, load_paper_or_default(paper))
+    main_table = build_main_table(tables)
     written = write_tables(tables, out_dir)
     for path in written:
         print(f"wrote {path} ({len(tables[path.stem])} rows from {len(runs)} runs)")
+    for path in write_main_table(main_table, out_dir):
+        print(f"wrote {path} ({len(main_table.rows)} rows" + (f"; {main_table.note})" if main_table.note else ")"))
+        written.append(path)
     return written
+
+
+# --------------------------------------------------------------------------- the main table, in the paper's layout
+# Benchmarks as column groups (ZSL T1 | GZSL u, s, H), one section of rows per features and setting (the
+# transductive prior and unlabelled set named where not Config's default), in each the published row and,
+# per protocol, ours (mean ± std over seeds) and Δ = ours − published. The complete model only; every
+# number is one of zsl.csv's or gzsl.csv's (ours, the published value, the difference): nothing is
+# aggregated again here.
+MAIN_TABLE_FILES = ("main_table.md", "main_table.tex")
+MAIN_TABLE_METRICS = ("T1", "u", "s", "H")
+# each metric: (table, ours' mean, its std, the published value, ours − published; None: the table has
+# no such column, the difference of its two columns is shown)
+MAIN_TABLE_CELLS = {"T1": ("zsl", "top1_mean", "top1_std", "paper_top1", "diff_top1"),
+                    "u": ("gzsl", "u_mean", "u_std", "paper_u", None),
+                    "s": ("gzsl", "s_mean", "s_std", "paper_s", None),
+                    "H": ("gzsl", "h_mean", "h_std", "paper_h", "diff_h")}
+SECTION_KEYS = ("features", "setting", "prior", "unlabelled")
+DEFAULT_PRIOR, DEFAULT_UNLABELLED = Config.transductive_prior, Config.transductive_unlabelled
+PUBLISHED_LABEL = "TF-VAEGAN (paper, published)"
+DELTA_LABEL = "Δ (ours − published)"
+MAIN_TABLE_NOTE = (
+    f"TF-VAEGAN, the complete model (variant `{FULL_MODEL_VARIANT}`), beside the published numbers "
+    "(config/paper_results.csv; the paper's transductive numbers are known-prior ones). T1: ZSL per-class "
+    "top-1 accuracy; u, s, H: GZSL per-class top-1 on the unseen and the seen classes and their harmonic "
+    "mean; all in %. Ours: mean ± sample std over seeds (the mean alone for one seed; n_seeds in zsl.csv and "
+    "gzsl.csv); protocols as in docs/protocols.md. Δ: ours − published. –: no number. Written by "
+    "`python -m tfvaegan tables` from the numbers of zsl.csv and gzsl.csv.")
+Cell = tuple[float, float]  # (value, std over seeds: NaN where none)
+
+
+@dataclass(frozen=True)
+class MainRow:
+    """One row: its section (features and setting), its method label, its kind (published, ours or
+    delta) and a cell per benchmark and metric (MAIN_TABLE_METRICS)."""
+
+    section: str
+    method: str
+    kind: str
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class MainTable:
+    benchmarks: tuple[str, ...]
+    rows: tuple[MainRow, ...]
+    note: str = ""  # why there are no rows
+
+
+def section_name(features: str, setting: str, prior: str, unlabelled: str) -> str:
+    """'Plain features, inductive', 'Fine-tuned features, transductive (prior labels, unlabelled test_unseen)'."""
+    named = [f"{key} {value}" for key, value, default in (("prior", prior, DEFAULT_PRIOR),
+                                                          ("unlabelled", unlabelled, DEFAULT_UNLABELLED))
+             if setting == "transductive" and value != default]
+    kind = "Fine-tuned" if features == "finetuned" else "Plain"
+    return f"{kind} features, {setting}" + (f" ({', '.join(named)})" if named else "")
+
+
+def _key_text(value) -> str:
+    """A key column's value as build_tables writes it ("" where a CSV read gives NaN)."""
+    return value if isinstance(value, str) else ""
+
+
+def _main_frames(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The zsl and gzsl tables of build_tables, checked: a missing table or column, or no row, is one error."""
+    frames = {}
+    for name, columns in (("zsl", ZSL_COLUMNS), ("gzsl", GZSL_COLUMNS)):
+        frame = tables.get(name)
+        if not isinstance(frame, pd.DataFrame):
+            raise UserError(f"main table: expected the {name} table of build_tables, found {type(frame).__name__}")
+        lacking = [column for column in columns if column not in frame.columns]
+        if lacking:
+            raise UserError(f"main table: the {name} table: expected the columns {columns}, found none of {lacking}")
+        frames[name] = frame
+    if frames["zsl"].empty:
+        raise UserError("main table: expected at least one row in the zsl table (one per benchmark, features, "
+                        "setting, prior, unlabelled set, protocol and variant), found none")
+    return frames
+
+
+def _metric_cells(index: dict, benchmark: str, section: tuple, protocol: str, metric: str) -> tuple[float, ...]:
+    """(ours' mean, std, the published value, ours − published) of one cell; NaN where the tables have none."""
+    name, mean, std, paper, diff = MAIN_TABLE_CELLS[metric]
+    row = index.get((name, benchmark, section, protocol))
+    if row is None:
+        return (math.nan,) * 4
+    values = [float(row[column]) for column in (mean, std, paper)]
+    return (*values, float(row[diff]) if diff else values[0] - values[2])
+
+
+def build_main_table(tables: dict[str, pd.DataFrame]) -> MainTable:
+    """The paper's main table from build_tables' zsl and gzsl tables (the complete model's rows)."""
+    frames = _main_frames(tables)
+    index = {}
+    for name, frame in frames.items():
+        for row in frame[frame.variant == FULL_MODEL_VARIANT].to_dict("records"):
+            section = tuple(_key_text(row[key]) for key in SECTION_KEYS)
+            index[(name, row["benchmark"], section, row["protocol"])] = row
+    if not index:
+        return MainTable((), (), note=f"no run of the complete model (variant '{FULL_MODEL_VARIANT}'), found "
+                                      f"variants {sorted(set(frames['zsl'].variant))}")
+    benchmarks = tuple(sorted({key[1] for key in index}, key=benchmark_sort_key))
+    orders = (FEATURES, SETTINGS, PRIORS, UNLABELLED)
+    sections = sorted({key[2] for key in index}, key=lambda s: [order.index(v) for order, v in zip(orders, s)])
+    rows = []
+    for section in sections:
+        label = section_name(*section)
+        protocols = sorted({key[3] for key in index if key[2] == section}, key=PROTOCOLS.index)
+        cells = {p: [_metric_cells(index, b, section, p, m) for b in benchmarks for m in MAIN_TABLE_METRICS]
+                 for p in protocols}
+        # the published value is the same whatever our protocol: the first protocol's row that has it
+        published = tuple((next((c[i][2] for c in cells.values() if not math.isnan(c[i][2])), math.nan), math.nan)
+                          for i in range(len(benchmarks) * len(MAIN_TABLE_METRICS)))
+        has_published = any(not math.isnan(value) for value, _ in published)
+        if has_published:
+            rows.append(MainRow(label, PUBLISHED_LABEL, "published", published))
+        for protocol in protocols:
+            rows.append(MainRow(label, f"TF-VAEGAN (ours, {protocol} protocol)", "ours",
+                                tuple((mean, std) for mean, std, _, _ in cells[protocol])))
+            if has_published:
+                rows.append(MainRow(label, DELTA_LABEL, "delta", tuple((d, math.nan) for *_, d in cells[protocol])))
+    return MainTable(benchmarks, tuple(rows))
+
+
+def _cell_text(kind: str, value: float, std: float, tex: bool) -> str:
+    """One cell: '62.0 ± 2.0' (ours), '62.0' (one seed, or published), '-2.9' (Δ); '–' where no number."""
+    if math.isnan(value):
+        return "--" if tex else "–"
+    if kind == "delta":
+        text = f"{round(value, 1) + 0.0:+.1f}"  # + 0.0: never '-0.0'
+        return f"${text}$" if tex else text
+    text = f"{value:.1f}"
+    if kind == "ours" and not math.isnan(std):
+        text += (r" $\pm$ " if tex else " ± ") + f"{std:.1f}"
+    return text
+
+
+def main_table_markdown(table: MainTable) -> str:
+    """A GitHub table: the two-level header flattened ('CUB T1', 'CUB u', ...), a Setting column."""
+    lines = [f"<!-- {MAIN_TABLE_FILES[0]}: written by `python -m tfvaegan tables` -->", ""]
+    if not table.rows:
+        return "\n".join(lines + [f"No main table: {table.note}.", ""])
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
+
+    header = ["Setting", "Method"] + [f"{b.upper()} {m}" for b in table.benchmarks for m in MAIN_TABLE_METRICS]
+    lines += [line(header), "|" + "|".join([":---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines += [line([row.section, row.method] + [_cell_text(row.kind, v, s, tex=False) for v, s in row.cells])
+              for row in table.rows]
+    return "\n".join(lines + ["", MAIN_TABLE_NOTE, ""])
+
+
+TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(TEX_SPECIALS.get(char, char) for char in text)
+
+
+def main_table_latex(table: MainTable) -> str:
+    r"""A booktabs `tabular`: a \multicolumn group per benchmark, a \multicolumn row per section."""
+    lines = [r"% TF-VAEGAN main table, written by `python -m tfvaegan tables`; needs \usepackage{booktabs} only.",
+             r"% T1: ZSL per-class top-1; u, s, H: GZSL unseen, seen, harmonic mean (%).",
+             r"% Ours: mean $\pm$ sample std over seeds; Delta: ours - published; --: no number."]
+    if not table.rows:
+        return "\n".join(lines + [f"% No main table: {table.note}.", ""])
+    width = 1 + len(MAIN_TABLE_METRICS) * len(table.benchmarks)
+    group = len(MAIN_TABLE_METRICS)
+    lines += [r"\begin{tabular}{l" + (" " + "c" * group) * len(table.benchmarks) + "}", r"\toprule",
+              " & ".join([""] + [rf"\multicolumn{{{group}}}{{c}}{{{tex_escape(b.upper())}}}"
+                                 for b in table.benchmarks]) + r" \\",
+              " ".join(rf"\cmidrule(lr){{{2 + group * i}-{1 + group * (i + 1)}}}"
+                       for i in range(len(table.benchmarks))),
+              " & ".join(["Method", *MAIN_TABLE_METRICS * len(table.benchmarks)]) + r" \\"]
+    section = None
+    for row in table.rows:
+        if row.section != section:
+            section = row.section
+            lines += [r"\midrule", rf"\multicolumn{{{width}}}{{l}}{{\textit{{{tex_escape(section)}}}}} \\"]
+        method = r"$\Delta$ (ours $-$ published)" if row.kind == "delta" else tex_escape(row.method)
+        lines.append(" & ".join([method] + [_cell_text(row.kind, v, s, tex=True) for v, s in row.cells]) + r" \\")
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", ""])
+
+
+def write_main_table(table: MainTable, out_dir: str | Path) -> list[Path]:
+    """main_table.md and main_table.tex in out_dir, each written atomically."""
+    paths = [Path(out_dir) / name for name in MAIN_TABLE_FILES]
+    for path, text in zip(paths, (main_table_markdown(table), main_table_latex(table))):
+        atomic_write_text(path, text)
+    return paths

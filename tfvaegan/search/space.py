@@ -14,6 +14,9 @@ search:
     syn_num: [50, 100]
 ```
 
+A key that moves the validation split or reads test labels (`REFUSED_KEYS`, each with its reason)
+is refused in the space, and a value that reads test labels in the searched run too.
+
 A space of lists only is a grid: every combination is one trial. A space with a range is a random
 search: `trials` draws, each key drawn on its own seeded stream (seed, draw number, key), so that
 raising `trials` keeps the earlier draws (and their cached results) and adding a key keeps the
@@ -41,9 +44,44 @@ METRICS = ("gzsl_h", "zsl_acc")
 DEFAULTS = {"variant": "tfvaegan", "metric": "gzsl_h", "trials": 8, "seed": 0}
 SECTION_KEYS = ("benchmark", *DEFAULTS, "space")
 RANGE_KEYS = ("low", "high", "log")
-# Keys the search sets itself: a trial is the val protocol's selection run, seeded by `seed`.
-FIXED_KEYS = {"protocol": "every trial runs the val protocol's selection on the validation split",
-              "manualSeed": "the section's `seed` is every trial's manualSeed"}
+
+
+class Refusal(typing.NamedTuple):
+    """Why a search refuses a config key: every value (`values` None), or only the values listed."""
+
+    reason: str
+    values: tuple | None = None
+
+
+_OTHER_SPLIT = "trials scored on different validation splits are not comparable"
+# The config keys a search refuses, each with its reason: the one list the checks, their messages,
+# config/README.md ("Refused keys") and README.md use (tests/test_search.py checks that they name them).
+# A key refused for every value cannot be searched (space, or `search trial --trial`); a fixed value
+# of it in the searched run (benchmark file, catalog settings, variant, overrides) is one split for
+# all trials, and the search sets protocol and manualSeed itself. A value that reads test labels is
+# refused in the space and in the searched run alike: the final run would read them.
+REFUSED_KEYS: dict[str, Refusal] = {
+    "protocol": Refusal("a search scores every trial on the validation split (the val protocol's "
+                        "selection run) and sets protocol: val itself"),
+    "manualSeed": Refusal("the section's `seed` is every trial's manualSeed, which draws the validation split; "
+                          f"{_OTHER_SPLIT}"),
+    "val_seen_fraction": Refusal("it moves the validation split (the training images held out as "
+                                 f"validation-seen); {_OTHER_SPLIT}"),
+    "val_unseen_fraction": Refusal("it moves the validation split (the training classes held out as "
+                                   f"validation-unseen); {_OTHER_SPLIT}"),
+    "dataset": Refusal(f"it names other data files, hence another validation split; {_OTHER_SPLIT} "
+                       "(search one catalog entry)"),
+    "class_embedding": Refusal("it names another split file, whose trainval_loc and val_loc the validation "
+                               f"split is drawn from; {_OTHER_SPLIT}"),
+    "image_embedding": Refusal("it names another feature file, whose labels the validation split is drawn "
+                               f"from; {_OTHER_SPLIT}"),
+    "image_embedding_path": Refusal("it names another feature file, whose labels the validation split is "
+                                    f"drawn from; {_OTHER_SPLIT}"),
+    "transductive_prior": Refusal("it reads test labels: the final run's D2 fakes take the true labels of its "
+                                  "unlabelled test rows (use uniform)", ("labels",)),
+    "transductive_unlabelled": Refusal("it reads test labels: the final run's D2 learns from the test_unseen rows "
+                                       "only, a set the test labels choose (use test)", ("test_unseen",)),
+}
 DRAW_DIGITS = 4  # a drawn float keeps 4 significant digits: readable in trials.csv and best.yaml
 MAX_DRAWS_PER_TRIAL = 100  # a small range cannot give `trials` distinct draws: stop, with a note
 
@@ -171,11 +209,32 @@ def parse_search(section: Any, where: str = "search") -> SearchSpec:
                       values["seed"], parsed)
 
 
+def refuse_searched(key: str, values: Any, where: str) -> None:
+    """One ConfigError naming `where` if a search may not vary `key` over `values` (a list of values,
+    a range, or one trial's value): REFUSED_KEYS, the one check of the section and of `search trial`."""
+    refusal = REFUSED_KEYS.get(key)
+    if refusal is None:
+        return
+    if refusal.values is None:
+        _fail(where, f"cannot be searched: {refusal.reason}")
+    for value in values if isinstance(values, list) else [values]:
+        if isinstance(value, typing.Hashable) and value in refusal.values:
+            _fail(where, f"the value {value!r} cannot be searched: {refusal.reason}")
+
+
+def refuse_run_values(values: Mapping[str, Any], where_of, run: str) -> None:
+    """One ConfigError if the searched run's own values (apart from the space) hold a value that
+    REFUSED_KEYS refuses (one that reads test labels); `where_of(key)` names where it is set, `run` the run."""
+    for key, refusal in REFUSED_KEYS.items():
+        value = values.get(key)
+        if refusal.values is not None and isinstance(value, typing.Hashable) and value in refusal.values:
+            raise ConfigError(f"{where_of(key)}: {run} sets {value!r}, which a search refuses: {refusal.reason}")
+
+
 def _parse_key(key: Any, value: Any, where: str) -> tuple | Range:
+    refuse_searched(str(key), value, where)  # first: the reason, rather than another problem of the value
     if key not in _CONFIG_KEYS:
         _fail(where, "unknown config key; the run keys are listed in config/README.md")
-    if key in FIXED_KEYS:
-        _fail(where, f"cannot be searched: {FIXED_KEYS[key]}")
     if isinstance(value, list):
         return _parse_values(key, value, where)
     if isinstance(value, Mapping):
@@ -254,4 +313,17 @@ def plan_workflow_search(catalog) -> tuple[SearchSpec | None, dict[str, Any], di
                           f"{catalog.splits(spec.benchmark)}; a search tunes one dataset: add a catalog entry for "
                           "one split's dataset (settings: {dataset: ...}) and search that")
     base = catalog.run_values(spec.benchmark, "val", spec.variant, spec.seed)
+    refuse_run_values(base, lambda key: _where_set(catalog, spec, key),
+                      f"the searched run (benchmark {spec.benchmark!r}, variant {spec.variant!r})")
     return spec, base, plan_trials(spec, base)
+
+
+def _where_set(catalog, spec: SearchSpec, key: str) -> str:
+    """Where the searched run's value of `key` comes from (the layer on top that sets it)."""
+    layers = (("overrides", catalog.config.get("overrides")),
+              (f"variants.{spec.variant}", catalog.config["variants"][spec.variant]),
+              (f"catalog.{spec.benchmark}.settings", catalog.settings(spec.benchmark)))
+    for where, values in layers:
+        if key in (values or {}):
+            return f"config key '{where}.{key}'"
+    return f"{catalog.benchmark_file(spec.benchmark)}: key '{key}'"

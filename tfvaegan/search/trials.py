@@ -3,9 +3,13 @@
 A trial is the val protocol's selection run for one configuration (`protocols.choose_on_validation`):
 training on the validation split's train part, evaluated on the validation split after every
 epoch, the epoch count chosen there. Its score is the validation row of the chosen epoch, i.e. what
-the val protocol will carry into the final run. No trial sees a test image: the split is built
-from trainval_loc only and leak-checked (protocols.validation_split), and the selection refuses
-any row evaluated on another split (method.selection.best_row).
+the val protocol will carry into the final run. No trial learns from a test row: the files are
+read and validated whole (`load_benchmark`), then the trial works on `validation_only`, a copy in
+which every row outside trainval_loc has NaN features (and a label of -1 unless it lies in val_loc,
+whose classes the validation split's notes count), whose `split` refuses a row outside trainval_loc
+and whose `test_split` refuses to be built; the split is built from trainval_loc only and
+leak-checked (protocols.validation_split), and the selection refuses any row evaluated on another
+split (method.selection.best_row).
 
 `collect` ranks the trials by the search's metric (the earliest trial on ties, as the official
 code compares epochs) and writes trials.csv, best.yaml (the best trial's config, a file `run
@@ -20,20 +24,23 @@ import dataclasses
 import io
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from tfvaegan import artifacts, protocols, stages
 from tfvaegan import config as config_module
 from tfvaegan.config import Config
-from tfvaegan.data.load import load_benchmark
+from tfvaegan.data.load import Benchmark, load_benchmark
 from tfvaegan.device import device_for
-from tfvaegan.errors import UserError
+from tfvaegan.errors import ConfigError, LeakError, UserError
 from tfvaegan.fileio import atomic_path, atomic_write_text
 from tfvaegan.method.selection import best_index
 from tfvaegan.record import HEADLINE_METRICS, percent
 from tfvaegan.report.trials import trials_png
-from tfvaegan.search.space import METRICS, trial_id
+from tfvaegan.search.space import METRICS, refuse_run_values, refuse_searched, trial_id
 
 TRIAL_FORMAT = "tfvaegan-search-trial/1"
 VALIDATION_METRICS = HEADLINE_METRICS  # at the chosen epoch
@@ -43,25 +50,79 @@ TRIAL_KEYS = {"trial": str, "settings": dict, "validation": dict, "generator_epo
 FIGURE = "trials.png"
 
 
+# --------------------------------------------------------------------------- the fence
+@dataclass(frozen=True)
+class ValidationOnly(Benchmark):
+    """The benchmark a trial reads (`validation_only`): no split may hold a row outside trainval_loc."""
+
+    def split(self, train, test_seen, test_unseen, device="cpu"):
+        trainval = np.asarray(self.raw.locs["trainval"]).ravel()
+        for name, part in (("train", train), ("seen evaluation", test_seen), ("unseen evaluation", test_unseen)):
+            outside = np.setdiff1d(np.asarray(part, dtype=np.int64).ravel(), trainval)
+            if outside.size:
+                raise LeakError(f"search trial: the {name} part of a split holds {outside.size} images outside "
+                                f"trainval_loc (first indices {outside[:5].tolist()}); a trial reads training "
+                                "images only")
+        return super().split(train, test_seen, test_unseen, device)
+
+    def test_split(self, device="cpu"):
+        raise LeakError("search trial: the test split was asked for; a trial reads training images only")
+
+
+def validation_only(benchmark: Benchmark) -> ValidationOnly:
+    """`benchmark` as a trial may read it: every row outside trainval_loc gets NaN features, and a
+    label of -1 unless it lies in val_loc (the validation split's notes count val_loc's classes);
+    its splits refuse such rows and its test split refuses to be built."""
+    raw = benchmark.raw
+    n_rows = len(raw.labels)
+    training = np.zeros(n_rows, dtype=bool)
+    training[np.asarray(raw.locs["trainval"], dtype=np.int64).ravel()] = True
+    labelled = training.copy()
+    if raw.locs.get("val") is not None:
+        labelled[np.asarray(raw.locs["val"], dtype=np.int64).ravel()] = True
+    features = np.where(training[:, None], raw.features, np.array(np.nan, dtype=raw.features.dtype))
+    labels = np.where(labelled, raw.labels, np.array(-1, dtype=raw.labels.dtype))
+    return ValidationOnly(dataclasses.replace(raw, features=features, labels=labels), benchmark.cfg,
+                          benchmark.data_root)
+
+
+def refuse_refused_keys(cfg: Config, keys: Sequence[str]) -> None:
+    """The search section's refusals (search.space.REFUSED_KEYS) for one trial: its searched keys, and
+    its whole config for a value that reads test labels; one UserError naming the key."""
+    try:
+        for key in keys:
+            refuse_searched(key, getattr(cfg, key), key)
+        refuse_run_values(cfg.to_dict(), lambda key: f"config key '{key}'", "the trial's config")
+    except ConfigError as exc:
+        raise ConfigError(f"search trial: {exc}") from None
+
+
 # --------------------------------------------------------------------------- one trial
-def run_trial(cfg: Config, data_root: Path, keys: Sequence[str], out_path: Path) -> dict:
+def run_trial(cfg: Config, data_root: Path, keys: Sequence[str], out_path: Path,
+              selection_features: Path | None = None) -> dict:
     """The selection run of `cfg` on the validation split; writes trial.json (`out_path`).
 
     `keys` are the searched keys, whose values in `cfg` are the trial's settings. The selection
     cache and the resumable checkpoint live beside trial.json, so an interrupted trial resumes.
+    `selection_features`: the feature file the selection run reads (a fine-tuned benchmark's selection
+    backbone's, as the val protocol's selection run reads it: protocols.selection_benchmark).
     """
     if cfg.manualSeed is None:
         raise UserError("search trial: config key 'manualSeed': expected the search's seed, found null "
                         "(every trial of a search must see the same validation split)")
+    refuse_refused_keys(cfg, keys)
     cfg = dataclasses.replace(cfg, protocol="val")
     out_path = Path(out_path)
     settings = {key: getattr(cfg, key) for key in keys}
     began = time.perf_counter()
     device = device_for(cfg.device, cfg.amp)
     stages.log(f"search trial {trial_id(settings)}: {_settings_text(settings)}")
-    benchmark = load_benchmark(data_root, cfg)
+    loaded = load_benchmark(data_root, cfg)
+    selection_data = (None if selection_features is None else
+                      validation_only(protocols.selection_benchmark(loaded, selection_features)))
+    benchmark = validation_only(loaded)  # no test row past this line
     model_path = out_path.with_name("model.pt")  # never written: it names the cache and the checkpoint
-    selection, _ = protocols.choose_on_validation(benchmark, device, model_path)
+    selection, _ = protocols.choose_on_validation(benchmark, device, model_path, selection_data)
     cache = artifacts.selection_cache_path(model_path)
     record = {
         "format": TRIAL_FORMAT, "trial": trial_id(settings), "settings": settings,

@@ -16,7 +16,7 @@ from snakemake.utils import validate
 # copy happens to be installed.
 sys.path.insert(0, str(Path(workflow.basedir).parent))
 
-from tfvaegan.catalog import Catalog, from_command_line  # noqa: E402
+from tfvaegan.catalog import SELECTION_STEM, Catalog, from_command_line  # noqa: E402
 from tfvaegan.errors import ConfigError  # noqa: E402
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"

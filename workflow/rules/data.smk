@@ -88,6 +88,48 @@ rule extract_features:
         " --list {input.images} --out {output} {params.args} > {log} 2>&1"
 
 
+# The val protocol's selection backbone of a `features: finetune` entry, one per feature file and seed (the seed
+# draws the validation split): fine-tuned on the validation split's training part only (no validation-unseen,
+# validation-seen or test image is opened), then extracted. A val-protocol run's selection run, and every search
+# trial, reads these features (`train --selection-features`); its final run the trainval ones above.
+SELECTION_FEATURES = f"{DATA}/{{folder}}/{SELECTION_STEM.format(embedding='{embedding}', seed='{seed}')}.mat"
+SELECTION_BACKBONE = SELECTION_FEATURES.removesuffix(".mat") + "_backbone.pt"
+
+
+use rule finetune_backbone as finetune_selection_backbone with:
+    output:
+        SELECTION_BACKBONE,
+    params:
+        image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
+        args=lambda w: CATALOG.selection_finetuning_args(w.folder, w.embedding, int(w.seed)),
+    message:
+        "{rule}: the backbone fine-tuned on the validation split's training part (seed {wildcards.seed}) of "
+        "{input.split} -> {output} ({threads} thread(s), {resources.gpu} GPU(s), {resources.mem_mb} MB, "
+        "at most {resources.runtime} min)"
+    log:
+        "logs/finetune_selection_backbone/{folder}/{embedding}_seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune_selection_backbone/{folder}/{embedding}_seed{seed}.tsv"
+
+
+use rule extract_features as extract_selection_features with:
+    input:
+        images=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_list"),
+        weights=SELECTION_BACKBONE,
+    output:
+        SELECTION_FEATURES,
+    wildcard_constraints:
+        folder=FINETUNE_FOLDER_REGEX,
+        embedding=FINETUNE_EMBEDDING_REGEX,
+    params:
+        image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
+        args=lambda w: CATALOG.extraction_args(w.folder, w.embedding, SELECTION_BACKBONE.format(**w)),
+    log:
+        "logs/extract_selection_features/{folder}/{embedding}_seed{seed}.log",
+    benchmark:
+        "benchmarks/extract_selection_features/{folder}/{embedding}_seed{seed}.tsv"
+
+
 # `snakemake download_xlsa17` fetches the archive on its own; a run of a listed benchmark (or of an
 # entry reading only its files, as cub_transductive) whose files are missing fetches it first.
 DOWNLOAD_FILES = list(CATALOG.archive_files)

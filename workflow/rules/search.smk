@@ -26,6 +26,7 @@ wildcard_constraints:
 rule search_trial:
     input:
         data=f"{RESULTS}/{{benchmark}}/data.json",
+        selection=lambda w: CATALOG.selection_features(w.benchmark, "val", SEARCH_SPEC.seed),  # [] but fine-tuned
     output:
         f"{SEARCH}/trials/{{trial}}/trial.json",
     wildcard_constraints:
@@ -33,7 +34,9 @@ rule search_trial:
     params:
         data_root=DATA,
         config=lambda w: CATALOG.benchmark_file(w.benchmark),
-        sets=lambda w: CATALOG.run_settings(w.benchmark, "val", SEARCH_SPEC.variant, SEARCH_SPEC.seed)[0],
+        sets=lambda w: " ".join(filter(None, [
+            CATALOG.run_settings(w.benchmark, "val", SEARCH_SPEC.variant, SEARCH_SPEC.seed)[0],
+            CATALOG.selection_args(w.benchmark, "val", SEARCH_SPEC.seed)])),  # + a fine-tuned one's selection features
         trial=lambda w: " ".join(shlex.quote(f"--trial={k}={json.dumps(v)}") for k, v in SEARCH_TRIALS[w.trial].items()),
         values=lambda w: json.dumps({**SEARCH_BASE, **SEARCH_TRIALS[w.trial]}, sort_keys=True),  # a change reruns it
     message:
@@ -86,6 +89,7 @@ rule search_final:
         data=f"{RESULTS}/{{benchmark}}/data.json",
         best=f"{SEARCH}/best.yaml",
         selection=f"{SEARCH}/final/model.selection.json",
+        selection_features=lambda w: CATALOG.selection_features(w.benchmark, "val", SEARCH_SPEC.seed),
     output:
         model=f"{SEARCH}/final/model.pt",
         log=f"{SEARCH}/final/train_log.csv",
@@ -96,6 +100,7 @@ rule search_final:
     params:
         data_root=DATA,
         out_dir=lambda w, output: Path(output.metrics).parent,
+        selection=lambda w: CATALOG.selection_args(w.benchmark, "val", SEARCH_SPEC.seed),  # as the trials read
     message:
         "{rule}: {input.best} retrained on trainval, tested once -> {output.metrics} ({threads} thread(s), "
         "{resources.gpu} GPU(s), {resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -110,7 +115,7 @@ rule search_final:
         **resources_of("train", gpu=True),
     shell:
         "OMP_NUM_THREADS={threads} python -m tfvaegan run --data-root {params.data_root} --config {input.best}"
-        " --benchmark {wildcards.benchmark:q} --variant search --out {params.out_dir} > {log} 2>&1"
+        " --benchmark {wildcards.benchmark:q} --variant search --out {params.out_dir} {params.selection} > {log} 2>&1"
 
 
 rule search:

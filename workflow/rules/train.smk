@@ -7,6 +7,7 @@
 rule train:
     input:
         data=f"{RESULTS}/{{benchmark}}/data.json",
+        selection=lambda w: CATALOG.selection_features(w.benchmark, w.protocol, int(w.seed)),  # [] but val, fine-tuned
     output:
         model=f"{RUN}/model.pt",
         log=f"{RUN}/train_log.csv",
@@ -15,7 +16,9 @@ rule train:
     params:
         data_root=DATA,
         config=lambda w: CATALOG.benchmark_file(w.benchmark),
-        sets=lambda w: settings_of(w)[0],
+        # the run's --set arguments, and a val-protocol fine-tuned run's --selection-features (unchanged for others)
+        sets=lambda w: " ".join(filter(None, [settings_of(w)[0], CATALOG.selection_args(w.benchmark, w.protocol,
+                                                                                         int(w.seed))])),
         values=lambda w: settings_of(w)[1],
     message:
         "{rule}: TF-VAEGAN -> {output.model} ({threads} thread(s), {resources.gpu} GPU(s), "
