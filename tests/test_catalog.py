@@ -148,3 +148,44 @@ def test_runs_reading_one_selection_backbone_must_draw_one_validation_split():
     unseen = catalog_of(benchmarks=["demo_finetuned"], overrides={"val_unseen_fraction": 0.5})
     assert unseen.selection_finetuning_args("demo", "res101_finetuned", 0).endswith(
         "--val-seen-fraction 0.2 --val-unseen-fraction 0.5")
+
+
+# --------------------------------------------------------------------------- GPUs
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # a machine without a GPU, wherever the tests run
+
+
+def test_each_job_knows_its_device():
+    catalog = catalog_of(benchmarks=["demo", "cub", "demo_finetuned"],
+                         variants={"tfvaegan": {}, "gpu": {"device": "cuda:1"}})
+    assert catalog.run_device("demo", "paper", "tfvaegan", 0) == "cpu"      # config/benchmarks/demo.yaml
+    assert catalog.run_device("cub", "val", "tfvaegan", 2) == "auto"        # the Config default
+    assert catalog.run_device("cub", "val", "gpu", 0) == "cuda:1"           # a variant's
+    assert catalog.feature_device("demo", "res101_finetuned", "finetuning") == "auto"
+    assert catalog.feature_device("demo", "res101", "extraction") == "cpu"
+
+
+def test_what_asks_for_a_gpu_is_named_by_its_config_key():
+    assert catalog_of().gpu_requests() == []  # the default: device cpu or auto, gpus_per_job 0
+    assert catalog_of(gpus_per_job=1).gpu_requests() == ["'gpus_per_job': 1"]
+    assert catalog_of(benchmarks=["cub"], overrides={"device": "cuda"}).gpu_requests() == [
+        "'overrides.device': cuda (benchmark 'cub')"]
+    entry = {**DEFAULT_CONFIG["catalog"]["demo_finetuned"], "finetuning": {"epochs": 1, "device": "cuda"},
+             "extraction": {"image_size": 32, "device": "cuda:0"}}
+    assert catalog_of(benchmarks=["demo_finetuned"], catalog={**DEFAULT_CONFIG["catalog"], "demo_finetuned": entry}
+                      ).gpu_requests() == ["'catalog.demo_finetuned.finetuning.device': cuda",
+                                           "'catalog.demo_finetuned.extraction.device': cuda:0"]
+
+
+def test_a_config_asking_for_a_gpu_where_the_pool_has_none_is_one_clear_error():
+    asking = catalog_of(gpus_per_job=1)
+    problem = asking.gpu_problem(NO_GPU)
+    assert problem.startswith("config key 'gpus_per_job': 1 asks for a GPU, but this machine has none "
+                              "(CUDA_VISIBLE_DEVICES='')") and "\n" not in problem
+    assert "TFVAEGAN_GPU_CHECK=off" in problem and "gpus_per_job: 0" in problem
+    assert "config key 'gpus' is 0" in catalog_of(gpus_per_job=1, gpus=0).gpu_problem({"CUDA_VISIBLE_DEVICES": "0"})
+    assert asking.gpu_problem({"CUDA_VISIBLE_DEVICES": "0"}) is None       # a GPU found
+    assert catalog_of(gpus_per_job=1, gpus=1).gpu_problem(NO_GPU) is None  # the config says there is one
+    assert asking.gpu_problem({**NO_GPU, "TFVAEGAN_GPU_CHECK": "off"}) is None  # a cluster's login node
+    assert catalog_of().gpu_problem(NO_GPU) is None                        # nothing asks for a GPU
+    both = catalog_of(gpus_per_job=1, benchmarks=["cub"], overrides={"device": "cuda"}).gpu_problem(NO_GPU)
+    assert "(and 1 more: 'overrides.device': cuda (benchmark 'cub'))" in both

@@ -10,12 +10,24 @@ import torch
 import yaml
 from toy import TINY, write_action_layout, write_toy
 
-from tfvaegan.artifacts import LOG_COLUMNS
+from tfvaegan.artifacts import LOG_COLUMNS, PER_CLASS_COLUMNS
 from tfvaegan.artifacts import load_artifact as load_checkpoint
 from tfvaegan.cli import main
 from tfvaegan.errors import UserError
+from tfvaegan.method.metrics import class_mean
 
 HEADLINE = ("zsl_acc", "gzsl_seen", "gzsl_unseen", "gzsl_h")
+PER_CLASS_SPLITS = {"zsl_unseen": "zsl_acc", "gzsl_unseen": "gzsl_unseen", "gzsl_seen": "gzsl_seen"}
+
+
+def per_class_means(folder) -> dict[str, float]:
+    """per_class.csv beside metrics.json: each split's mean accuracy, taken as every accuracy is (class_mean)."""
+    with open(folder / "per_class.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == PER_CLASS_COLUMNS
+    return {split: class_mean(torch.tensor([float(r["accuracy"]) for r in rows if r["split"] == split],
+                                           dtype=torch.float64))
+            for split in dict.fromkeys(r["split"] for r in rows)}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +63,36 @@ def test_run_writes_all_outputs_with_accuracy_far_above_chance(paper_run):
     assert not list(paper_run.glob("*.ckpt")), "resumable checkpoints are removed after a finished run"
 
 
+def test_per_class_csv_and_features_figure_beside_metrics(paper_run):
+    """per_class.csv: each split's mean accuracy is the final evaluation's number, to the float (paper protocol:
+    final_model; the headline is the training run's best test epochs); the images add up to the test sets."""
+    metrics = json.loads((paper_run / "metrics.json").read_text())
+    means = per_class_means(paper_run)
+    assert list(means) == list(PER_CLASS_SPLITS)
+    for split, key in PER_CLASS_SPLITS.items():
+        assert means[split] == metrics["final_model"][key], split
+    with open(paper_run / "per_class.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    data = metrics["data"]
+    for split, size, n_classes in (("zsl_unseen", "n_test_unseen", "n_unseen_classes"),
+                                   ("gzsl_unseen", "n_test_unseen", "n_unseen_classes"),
+                                   ("gzsl_seen", "n_test_seen", None)):
+        part = [r for r in rows if r["split"] == split]
+        assert sum(int(r["n_images"]) for r in part) == data[size]
+        assert n_classes is None or len(part) == data[n_classes]
+        for row in part:
+            assert float(row["accuracy"]) == int(row["correct"]) / int(row["n_images"])
+            other = {"zsl_unseen": None, "gzsl_unseen": "to_seen", "gzsl_seen": "to_unseen"}[split]
+            for column in ("to_seen", "to_unseen"):
+                assert (row[column] != "") == (column == other), (split, column)
+            if other:  # right, gone to the other group, or wrong within its own group
+                assert 0 <= int(row[other]) <= int(row["n_images"]) - int(row["correct"])
+    assert rows[0]["class_name"] == "019.class_19"  # the split file's allclasses_names (toy: classes 18-23 unseen)
+    png = (paper_run / "features_2d.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert any("per_class.csv" in note for note in metrics["notes"])
+
+
 def test_model_and_synthetic_files_load_weights_only(paper_run):
     model = torch.load(paper_run / "model.pt", weights_only=True)
     assert set(model["state"]) == {"generator", "decoder", "feedback"}
@@ -70,6 +112,9 @@ def test_stages_reproduce_run(paper_run, toy_root, tmp_path):
                  "--data-root", str(root), "--out", str(tmp_path / "m.json"), "--benchmark", "Toy"]) == 0
     again, first = json.loads((tmp_path / "m.json").read_text()), json.loads((paper_run / "metrics.json").read_text())
     assert again["final_model"] == first["final_model"]
+    # per_class.csv beside --out, class names read with the data (run hands them over)
+    assert (tmp_path / "per_class.csv").read_text() == (paper_run / "per_class.csv").read_text()
+    assert (tmp_path / "features_2d.png").read_bytes() == (paper_run / "features_2d.png").read_bytes()
 
 
 @pytest.mark.slow
@@ -90,6 +135,9 @@ def test_val_protocol_selects_on_validation_only(toy_root, tmp_path):
     # the reported numbers are the single test evaluation of the retrained model
     for key in HEADLINE:
         assert metrics[key] == metrics["final_model"][key]
+    # per_class.csv: its means are the headline numbers, to the float
+    for split, value in per_class_means(tmp_path).items():
+        assert value == metrics[PER_CLASS_SPLITS[split]], split
     # the final GZSL classifier trains as many steps as its chosen epochs took on the validation split; the
     # ZSL one its configured length (method/selection.py TRANSFER, chosen on development data)
     from tfvaegan.method.selection import final_classifier_epochs
@@ -148,6 +196,9 @@ def test_action_layout_with_od_gzsl(tmp_path):
                  "--set", "od_entropy_threshold=null", "--out", str(tmp_path / "out")]) == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert 0.0 <= metrics["gzsl_h"] <= 1.0 and "od_threshold" in metrics["final_model"]
+    # OD-GZSL's per-class rows: right when routed to its own classifier and right; to_seen: routed to the seen one
+    for split, value in per_class_means(tmp_path / "out").items():
+        assert value == metrics["final_model"][PER_CLASS_SPLITS[split]], split
 
 
 # --------------------------------------------------------------------------- damaged or mismatched inputs
@@ -227,6 +278,7 @@ def test_classify_refuses_a_damaged_synthetic_file_with_one_clear_error(paper_ru
                  "--out", str(tmp_path / "m.json")]) == 2
     _one_error_line(capsys, str(path), *words)
     assert not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "per_class.csv").exists() and not (tmp_path / "features_2d.png").exists()
 
 
 def _model_damage():

@@ -247,3 +247,58 @@ def test_bad_train_log_is_one_clear_error(tmp_path, capsys, protocol, edit, mess
     assert err.count("\n") == 1 and re.search(message, err), err
     assert f"{metrics.with_name('train_log.csv')}: " in err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- features_2d.png (classify)
+def _unseen_features(n_classes: int, dim: int = 16, real_per_class: int = 30, syn_per_class: int = 150):
+    """Clustered real features of classes 100, 101, ... and synthetic ones around the same centres."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(n_classes, dim)) * 4
+    classes = np.arange(100, 100 + n_classes)
+    real_y, syn_y = np.repeat(classes, real_per_class), np.repeat(classes, syn_per_class)
+    real_x = centres[real_y - 100] + rng.normal(size=(len(real_y), dim))
+    syn_x = centres[syn_y - 100] + 1.5 * rng.normal(size=(len(syn_y), dim))
+    return real_x.astype(np.float32), real_y, syn_x.astype(np.float32), syn_y, classes
+
+
+def test_features_2d_draws_the_first_unseen_classes_real_and_synthetic(tmp_path):
+    from tfvaegan.report.plots import FEATURES_2D_CLASSES, FEATURES_2D_POINTS, features_2d_figure, write_features_2d
+
+    real_x, real_y, syn_x, syn_y, classes = _unseen_features(12)
+    names = [f"name {i}" for i in range(112)]
+    fig = features_2d_figure(real_x, real_y, syn_x, syn_y, classes, names, title="demo")
+    ax = fig.axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == [f"name {c}" for c in classes[:FEATURES_2D_CLASSES]]  # 10 of the 12, by index
+    # per class one cloud of real dots, one of synthetic crosses, at most FEATURES_2D_POINTS points each
+    sizes = [len(collection.get_offsets()) for collection in ax.collections]
+    assert sizes == [30, FEATURES_2D_POINTS] * FEATURES_2D_CLASSES
+    assert "PC1" in ax.get_xlabel() and "%" in ax.get_xlabel()
+    path = write_features_2d(tmp_path / "features_2d.png", real_x, real_y, syn_x, syn_y, classes, names)
+    assert_png(path)
+    # deterministic: the same inputs give the same file; without names the class index stands in
+    again = write_features_2d(tmp_path / "again.png", real_x, real_y, syn_x, syn_y, classes, names)
+    assert again.read_bytes() == path.read_bytes()
+    few = features_2d_figure(*_unseen_features(3))
+    assert [t.get_text() for t in few.axes[0].get_legend().get_texts()] == ["class 100", "class 101", "class 102"]
+
+
+def test_features_2d_refuses_a_class_without_synthetic_features():
+    from tfvaegan.report.plots import features_2d_figure
+
+    real_x, real_y, syn_x, syn_y, classes = _unseen_features(4)
+    keep = syn_y != 102
+    with pytest.raises(UserError, match="synthetic features of every unseen class shown, found none of class 102"):
+        features_2d_figure(real_x, real_y, syn_x[keep], syn_y[keep], classes)
+
+
+def test_principal_axes_are_the_directions_of_largest_spread_with_a_fixed_sign():
+    from tfvaegan.report.plots import principal_axes
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 4)) * np.array([10.0, 3.0, 1.0, 0.1])
+    _, axes, explained = principal_axes(x)
+    assert np.allclose(np.abs(axes), np.eye(4)[:2], atol=0.05)
+    assert (axes[np.arange(2), np.abs(axes).argmax(axis=1)] > 0).all()  # the largest loading positive
+    assert explained[0] > explained[1] > 0 and explained.sum() <= 1
+    assert np.allclose(principal_axes(-x)[1], axes)  # the sign does not follow the data's

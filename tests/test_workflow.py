@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -520,16 +521,103 @@ def test_schema_defaults_are_config_yaml_values():
 
     schema = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
     config = json.loads(json.dumps(DEFAULT_CONFIG))
-    for key in ("protocols", "seeds", "variants", "resources"):
+    keys = ("benchmarks", "protocols", "seeds", "variants", "resources", "gpus_per_job", "gpus", "jobs_per_gpu")
+    for key in keys:
         del config[key]
     validate(config, str(schema), set_default=True)
-    for key in ("protocols", "seeds", "variants", "resources"):
+    for key in keys:
         assert config[key] == DEFAULT_CONFIG[key], key
     partial = json.loads(json.dumps(DEFAULT_CONFIG))
     partial["resources"] = {"train": {"threads": 4}}
     validate(partial, str(schema), set_default=True)
     assert partial["resources"]["train"] == {**DEFAULT_CONFIG["resources"]["train"], "threads": 4}
     assert partial["resources"]["tables"] == DEFAULT_CONFIG["resources"]["tables"]
+
+
+# --------------------------------------------------------------------------- the local GPU pool (issue 23)
+GPU_RULES = ("finetune_backbone", "finetune_selection_backbone", "train", "synthesize", "classify", "search_trial",
+             "search_final")
+
+
+def test_a_config_asking_for_a_gpu_stops_a_local_run_without_one_before_any_job(tmp_path):
+    """A real (not dry) local run whose config asks for a GPU, on a machine without one: one error naming the
+    key, before the first job; the dry run of the same config plans it (Snakemake's onstart runs for real runs
+    only)."""
+    config = write_config(tmp_path / "gpu.yaml", benchmarks=["demo"], protocols=["paper"], gpus_per_job=1)
+    no_gpu = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, wherever the tests run
+    assert snakemake(tmp_path, "--configfile", config, "-n", env=no_gpu).returncode == 0
+    result = snakemake(tmp_path, "--configfile", config, "--cores", "1", env=no_gpu)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert out.count("config key 'gpus_per_job': 1 asks for a GPU, but this machine has none") == 1, out[-2000:]
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "datasets").exists()  # no job ran
+    assert "Exception" not in out.replace("WorkflowError", "")
+
+
+def test_every_gpu_job_runs_on_a_slot_of_the_local_pool_and_image_jobs_decode_on_their_threads(tmp_path):
+    """Each GPU rule's command runs under `python -m tfvaegan.gpu_slots` with the job's own device (the run's,
+    the fine-tuning's, the extraction's) and GPU request; fine-tuning and extraction decode images on the job's
+    threads."""
+    resources = {**DEFAULT_CONFIG["resources"], "extract": {**DEFAULT_CONFIG["resources"]["extract"], "threads": 3},
+                 "finetune": {**DEFAULT_CONFIG["resources"]["finetune"], "threads": 3}}
+    config = write_config(tmp_path / "pool.yaml", benchmarks=["demo", "demo_finetuned"], protocols=["paper", "val"],
+                          variants={"tfvaegan": {}, "gpu": {"device": "cuda:1"}}, gpus=2, gpus_per_job=2,
+                          resources=resources,
+                          search={"benchmark": "demo", "trials": 1, "space": {"lr": [1e-3]}})
+    result = snakemake(tmp_path, "all", "search", "--configfile", config, "-n", "--cores", "4")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands = [line for line in result.stdout.splitlines() if "python -m tfvaegan " in line]
+    wrapped = {rule: [c for c in commands if re.search(rf"python -m tfvaegan {rule}\b", c)]
+               for rule in ("finetune", "train", "synthesize", "classify", "search trial", "run", "extract")}
+    assert all(wrapped.values()), {rule: len(found) for rule, found in wrapped.items()}
+    for rule, found in wrapped.items():
+        for command in found:
+            device = re.search(r"python -m tfvaegan\.gpu_slots --device (\S+)( --gpus-requested 2)? -- python -m "
+                               r"tfvaegan ", command)  # the job's `gpu` resource: gpus_per_job
+            assert device and bool(device.group(2)) == (rule != "extract"), command
+            expected = {"finetune": "auto", "extract": "cpu"}.get(rule)
+            if expected is None:  # a run's: the demo's file says cpu, the `gpu` variant cuda:1
+                expected = "cuda:1" if "/gpu/" in command else "cpu"
+            assert device.group(1) == expected, command
+            if rule in ("finetune", "extract"):
+                assert command.endswith("--workers 3 > " + command.split(" > ")[-1]), command
+    on_slots = [c for c in commands if "tfvaegan.gpu_slots" in c and "tfvaegan extract" not in c]
+    assert len(on_slots) == sum(job_counts(result.stdout)[rule] for rule in GPU_RULES)  # every GPU job's
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("tiny_workflow")
+@pytest.mark.timeout(900)  # the first reader makes the shared run
+def test_with_one_gpu_and_one_job_per_gpu_the_gpu_jobs_run_one_at_a_time(tiny_workflow, tmp_path):
+    """Issue 23's acceptance on this CPU machine: with a GPU count of 1 given (gpus: 1, jobs_per_gpu: 1) two
+    trainings Snakemake starts side by side (--cores 2) hold the GPU one after the other: each log's claim time
+    comes after the other's last line, or before its claim. Their records name the GPU they were given."""
+    workdir = tmp_path / "one_gpu"
+    shutil.copytree(tiny_workflow.workdir / "datasets" / "demo", workdir / "datasets" / "demo")  # mtimes kept
+    (workdir / "results" / "demo").mkdir(parents=True)
+    shutil.copy2(tiny_workflow.workdir / "results" / "demo" / "data.json", workdir / "results" / "demo")
+    settings = yaml.safe_load(Path(tiny_workflow.config).read_text())
+    settings.update(benchmarks=["demo"], protocols=["paper"], seeds=[0, 1], gpus_per_job=1, gpus=1, jobs_per_gpu=1)
+    config = workdir / "config.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    runs = [f"results/demo/paper/tfvaegan/seed{seed}" for seed in (0, 1)]
+    env = {**os.environ, "TFVAEGAN_GPU_SLOT_DIR": str(tmp_path / "slots"), "CUDA_VISIBLE_DEVICES": ""}
+    result = snakemake(workdir, "--configfile", config, "--cores", "2", *[f"{run}/model.pt" for run in runs], env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert job_counts(result.stdout + result.stderr) == Counter(train=2)
+    spans = []
+    for seed in (0, 1):
+        log = workdir / "logs" / "train" / "demo" / "paper" / "tfvaegan" / f"seed{seed}.log"
+        claimed = re.search(r"^gpu slot: GPU 0 \(slot 1 of 1; .* claimed at (\d+\.\d+)$", log.read_text(), flags=re.M)
+        assert claimed, log.read_text()[:2000]
+        spans.append((float(claimed.group(1)), log.stat().st_mtime))
+    (_, end_first), (start_second, _) = sorted(spans)
+    assert end_first <= start_second, spans  # the second claimed the GPU only after the first's last line
+    import torch
+
+    for run in runs:
+        saved = torch.load(workdir / run / "model.pt", map_location="cpu", weights_only=False)
+        assert saved["provenance"]["cuda_visible_devices"] == "0"
 
 
 # --------------------------------------------------------------------------- end to end (the tiny run)
@@ -714,11 +802,17 @@ def test_the_readme_main_job_as_written(tmp_path):
     zsl = {(row["features"], row["protocol"]): float(row["top1_mean"])
            for row in _rows(checkout / "results" / "tables" / "zsl.csv")}
     assert min(zsl.values()) > 100 / 12  # above chance (12 unseen classes) under both protocols
-    for protocol in ("paper", "val"):  # issue 14: fine-tuned features beat plain ones clearly, both protocols
-        assert zsl[("finetuned", protocol)] > zsl[("plain", protocol)] + 10, zsl
-        # "beat": by a margin above the demo's noise, not a figure of one machine (another CPU moved the
-        # val rows from 28.9 vs 12.7 to 21.6 vs 16.7)
-        assert h[("demo", "finetuned", protocol)] > h[("demo", "plain", protocol)] + 2, h
+    # Issue 14: fine-tuned features beat plain ones, both protocols, by margins set from the spread over
+    # seeds, not from one machine's run. Measured: the default DAG with seeds 0-3 (this 2-core machine kind,
+    # 2026-12-06), fine-tuned minus plain per seed, in points:
+    #   GZSL H: paper +13.9 +13.8 +16.5 +11.0 (mean 13.8, sd 2.2); val +16.2 +22.1 +16.5 +17.3 (18.0, 2.7)
+    #   ZSL:    paper +41.2 +27.1 +22.1 +27.1 (29.4, 8.3);        val +31.7 +38.3 +4.6 +27.9 (25.6, 14.7)
+    # One seed's difference on another machine is one more draw from that spread: each margin is the mean
+    # less three standard deviations, rounded down (H: 7.2 and 9.9 -> 7; ZSL paper: 4.5 -> 4). ZSL val's
+    # spread gives no positive margin (seed 2: +4.6), so there only "not below plain" is asserted.
+    for protocol, zsl_margin, h_margin in (("paper", 4, 7), ("val", 0, 7)):
+        assert zsl[("finetuned", protocol)] > zsl[("plain", protocol)] + zsl_margin, zsl
+        assert h[("demo", "finetuned", protocol)] > h[("demo", "plain", protocol)] + h_margin, h
     report = run("--cores", "all", "--report", "results/report.html")
     assert report.returncode == 0 and (checkout / "results" / "report.html").stat().st_size > 0, report.stderr[-2000:]
     again = run("--cores", "all", "-n")

@@ -6,6 +6,7 @@
 - synthetic.pt (`synthesize` → `classify`): features, labels, classes and the identity of the model
   that made them (`model_identity`), so that features of another model are refused;
 - train_log.csv: one row per epoch (LOG_COLUMNS);
+- per_class.csv (`classify`, beside metrics.json): the final evaluation's per-class accuracies (PER_CLASS_COLUMNS);
 - <model>.selection.json: the val protocol's cached selection run, reused when its fingerprint
   (`run_fingerprint`: config and data files) matches.
 
@@ -26,6 +27,7 @@ from tfvaegan.config import Config
 from tfvaegan.errors import UserError, exception_first_line
 from tfvaegan.fileio import atomic_path
 from tfvaegan.record import HEADLINE_METRICS, provenance
+from tfvaegan.method.metrics import PerClass
 from tfvaegan.method.models import TFVAEGAN
 
 MODEL_FORMAT = "tfvaegan-model/1"
@@ -102,6 +104,33 @@ def train_log_text(history: list[dict]) -> str:
     writer.writeheader()
     for row in history:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_COLUMNS})
+    return buffer.getvalue()
+
+
+# per_class.csv: one row per class and split of the final evaluation (docs/architecture.md, results layout)
+PER_CLASS_COLUMNS = ("class", "class_name", "split", "n_images", "correct", "accuracy", "to_seen", "to_unseen")
+# each split's column filled with PerClass.to_other: where its images went when they were wrong way round
+PER_CLASS_SPLITS = {"zsl_unseen": None, "gzsl_unseen": "to_seen", "gzsl_seen": "to_unseen"}
+
+
+def per_class_text(per_class: dict[str, PerClass], class_names: list[str] | None) -> str:
+    """per_class.csv: per split (zsl_unseen; gzsl_unseen, gzsl_seen when GZSL is reported), each class with a test
+    image: its 0-based index, its name (the split file's allclasses_names, else the index), images, correct
+    ones, accuracy (written exactly: the split's mean is the evaluation's number) and, for GZSL, how many went
+    to the other group of classes (empty where it does not apply, or when no classifier epoch was kept)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PER_CLASS_COLUMNS)
+    for split, counts in per_class.items():
+        other_column = PER_CLASS_SPLITS[split]  # KeyError: a split this file does not know
+        other = [None] * len(counts.classes) if counts.to_other is None else counts.to_other.tolist()
+        for cls, n, correct, accuracy, went in zip(counts.classes.tolist(), counts.n_images.tolist(),
+                                                   counts.correct.tolist(), counts.accuracy.tolist(), other):
+            to = {"to_seen": "", "to_unseen": ""}
+            if other_column is not None and went is not None:
+                to[other_column] = int(went)
+            writer.writerow([cls, class_names[cls] if class_names else str(cls), split, int(n), int(correct),
+                             repr(float(accuracy)), to["to_seen"], to["to_unseen"]])
     return buffer.getvalue()
 
 

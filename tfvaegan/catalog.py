@@ -15,7 +15,8 @@ import json
 import shlex
 from pathlib import Path
 
-from tfvaegan.config import from_mapping, layered, parse_override
+from tfvaegan import gpu_slots
+from tfvaegan.config import Config, from_mapping, layered, parse_override
 from tfvaegan.config import read_file as read_config_file
 from tfvaegan.data import layout
 from tfvaegan.errors import ConfigError
@@ -338,6 +339,60 @@ class Catalog:
         made = (mode, entry.get("images", "provided"), entry.get("image_root"), entry.get("image_list"),
                 self.extraction_settings(benchmark))
         return made + ((self.finetuning_settings(benchmark),) if mode == "finetune" else ())
+
+    # ----------------------------------------------------------------------- GPUs (tfvaegan.gpu_slots)
+    def run_device(self, benchmark: str, protocol: str, variant: str, seed: int, split=None) -> str:
+        """The device a run's train, synthesize and classify jobs ask for: auto, cpu, cuda or cuda:N."""
+        return str(self.run_values(benchmark, protocol, variant, seed, split).get("device", Config.device))
+
+    def feature_device(self, folder: str, embedding: str, step: str) -> str:
+        """The device of <folder>/<embedding>.mat's `finetuning` or `extraction` (STEP)."""
+        benchmark = self.feature_maker(folder, embedding)
+        return str(getattr(self, f"{step}_settings")(benchmark)["device"])
+
+    def gpu_requests(self) -> list[str]:
+        """What in the configuration asks for a GPU, each as its config key and value: `gpus_per_job` above 0,
+        and every `device` of cuda or cuda:N of a run (the search's included), a fine-tuning or an extraction."""
+        asked = [f"'gpus_per_job': {self.config['gpus_per_job']}"] if self.config["gpus_per_job"] > 0 else []
+        runs = [(b, v) for b in self.config["benchmarks"] for v in self.config["variants"]]
+        if "search" in self.config:
+            runs.append((self.config["search"]["benchmark"], self.config["search"].get("variant", "tfvaegan")))
+        for benchmark, variant in dict.fromkeys(runs):
+            device = self.run_device(benchmark, "val", variant, 0)
+            if device.startswith("cuda"):
+                asked.append(f"{self._device_key(benchmark, variant)}: {device} (benchmark {benchmark!r})")
+        for benchmark in self.with_made_features():
+            steps = ("finetuning", "extraction") if self.features_mode(benchmark) == "finetune" else ("extraction",)
+            for step in steps:
+                device = str(getattr(self, f"{step}_settings")(benchmark)["device"])
+                where = f"catalog.{benchmark}.{step}" if "device" in (self.entry(benchmark).get(step) or {}) else step
+                if device.startswith("cuda"):
+                    asked.append(f"'{where}.device': {device}")
+        return list(dict.fromkeys(asked))
+
+    def _device_key(self, benchmark: str, variant: str) -> str:
+        """Where a run's device is set: the first of overrides, the variant, the entry's settings, the file."""
+        for where, values in (("overrides", self.config["overrides"]), (f"variants.{variant}",
+                              self.config["variants"][variant]), (f"catalog.{benchmark}.settings",
+                              self.entry(benchmark).get("settings"))):
+            if "device" in (values or {}):
+                return f"'{where}.device'"
+        return f"'device' in {self.benchmark_file(benchmark)}"
+
+    def gpu_problem(self, env) -> str | None:
+        """One line when the configuration asks for a GPU and the local pool has none (config key `gpus`, or the
+        GPUs found): checked before a local run's first job. TFVAEGAN_GPU_CHECK=off in ENV skips it where the
+        jobs run on other machines (a cluster's login node)."""
+        asked = self.gpu_requests()
+        gpus = self.config["gpus"]
+        if not asked or env.get("TFVAEGAN_GPU_CHECK") == "off" or gpu_slots.pool_devices(gpus, env):
+            return None
+        none = "config key 'gpus' is 0" if gpus == 0 else f"this machine has none ({gpu_slots.how_found(env)})"
+        more = f" (and {len(asked) - 1} more: {'; '.join(asked[1:3])}{' ...' if len(asked) > 3 else ''})" \
+            if len(asked) > 1 else ""
+        return (f"config key {asked[0]} asks for a GPU{more}, but {none}: to run on the CPU set gpus_per_job: 0 and "
+                f"no device cuda; if the machine has GPUs that were not found, set gpus: N; if the jobs run on other "
+                f"machines (a cluster's login node), set TFVAEGAN_GPU_CHECK=off")
 
     # ----------------------------------------------------------------------- the whole configuration
     def check(self) -> None:

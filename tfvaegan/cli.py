@@ -250,8 +250,19 @@ def _extract(a) -> int:
     extract.extract_stage(a.image_root, a.out, list_file=a.list, class_folders=a.class_folders,
                           split_file=a.split_file, strip_prefix=a.strip_prefix, weights=a.weights,
                           allow_random_init=a.allow_random_init, backbone=a.backbone, image_size=a.image_size,
-                          batch_size=a.batch_size, device=a.device, seed=a.seed)
+                          batch_size=a.batch_size, device=a.device, seed=a.seed, workers=a.workers)
     return 0
+
+
+def _workers_arg(p) -> None:
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="threads decoding images (default: the CPUs "
+                   "this process may run on, at most 8; the workflow passes the job's threads)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, found {text!r}")
+    return int(text)
 
 
 def _finetune(a) -> int:
@@ -260,7 +271,8 @@ def _finetune(a) -> int:
                              lr_gamma=a.lr_gamma, crop_scale=a.crop_scale, flip=a.flip, amp=a.amp)
     finetune.finetune_stage(a.image_root, a.list, a.split_file, a.out, strip_prefix=a.strip_prefix,
                             weights=a.weights, allow_random_init=a.allow_random_init, backbone=a.backbone,
-                            recipe=recipe, device=a.device, seed=a.seed, selection_rows=_selection_rows(a))
+                            recipe=recipe, device=a.device, seed=a.seed, selection_rows=_selection_rows(a),
+                            workers=a.workers)
     return 0
 
 
@@ -329,6 +341,7 @@ def _add_finetune(commands) -> None:
                    "(default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of the head, the order, the crops and a random "
                    "initialisation (default 0)")
+    _workers_arg(p)
     p.add_argument("--train-part", choices=("trainval", "selection"), default="trainval",
                    help="trainval: every image of trainval_loc (the final run's backbone; default); selection: the "
                         "val protocol's selection part only (the validation split's training images: no "
@@ -375,6 +388,7 @@ def _add_feature_stages(commands) -> None:
     _add_extraction_options(p)
     p.add_argument("--seed", type=int, default=extract.EXTRACTION.seed,
                    help=f"seed of the random initialisation (default {extract.EXTRACTION.seed})")
+    _workers_arg(p)
     p.set_defaults(func=_extract)
 
     p = commands.add_parser(

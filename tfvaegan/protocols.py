@@ -357,22 +357,27 @@ def _evaluator(zdata: ZSLData, cfg: Config, split_name: str):
 
 def final_evaluation(model, zdata: ZSLData, cfg: Config, selection: dict, synthetic: tuple, generator):
     """The final classifiers on the synthetic features, as the protocol says: (the evaluation, the headline
-    numbers, the epochs reported, metrics.json's notes). paper: the classifiers keep their best epoch on the
-    test set, the headline numbers are the training run's best test epochs; val: the classifiers train the
-    length the transfer rule gives (method/selection.py `TRANSFER`: GZSL as many steps as on the validation
-    split, ZSL the configured classifier_nepoch), evaluated once."""
+    numbers, the epochs reported, metrics.json's notes, the evaluation's per-class counts: {split: PerClass},
+    per_class.csv's rows, whose means are the evaluation's zsl_acc, gzsl_unseen and gzsl_seen). paper: the
+    classifiers keep their best epoch on the test set, the headline numbers are the training run's best test
+    epochs (an earlier generator, evaluated during training: the per-class counts are the final model's); val:
+    the classifiers train the length the transfer rule gives (method/selection.py `TRANSFER`: GZSL as many
+    steps as on the validation split, ZSL the configured classifier_nepoch), evaluated once, which is the
+    headline."""
     if cfg.protocol == "paper":
-        final = evaluate(model, zdata, cfg, generator, select="best", synthetic=synthetic)
+        final = evaluate(model, zdata, cfg, generator, select="best", synthetic=synthetic, per_class=True)
         headline = {k: selection.get(k) for k in HEADLINE_METRICS}
         epochs = {"best_epoch_zsl": selection.get("best_epoch_zsl"),
                   "best_epoch_gzsl": selection.get("best_epoch_gzsl")}
-        notes = ["paper protocol: generator and classifier epochs chosen by test accuracy, as the "
-                 "official code does; ZSL and GZSL may come from different epochs"]
+        notes = [("paper protocol: generator and classifier epochs chosen by test accuracy, as the "
+                  "official code does; ZSL and GZSL may come from different epochs"),
+                 ("paper protocol: per_class.csv is the final model's evaluation (final_model), not the "
+                  "earlier generator epochs of the headline numbers")]
     else:
         steps_per_epoch = classifier_steps_per_epoch(cfg, len(zdata.train_label), len(synthetic[1]))
         classifier_epochs = final_classifier_epochs(selection, steps_per_epoch)
         final = evaluate(model, zdata, cfg, generator, select="last", synthetic=synthetic,
-                         zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"])
+                         zsl_epochs=classifier_epochs["zsl"], gzsl_epochs=classifier_epochs["gzsl"], per_class=True)
         headline = {k: final.get(k) for k in HEADLINE_METRICS}
         epochs = {"best_epoch_zsl": selection["generator_epochs"],
                   "best_epoch_gzsl": selection["generator_epochs"] if cfg.reports_gzsl else None}
@@ -380,7 +385,8 @@ def final_evaluation(model, zdata: ZSLData, cfg: Config, selection: dict, synthe
                  "then one evaluation on the test set",
                  _transfer_note(selection, classifier_epochs, steps_per_epoch, cfg)]
         notes += list(selection["validation"].get("notes", []))
-    return final, headline, epochs, notes + setting_notes(cfg)
+    per_class = final.pop("per_class")
+    return final, headline, epochs, notes + setting_notes(cfg), per_class
 
 
 def setting_notes(cfg: Config) -> list[str]:

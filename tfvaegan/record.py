@@ -31,7 +31,7 @@ def log(message: str, stage: str = "") -> None:
 
 # --------------------------------------------------------------------------- provenance
 PROVENANCE_KEYS = ("tfvaegan_version", "git_commit", "git_dirty", "python", "torch", "cuda", "cudnn", "device",
-                   "torch_threads", "platform")
+                   "cuda_visible_devices", "torch_threads", "platform")
 GIT_TIMEOUT = 10  # seconds; a git that hangs (a network file system) gives a null commit, never an error
 
 
@@ -39,8 +39,9 @@ def provenance(device=None) -> dict:
     """Where a result was computed (metrics.json and model.pt's `provenance`): the package's version and,
     run from a git checkout, its commit and whether tracked files differ from it (null otherwise); Python,
     torch, CUDA and cuDNN versions (null without them); the device's name (the GPU's for a CUDA `device`,
-    else the CPU's model); torch's thread count (CPU results are reproducible for a given count); the
-    operating system. No host name. Reads nothing a result depends on, so it changes no number."""
+    else the CPU's model) and which of the machine's GPUs the process saw (CUDA_VISIBLE_DEVICES, as the local
+    GPU pool or SLURM set it; null when unset); torch's thread count (CPU results are reproducible for a given
+    count); the operating system. No host name. Reads nothing a result depends on, so it changes no number."""
     import torch
 
     from tfvaegan import __version__
@@ -50,6 +51,7 @@ def provenance(device=None) -> dict:
             # plain str: torch.__version__ is a TorchVersion, which model.pt's weights-only loading refuses
             "python": platform.python_version(), "torch": str(torch.__version__), "cuda": _text(torch.version.cuda),
             "cudnn": _cudnn_version(torch), "device": device_name(device),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
 

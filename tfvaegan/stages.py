@@ -26,6 +26,7 @@ from tfvaegan.method.models import TFVAEGAN
 from tfvaegan.method.synthesize import synthesize
 from tfvaegan.method.train import watching_history
 from tfvaegan.record import log, percent, provenance
+from tfvaegan.report.plots import write_features_2d
 
 
 @dataclass
@@ -162,14 +163,21 @@ def synthesize_stage(model: Path | Trained, out_path: Path, data_root: Path | No
 
 # --------------------------------------------------------------------------- classify
 def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, data_root: Path | None = None,
-                   benchmark_name: str | None = None, variant: str = "tfvaegan") -> dict:
+                   benchmark_name: str | None = None, variant: str = "tfvaegan",
+                   class_names: list[str] | None = None) -> dict:
     """The final ZSL/GZSL classifiers on the synthetic features of synthetic.pt, under the model's protocol
-    (protocols.final_evaluation); writes metrics.json."""
+    (protocols.final_evaluation); writes per_class.csv and features_2d.png beside metrics.json, then metrics.json.
+    `class_names`: the benchmark's (allclasses_names), from `run`, which hands over the model's test split; a
+    model read from model.pt gets them with its data."""
     trained = model if isinstance(model, Trained) else Trained.load(model)
     synthetic = artifacts.load_artifact(Path(synthetic_path), artifacts.SYNTHETIC_FORMAT)
     cfg, device = trained.cfg, trained.device
     artifacts.check_synthetic(synthetic, Path(synthetic_path), trained.path, artifacts.model_identity(trained.saved), cfg)
-    zdata = trained.test_split(data_root)
+    if trained.test_data is None:  # the data the model was trained on, read once for its test split and names
+        benchmark = trained.benchmark(data_root)
+        zdata, class_names = benchmark.test_split(device), benchmark.raw.class_names
+    else:
+        zdata = trained.test_data
     if not torch.equal(synthetic["classes"].long().to(device), zdata.unseenclasses.long()):
         raise UserError(f"{synthetic_path}: key 'classes': expected the unseen classes of {cfg.dataset} "
                         f"{zdata.unseenclasses.tolist()[:10]}, found {synthetic['classes'].tolist()[:10]}")
@@ -177,8 +185,8 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
     selection = trained.saved["selection"]
     began = time.perf_counter()
     pair = (synthetic["features"].float().to(device), synthetic["labels"].long().to(device))
-    final, headline, epochs, notes = protocols.final_evaluation(trained.model, zdata, cfg, selection, pair,
-                                                                generator)
+    final, headline, epochs, notes, per_class = protocols.final_evaluation(trained.model, zdata, cfg, selection,
+                                                                           pair, generator)
     saved = trained.saved
     metrics = {
         "benchmark": benchmark_name or cfg.dataset, "protocol": cfg.protocol, "variant": variant,
@@ -194,7 +202,14 @@ def classify_stage(model: Path | Trained, synthetic_path: Path, out_path: Path, 
         "selection": selection, "final_model": final, "data": saved["data"], "config": saved["config"],
         "notes": notes,
     }
-    atomic_write_text(Path(out_path), json.dumps(metrics, indent=2, default=float) + "\n")
+    out_path = Path(out_path)
+    atomic_write_text(out_path.with_name("per_class.csv"), artifacts.per_class_text(per_class, class_names))
+    split = f" {cfg.dataset.rpartition('/')[2]}" if "/" in cfg.dataset else ""  # split_<k> of the action benchmarks
+    write_features_2d(out_path.with_name("features_2d.png"), zdata.test_unseen_feature.cpu().numpy(),
+                      zdata.test_unseen_label.cpu().numpy(), synthetic["features"].float().cpu().numpy(),
+                      synthetic["labels"].cpu().numpy(), zdata.unseenclasses.tolist(), class_names,
+                      title=f"{metrics['benchmark']}{split} [{cfg.protocol}, {variant}, seed {cfg.manualSeed}]")
+    atomic_write_text(out_path, json.dumps(metrics, indent=2, default=float) + "\n")  # last: the run is done
     log(f"{metrics['benchmark']} [{cfg.protocol}] ZSL {percent(headline['zsl_acc'])}  GZSL u "
         f"{percent(headline['gzsl_unseen'])} s {percent(headline['gzsl_seen'])} H {percent(headline['gzsl_h'])}")
     return metrics
@@ -212,4 +227,4 @@ def run(cfg: Config, data_root: Path, out_dir: Path, benchmark_name: str | None 
                           selection_features)
     synthesize_stage(trained, out_dir / "synthetic.pt")  # on the test split train prepared
     return classify_stage(trained, out_dir / "synthetic.pt", out_dir / "metrics.json", benchmark_name=benchmark_name,
-                          variant=variant)
+                          variant=variant, class_names=benchmark.raw.class_names)

@@ -109,3 +109,14 @@ def test_partition_and_account_follow_environment(profile):
     assert evaluate(defaults["slurm_account"], {}) == ""
     assert evaluate(defaults["slurm_account"], {"TFVAEGAN_SLURM_ACCOUNT": "lab"}) == "lab"
     assert evaluate(defaults["cpus_per_task"], {}) == 3  # the rule's threads
+
+
+@pytest.mark.skipif(not RULES_DIR.is_dir(), reason="workflow/rules not present")
+def test_image_rules_decode_on_the_cpus_they_request(profile):
+    """Fine-tuning and extraction decode images on a pool of the job's threads, which the profile requests
+    as --cpus-per-task: no pool of 8 in a 1-CPU allocation."""
+    rules = workflow_rules()
+    for name in ("finetune_backbone", "finetune_selection_backbone", "extract_features", "extract_selection_features"):
+        assert "--workers {threads}" in rules[name], name
+    assert profile["default-resources"]["cpus_per_task"] == "threads"
+    assert not any("cpus_per_task" in block for block in profile["set-resources"].values())

@@ -219,9 +219,20 @@ def _decode_problem(path: Path) -> str | None:
     return None
 
 
-def check_images(image_paths: Sequence[str | Path]) -> None:
-    """Decodes every image once, so that a bad file stops extraction before any work rather than at its batch."""
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+def default_workers() -> int:
+    """Image-decoding threads when none are given: the CPUs this process may run on, at most 8. The workflow
+    gives each job its own threads instead (--workers), so that a job decodes on what it requested."""
+    try:
+        available = len(os.sched_getaffinity(0))  # a cpuset (taskset, a container, a SLURM cgroup) counts
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(8, available))
+
+
+def check_images(image_paths: Sequence[str | Path], workers: int | None = None) -> None:
+    """Decodes every image once, on `workers` threads (default_workers() if None), so that a bad file stops
+    extraction before any work rather than at its batch."""
+    with ThreadPoolExecutor(workers or default_workers()) as pool:  # PIL decodes without the GIL
         problems = list(pool.map(_decode_problem, image_paths))
     bad = [(str(path), why) for path, why in zip(image_paths, problems) if why]
     if bad:
@@ -234,14 +245,15 @@ def extract_features(image_paths: Sequence[str | Path], weights: str | Path | No
                      batch_size: int = EXTRACTION.batch_size, device: str = EXTRACTION.device,
                      image_size: int = EXTRACTION.image_size, backbone: str = EXTRACTION.backbone,
                      seed: int = EXTRACTION.seed, allow_random_init: bool = EXTRACTION.allow_random_init,
-                     progress: bool = True) -> np.ndarray:
-    """Pooled backbone features of the images, in their order: (N, 2048) float32."""
+                     progress: bool = True, workers: int | None = None) -> np.ndarray:
+    """Pooled backbone features of the images, in their order: (N, 2048) float32; `workers` threads decode
+    them for the check."""
     check_options(batch_size, image_size, device)
     model = build_backbone(backbone, weights, seed, allow_random_init).to(device)
     n = len(image_paths)
     if progress:
         print(f"extract: checking that the {n} images decode", file=sys.stderr)
-    check_images(image_paths)
+    check_images(image_paths, workers)
     out = np.empty((n, 2048), dtype=np.float32)
     start = time.monotonic()
     report_every = max(1, (n // batch_size) // 20)  # about twenty progress lines
@@ -371,8 +383,9 @@ def extract_stage(image_root: str | Path, out: str | Path, *, list_file: str | P
                   strip_prefix: str = EXTRACTION.strip_prefix, weights: str | Path | None = EXTRACTION.weights,
                   allow_random_init: bool = EXTRACTION.allow_random_init, backbone: str = EXTRACTION.backbone,
                   image_size: int = EXTRACTION.image_size, batch_size: int = EXTRACTION.batch_size,
-                  device: str = EXTRACTION.device, seed: int = EXTRACTION.seed) -> Path:
-    """The listed images (`list_file`, or one folder per class) → `out` in the res101.mat layout."""
+                  device: str = EXTRACTION.device, seed: int = EXTRACTION.seed, workers: int | None = None) -> Path:
+    """The listed images (`list_file`, or one folder per class) → `out` in the res101.mat layout; `workers`
+    threads decode images (default_workers() if None)."""
     if (list_file is None) == (not class_folders):
         raise UserError("extract: expected exactly one of --list FILE or --class-folders")
     if list_file is not None and split_file is not None:
@@ -390,7 +403,7 @@ def extract_stage(image_root: str | Path, out: str | Path, *, list_file: str | P
           f"({image_size} px, batch {batch_size}, {device})", file=sys.stderr)
     features = extract_features(paths, weights=weights, batch_size=batch_size, device=device,
                                 image_size=image_size, backbone=backbone, seed=seed,
-                                allow_random_init=allow_random_init)
+                                allow_random_init=allow_random_init, workers=workers)
     write_feature_file(out, features, labels, entries)
     print(f"extract: wrote {out} (features {features.shape[1]} x {features.shape[0]})", file=sys.stderr)
     return out

@@ -33,7 +33,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +51,7 @@ from tfvaegan.features.extract import (
     check_images,
     check_options,
     check_out_path,
+    default_workers,
     listed_paths,
     normalised,
     read_list,
@@ -124,10 +124,11 @@ class _Parts:
 def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: str | Path, out: str | Path, *,
                    strip_prefix: str = "", weights: str | Path | None = None, allow_random_init: bool = False,
                    backbone: str = EXTRACTION.backbone, recipe: Recipe = Recipe(), device: str = "auto",
-                   seed: int = 0, selection_rows: SelectionRows | None = None) -> Path:
+                   seed: int = 0, selection_rows: SelectionRows | None = None, workers: int | None = None) -> Path:
     """The trainval images of `list_file` (rows of `split_file`'s trainval_loc) → the fine-tuned
     backbone's weights in `out`; every input is checked before the first step. With `selection_rows`
-    only the rows it names (the val protocol's selection part of trainval_loc) are trained on and opened."""
+    only the rows it names (the val protocol's selection part of trainval_loc) are trained on and opened.
+    `workers` threads decode images (extract.default_workers() if None)."""
     recipe.check()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     check_options(recipe.batch_size, recipe.image_size, device)
@@ -155,9 +156,9 @@ def finetune_stage(image_root: str | Path, list_file: str | Path, split_file: st
         return _build(backbone, weights, seed, allow_random_init, seen.size, recipe, torch.device(device))
 
     parts = fresh()  # a missing or foreign weights file stops here, before the images are decoded
-    check_images(paths)
+    check_images(paths, workers)
     trained = train(parts, fresh, paths, targets, recipe, seed, torch.device(device), _checkpoint_path(out),
-                    fingerprint)
+                    fingerprint, workers)
     atomic_torch_save({k: v.detach().cpu() for k, v in trained.state_dict().items()}, out)
     _checkpoint_path(out).unlink(missing_ok=True)
     log(f"wrote {out} (weights of the fine-tuned {backbone}, without its head; `extract --weights {out}`)")
@@ -209,16 +210,17 @@ def _build(backbone: str, weights, seed: int, allow_random_init: bool, n_classes
 
 
 def train(parts: _Parts, fresh, paths: list[Path], targets: np.ndarray, recipe: Recipe, seed: int,
-          device: torch.device, checkpoint: Path, fingerprint: str) -> torch.nn.Module:
+          device: torch.device, checkpoint: Path, fingerprint: str, workers: int | None = None) -> torch.nn.Module:
     """The epoch loop from the starting `parts`, resumed from `checkpoint` when it holds this training
-    (`fresh` rebuilds the start when a checkpoint fails half-way); returns the backbone."""
+    (`fresh` rebuilds the start when a checkpoint fails half-way), the next batch decoded on a pool of
+    `workers` threads (extract.default_workers() if None) while one trains; returns the backbone."""
     start, history = resume(checkpoint, fingerprint, parts, device)
     if start is None:
         parts, start, history = fresh(), 0, []  # a refused checkpoint may have restored part of the state
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     labels = torch.as_tensor(targets, dtype=torch.long, device=device)
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL decodes without the GIL
+    with ThreadPoolExecutor(workers or default_workers()) as pool:  # PIL decodes without the GIL
         for epoch in range(start, recipe.epochs):
             row = _epoch(parts, paths, labels, recipe, seed, epoch, device, pool)
             history.append(row)

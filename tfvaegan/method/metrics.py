@@ -1,27 +1,66 @@
-"""Per-class mean top-1 accuracy and the harmonic mean, vectorised (no loop over classes)."""
+"""Per-class mean top-1 accuracy and the harmonic mean, vectorised (no loop over classes).
+
+`per_class_counts` is the one per-class computation: each class's samples, correct predictions and
+(GZSL) samples that went to the other group of classes; `per_class_accuracy` is its mean, the paper's
+metric, and per_class.csv lists its rows.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 
+@dataclass(frozen=True)
+class PerClass:
+    """Counts of the target classes that have a sample, in the order of the `classes` given (float64 tensors of
+    whole numbers, as the mean is taken over them)."""
+
+    classes: Tensor  # class ids
+    n_images: Tensor  # samples of each class
+    correct: Tensor  # of them, predicted as their class
+    to_other: Tensor | None  # of them, flagged as gone to the other group of classes (GZSL); None: not counted
+
+    @property
+    def accuracy(self) -> Tensor:
+        """Each class's top-1 accuracy (float64)."""
+        return self.correct / self.n_images
+
+    def mean(self) -> float:
+        """The mean over classes of their accuracies: the per-class top-1 accuracy."""
+        return class_mean(self.accuracy)
+
+
+def class_mean(accuracy: Tensor) -> float:
+    """The mean of per-class accuracies, as every reported accuracy is taken (torch's float64 mean)."""
+    return float(accuracy.mean())
+
+
 def per_class_accuracy(predicted: Tensor, label: Tensor, classes: Tensor) -> float:
-    """Mean over `classes` of the top-1 accuracy among the samples of each class.
+    """Mean over `classes` of the top-1 accuracy among the samples of each class (`per_class_counts(...).mean()`).
 
     Labels and predictions are global class ids. Classes without any sample are left out of
     the mean (the official code would return NaN for them); samples whose label is not in
     `classes` are ignored, as in the official loop over the target classes. Labels and classes
     must be non-negative ids (a negative prediction, e.g. "not routed here", is simply wrong).
     """
+    return per_class_counts(predicted, label, classes).mean()
+
+
+def per_class_counts(predicted: Tensor, label: Tensor, classes: Tensor, to_other: Tensor | None = None) -> PerClass:
+    """Each of `classes` with a sample: its samples and correct predictions (per_class_accuracy's rules); with
+    `to_other`, a flag per sample (GZSL: predicted as a class of the other group, seen or unseen), how many of
+    its samples are flagged."""
     if label.numel() == 0:
         raise ValueError("per_class_accuracy: expected at least one labelled sample, found 0")
     if classes.numel() == 0:
         raise ValueError("per_class_accuracy: expected at least one target class, found 0")
-    if predicted.shape != label.shape:
-        raise ValueError(f"per_class_accuracy: expected one prediction per label ({tuple(label.shape)}), "
-                         f"found {tuple(predicted.shape)}")
+    for name, given in (("prediction", predicted), ("to_other flag", to_other)):
+        if given is not None and given.shape != label.shape:
+            raise ValueError(f"per_class_accuracy: expected one {name} per label ({tuple(label.shape)}), "
+                             f"found {tuple(given.shape)}")
     for name, ids in (("label", label), ("classes", classes)):
         if bool((ids < 0).any()):
             raise ValueError(f"per_class_accuracy: expected non-negative class ids in {name}, "
@@ -33,7 +72,10 @@ def per_class_accuracy(predicted: Tensor, label: Tensor, classes: Tensor) -> flo
     present = total > 0
     if not bool(present.any()):
         raise ValueError("per_class_accuracy: none of the target classes has a sample")
-    return float((correct[present] / total[present]).mean())
+    other = None
+    if to_other is not None:
+        other = torch.bincount(label, weights=to_other.to(torch.float64), minlength=size)[classes][present]
+    return PerClass(classes[present], total[present], correct[present], other)
 
 
 def harmonic_mean(seen: float, unseen: float) -> float:

@@ -7,6 +7,9 @@ training_curves: per benchmark (grouped the same way), critic (and a transductiv
 and generator losses and per-epoch accuracy from the train_log.csv next to each metrics.json;
 accuracy lines are labelled with the split they were measured on (test in the paper protocol, val in
 the val protocol's selection run).
+features_2d (one run's, written by `classify` beside its metrics.json): the real test features of the first
+unseen classes and the synthetic features of the same classes, projected on the real ones' first two
+principal components.
 """
 from __future__ import annotations
 
@@ -278,6 +281,81 @@ def figure_png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+# features_2d.png: at most this many unseen classes (the first, by index), each with at most this many real and
+# as many synthetic points (the first of each), so that the figure stays legible and takes a second to draw.
+FEATURES_2D_CLASSES = 10
+FEATURES_2D_POINTS = 100
+
+
+def principal_axes(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA of the rows of x by SVD: (mean, k components as rows, the share of x's variance each explains). Each
+    component's sign is fixed (its largest loading positive), so that equal data give an equal picture. Fewer
+    than k components (fewer rows, or columns) are padded with zeros."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
+    n = min(k, len(vt))
+    components, explained = np.zeros((k, x.shape[1])), np.zeros(k)
+    components[:n] = vt[:n] * np.sign(vt[np.arange(n), np.abs(vt[:n]).argmax(axis=1)])[:, None]
+    total = float((singular ** 2).sum())
+    if total > 0:
+        explained[:n] = singular[:n] ** 2 / total
+    return mean, components, explained
+
+
+def features_2d_figure(real_x: np.ndarray, real_y: np.ndarray, syn_x: np.ndarray, syn_y: np.ndarray,
+                       classes: Sequence[int], class_names: Sequence[str] | None = None, title: str = ""):
+    """Real (dots) against synthetic (crosses) features of the unseen classes, coloured by class, in 2-D: the
+    first FEATURES_2D_CLASSES of `classes`, at most FEATURES_2D_POINTS points of each kind per class, projected
+    on the first two principal components of the real points drawn (principal_axes). PCA, not t-SNE: it is
+    exact and deterministic, takes milliseconds, and keeps distances along its axes comparable, so that
+    synthetic features lying off their class's real ones show as such; t-SNE is seeded-random, slow on
+    thousands of points and distorts distances between clusters. A class without a real or a synthetic feature
+    is refused."""
+    real_y, syn_y = np.asarray(real_y).ravel(), np.asarray(syn_y).ravel()
+    shown = [int(c) for c in list(classes)[:FEATURES_2D_CLASSES]]
+    rows = {}
+    for name, labels in (("real", real_y), ("synthetic", syn_y)):
+        for c in shown:
+            found = np.flatnonzero(labels == c)[:FEATURES_2D_POINTS]
+            if not found.size:
+                raise UserError(f"features_2d: expected {name} features of every unseen class shown, found none "
+                                f"of class {c}")
+            rows[name, c] = found
+    real_rows = np.concatenate([rows["real", c] for c in shown])
+    mean, axes_2d, explained = principal_axes(np.asarray(real_x)[real_rows])
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - mean) @ axes_2d.T
+
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    colours = plt.get_cmap("tab10")  # FEATURES_2D_CLASSES colours
+    handles = []
+    for i, c in enumerate(shown):
+        colour = colours(i % colours.N)
+        real, syn = project(np.asarray(real_x)[rows["real", c]]), project(np.asarray(syn_x)[rows["synthetic", c]])
+        ax.scatter(real[:, 0], real[:, 1], s=14, marker="o", color=colour, alpha=0.65, linewidths=0)
+        ax.scatter(syn[:, 0], syn[:, 1], s=18, marker="x", color=colour, alpha=0.45, linewidths=0.8)
+        label = class_names[c] if class_names else f"class {c}"
+        handles.append(Line2D([], [], ls="", marker="o", color=colour, label=label))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
+              title=f"{len(shown)} of {len(classes)} unseen classes", title_fontsize=8)
+    for set_label, k in ((ax.set_xlabel, 0), (ax.set_ylabel, 1)):
+        set_label(f"PC{k + 1} of the real features ({100 * explained[k]:.1f}% of their variance)")
+    ax.grid(alpha=0.3)
+    ax.set_title((f"{title}\n" if title else "") + "test_unseen features: real (dots) and synthetic (crosses, "
+                 "synthetic.pt)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def write_features_2d(path: str | Path, *args, **kwargs) -> Path:
+    """features_2d_figure written to `path` (PNG), whole or not at all."""
+    data = figure_png(features_2d_figure(*args, **kwargs))
+    write_atomic(path, lambda temp: Path(temp).write_bytes(data))
+    return Path(path)
 
 
 def make_plots(metrics: Sequence[str | Path], paper: str | Path, out_dir: str | Path) -> list[Path]:

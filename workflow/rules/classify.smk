@@ -1,6 +1,7 @@
-# Train and evaluate the final classifiers (ZSL, GZSL; OD-GZSL for actions) -> metrics.json.
-# Benchmarks with several splits (the action benchmarks) average their splits' metrics into the
-# run folder's metrics.json.
+# Train and evaluate the final classifiers (ZSL, GZSL; OD-GZSL for actions) -> metrics.json, with
+# per_class.csv (each class's accuracy) and features_2d.png (real against synthetic unseen features, in
+# `snakemake --report`) beside it. Benchmarks with several splits (the action benchmarks) average their
+# splits' metrics into the run folder's metrics.json; per_class.csv and features_2d.png stay per split.
 
 
 rule classify:
@@ -8,13 +9,18 @@ rule classify:
         model=f"{RUN}/model.pt",
         synthetic=f"{RUN}/synthetic.pt",
     output:
-        f"{RUN}/metrics.json",
+        metrics=f"{RUN}/metrics.json",
+        per_class=f"{RUN}/per_class.csv",
+        features_2d=report(f"{RUN}/features_2d.png", caption="../report/features_2d.rst",
+                           category="Features: real vs synthetic", subcategory="{benchmark}",
+                           labels={"protocol": "{protocol}", "variant": "{variant}", "seed": "{seed}"}),
     wildcard_constraints:
         benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
         benchmark=lambda w: CATALOG.label_of(w.benchmark),  # the catalog name, or its `label`
         variant=lambda w: w.variant,
+        device=lambda w: CATALOG.run_device(*run_of(w)),  # the GPU slot it waits for (tfvaegan.gpu_slots)
     message:
         "{rule}: the ZSL and GZSL classifiers -> {output} ({threads} thread(s), {resources.gpu} GPU(s), "
         "{resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -28,9 +34,11 @@ rule classify:
     resources:
         **resources_of("classify", gpu=True),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan classify --model {input.model}"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device}"
+        " --gpus-requested {resources.gpu} --"
+        " python -m tfvaegan classify --model {input.model}"
         " --synthetic {input.synthetic} --data-root {params.data_root} --benchmark {params.benchmark:q}"
-        " --variant {params.variant:q} --out {output} > {log} 2>&1"
+        " --variant {params.variant:q} --out {output.metrics} > {log} 2>&1"
 
 
 use rule classify as classify_split with:
@@ -38,7 +46,12 @@ use rule classify as classify_split with:
         model=f"{SPLIT_RUN}/model.pt",
         synthetic=f"{SPLIT_RUN}/synthetic.pt",
     output:
-        f"{SPLIT_RUN}/metrics.json",
+        metrics=f"{SPLIT_RUN}/metrics.json",
+        per_class=f"{SPLIT_RUN}/per_class.csv",
+        features_2d=report(f"{SPLIT_RUN}/features_2d.png", caption="../report/features_2d.rst",
+                           category="Features: real vs synthetic", subcategory="{benchmark}",
+                           labels={"protocol": "{protocol}", "variant": "{variant}", "seed": "{seed}",
+                                   "split": "{split}"}),
     wildcard_constraints:
         benchmark=SPLIT_BENCHMARK_REGEX,
     log:

@@ -3,6 +3,7 @@
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/            one run (image benchmarks)
 #   results/{benchmark}/{protocol}/{variant}/seed{seed}/split_{split}/   one split of it (actions)
 import json
+import os
 import re
 import shlex
 import sys
@@ -31,9 +32,11 @@ DATA = config["data_root"].rstrip("/")
 RESULTS = config["results_root"].rstrip("/")
 DATASETS_README = PROJECT_ROOT / "datasets" / "README.md"
 # Jobs run `python -m tfvaegan` from this checkout, whatever the working directory or environment
-# (e.g. a conda environment from workflow/envs, which holds only the dependencies).
-# (Snakemake formats the prefix like a command, hence the doubled braces.)
-shell.prefix("export PYTHONPATH={}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ".format(shlex.quote(str(PROJECT_ROOT))))
+# (e.g. a conda environment from workflow/envs, which holds only the dependencies), and find the local GPU
+# pool's size (`gpus`, `jobs_per_gpu`: tfvaegan.gpu_slots) in the environment, so that changing it reruns
+# nothing. (Snakemake formats the prefix like a command, hence the doubled braces.)
+shell.prefix("export PYTHONPATH={}${{{{PYTHONPATH:+:$PYTHONPATH}}}} TFVAEGAN_GPUS={} TFVAEGAN_JOBS_PER_GPU={}; ".format(
+    shlex.quote(str(PROJECT_ROOT)), "auto" if config["gpus"] is None else config["gpus"], config["jobs_per_gpu"]))
 # Software of every rule when run with --sdm conda.
 CONDA_ENV = "../envs/tfvaegan.yaml"
 # Benchmark and variant names become folders; the schema holds the rule (one source for both).
@@ -55,10 +58,11 @@ except ConfigError as exc:
 SEARCH_BENCHMARKS = CATALOG.search_benchmarks
 
 
-def settings_of(wildcards):
-    """run_settings of the run (or split) a job belongs to."""
-    return CATALOG.run_settings(wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
-                                int(wildcards.split) if hasattr(wildcards, "split") else None)
+def run_of(wildcards):
+    """(benchmark, protocol, variant, seed, split) of the run (or split) a job belongs to, as CATALOG's
+    run_settings and run_device take it."""
+    return (wildcards.benchmark, wildcards.protocol, wildcards.variant, int(wildcards.seed),
+            int(wildcards.split) if hasattr(wildcards, "split") else None)
 
 
 # --------------------------------------------------------------------------- the results layout

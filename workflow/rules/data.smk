@@ -1,6 +1,7 @@
 # Data preparation: generate the demo, fine-tune the backbone on the seen classes, extract features
 # from images, download the public archive, and verify every benchmark's files (recording their
-# checksums) before anything trains on them.
+# checksums) before anything trains on them. Fine-tuning and extraction decode images on the job's
+# threads (--workers) and, on a GPU, hold a slot of the local GPU pool (tfvaegan.gpu_slots).
 
 
 rule demo_benchmark:
@@ -42,6 +43,7 @@ rule finetune_backbone:
     params:
         image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
         args=lambda w: CATALOG.finetuning_args(w.folder, w.embedding),
+        device=lambda w: CATALOG.feature_device(w.folder, w.embedding, "finetuning"),  # its GPU slot (gpu_slots)
     message:
         "{rule}: the backbone fine-tuned on trainval_loc of {input.split} -> {output} ({threads} thread(s), "
         "{resources.gpu} GPU(s), {resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -55,8 +57,10 @@ rule finetune_backbone:
     resources:
         **resources_of("finetune", gpu=True),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan finetune --image-root {params.image_root}"
-        " --list {input.images} --split-file {input.split} --out {output} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device}"
+        " --gpus-requested {resources.gpu} --"
+        " python -m tfvaegan finetune --image-root {params.image_root} --list {input.images}"
+        " --split-file {input.split} --out {output} {params.args} --workers {threads} > {log} 2>&1"
 
 
 rule extract_features:
@@ -71,6 +75,7 @@ rule extract_features:
     params:
         image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
         args=lambda w: CATALOG.extraction_args(w.folder, w.embedding, finetuned_backbone(w) or None),
+        device=lambda w: CATALOG.feature_device(w.folder, w.embedding, "extraction"),  # cpu: no GPU slot
     message:
         "{rule}: the images of {input.images} -> {output} ({threads} thread(s), "
         "{resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -84,8 +89,9 @@ rule extract_features:
     resources:
         **resources_of("extract"),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan extract --image-root {params.image_root}"
-        " --list {input.images} --out {output} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device} --"
+        " python -m tfvaegan extract --image-root {params.image_root} --list {input.images} --out {output}"
+        " {params.args} --workers {threads} > {log} 2>&1"
 
 
 # The val protocol's selection backbone of a `features: finetune` entry, one per feature file and seed (the seed
@@ -102,6 +108,7 @@ use rule finetune_backbone as finetune_selection_backbone with:
     params:
         image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
         args=lambda w: CATALOG.selection_finetuning_args(w.folder, w.embedding, int(w.seed)),
+        device=lambda w: CATALOG.feature_device(w.folder, w.embedding, "finetuning"),
     message:
         "{rule}: the backbone fine-tuned on the validation split's training part (seed {wildcards.seed}) of "
         "{input.split} -> {output} ({threads} thread(s), {resources.gpu} GPU(s), {resources.mem_mb} MB, "
@@ -124,6 +131,7 @@ use rule extract_features as extract_selection_features with:
     params:
         image_root=lambda w: CATALOG.image_path(w.folder, w.embedding, "image_root"),
         args=lambda w: CATALOG.extraction_args(w.folder, w.embedding, SELECTION_BACKBONE.format(**w)),
+        device=lambda w: CATALOG.feature_device(w.folder, w.embedding, "extraction"),
     log:
         "logs/extract_selection_features/{folder}/{embedding}_seed{seed}.log",
     benchmark:

@@ -17,6 +17,8 @@ try:  # trial name -> its settings, in the draws' order
     SEARCH_SPEC, SEARCH_BASE, SEARCH_TRIALS = search_space.plan_workflow_search(CATALOG)
 except ConfigError as exc:
     _fail(str(exc))
+# The device of the search's runs (the trials' and the final run's): the searched run's (its GPU slot).
+SEARCH_DEVICE = SEARCH_SPEC and CATALOG.run_device(SEARCH_SPEC.benchmark, "val", SEARCH_SPEC.variant, SEARCH_SPEC.seed)
 
 
 wildcard_constraints:
@@ -39,6 +41,7 @@ rule search_trial:
             CATALOG.selection_args(w.benchmark, "val", SEARCH_SPEC.seed)])),  # + a fine-tuned one's selection features
         trial=lambda w: " ".join(shlex.quote(f"--trial={k}={json.dumps(v)}") for k, v in SEARCH_TRIALS[w.trial].items()),
         values=lambda w: json.dumps({**SEARCH_BASE, **SEARCH_TRIALS[w.trial]}, sort_keys=True),  # a change reruns it
+        device=SEARCH_DEVICE,  # the GPU slot it waits for (tfvaegan.gpu_slots)
     message:
         "{rule}: trial {wildcards.trial} on the validation split -> {output} ({threads} thread(s), "
         "{resources.gpu} GPU(s), {resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -52,7 +55,9 @@ rule search_trial:
     resources:
         **resources_of("train", gpu=True),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan search trial --data-root {params.data_root}"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device}"
+        " --gpus-requested {resources.gpu} --"
+        " python -m tfvaegan search trial --data-root {params.data_root}"
         " --config {params.config} {params.sets} {params.trial} --out {output} > {log} 2>&1"
 
 
@@ -101,6 +106,7 @@ rule search_final:
         data_root=DATA,
         out_dir=lambda w, output: Path(output.metrics).parent,
         selection=lambda w: CATALOG.selection_args(w.benchmark, "val", SEARCH_SPEC.seed),  # as the trials read
+        device=SEARCH_DEVICE,
     message:
         "{rule}: {input.best} retrained on trainval, tested once -> {output.metrics} ({threads} thread(s), "
         "{resources.gpu} GPU(s), {resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -114,7 +120,9 @@ rule search_final:
     resources:
         **resources_of("train", gpu=True),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan run --data-root {params.data_root} --config {input.best}"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device}"
+        " --gpus-requested {resources.gpu} --"
+        " python -m tfvaegan run --data-root {params.data_root} --config {input.best}"
         " --benchmark {wildcards.benchmark:q} --variant search --out {params.out_dir} {params.selection} > {log} 2>&1"
 
 

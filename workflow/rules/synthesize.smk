@@ -11,6 +11,7 @@ rule synthesize:
         benchmark=PLAIN_BENCHMARK_REGEX,
     params:
         data_root=DATA,
+        device=lambda w: CATALOG.run_device(*run_of(w)),  # the GPU slot it waits for (tfvaegan.gpu_slots)
     conda:
         CONDA_ENV
     log:
@@ -21,7 +22,9 @@ rule synthesize:
     resources:
         **resources_of("synthesize", gpu=True),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan synthesize --model {input.model}"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device}"
+        " --gpus-requested {resources.gpu} --"
+        " python -m tfvaegan synthesize --model {input.model}"
         " --data-root {params.data_root} --out {output} > {log} 2>&1"
 
 

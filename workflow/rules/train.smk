@@ -1,7 +1,8 @@
 # Train the generative model of one run (of one split of a run, for the action benchmarks).
 # params.values holds the run's resolved config, so a changed hyperparameter of one benchmark reruns
 # exactly that benchmark's runs. The command resumes from <model>.ckpt after an interruption (train
-# writes resumable checkpoints).
+# writes resumable checkpoints). GPU jobs run on a slot of the local GPU pool (tfvaegan.gpu_slots: one card, seen
+# alone through CUDA_VISIBLE_DEVICES; waiting while every slot is taken).
 
 
 rule train:
@@ -17,9 +18,10 @@ rule train:
         data_root=DATA,
         config=lambda w: CATALOG.benchmark_file(w.benchmark),
         # the run's --set arguments, and a val-protocol fine-tuned run's --selection-features (unchanged for others)
-        sets=lambda w: " ".join(filter(None, [settings_of(w)[0], CATALOG.selection_args(w.benchmark, w.protocol,
-                                                                                         int(w.seed))])),
-        values=lambda w: settings_of(w)[1],
+        sets=lambda w: " ".join(filter(None, [CATALOG.run_settings(*run_of(w))[0],
+                                              CATALOG.selection_args(w.benchmark, w.protocol, int(w.seed))])),
+        values=lambda w: CATALOG.run_settings(*run_of(w))[1],
+        device=lambda w: CATALOG.run_device(*run_of(w)),  # the GPU slot it waits for (tfvaegan.gpu_slots)
     message:
         "{rule}: TF-VAEGAN -> {output.model} ({threads} thread(s), {resources.gpu} GPU(s), "
         "{resources.mem_mb} MB, at most {resources.runtime} min)"
@@ -33,7 +35,9 @@ rule train:
     resources:
         **resources_of("train", gpu=True),
     shell:
-        "OMP_NUM_THREADS={threads} python -m tfvaegan train --data-root {params.data_root} --config {params.config}"
+        "OMP_NUM_THREADS={threads} python -m tfvaegan.gpu_slots --device {params.device}"
+        " --gpus-requested {resources.gpu} --"
+        " python -m tfvaegan train --data-root {params.data_root} --config {params.config}"
         " {params.sets} --model {output.model} --log {output.log} > {log} 2>&1"
 
 
