@@ -726,8 +726,10 @@ def test_run_killed_mid_training_resumes_and_completes(tiny_workflow):
                                 target.relative_to(workdir))  # targets are relative to the working directory
     # Training waits after epoch 3 (and its checkpoint) until interrupted: the Ctrl-C lands mid-training
     # however fast or loaded the machine is.
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                             env=snakemake_environment(TFVAEGAN_PAUSE_AFTER_EPOCH="3"))
+    first_output = workdir / "killed_run.out"  # what Snakemake printed, shown if it does not stop
+    with first_output.open("w") as out:
+        first = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                 env=snakemake_environment(TFVAEGAN_PAUSE_AFTER_EPOCH="3"))
     train_log = workdir / "logs" / "train" / "demo_slow" / "paper" / "tfvaegan" / "seed0.log"
     deadline = time.monotonic() + 600
     while first.poll() is None and time.monotonic() < deadline and not (
@@ -736,7 +738,12 @@ def test_run_killed_mid_training_resumes_and_completes(tiny_workflow):
     checkpoint = target.with_suffix(".ckpt")
     assert checkpoint.exists(), "training never reached its pause after epoch 3"
     os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running job
-    first.wait(timeout=120)
+    try:
+        first.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(first.pid, signal.SIGKILL)
+        pytest.fail("Snakemake did not stop within 120 s of Ctrl-C; its output:\n" + first_output.read_text()[-3000:]
+                    + "\ntraining's log:\n" + train_log.read_text()[-1500:])
     assert not target.exists() and checkpoint.exists()
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=900, env=snakemake_environment())
