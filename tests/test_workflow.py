@@ -728,7 +728,10 @@ def test_run_killed_mid_training_resumes_and_completes(tiny_workflow):
     # however fast or loaded the machine is.
     first_output = workdir / "killed_run.out"  # what Snakemake printed, shown if it does not stop
     with first_output.open("w") as out:
+        # Ctrl-C's default action restored in Snakemake's process: a test runner may start its workers with
+        # SIGINT ignored, which every child would inherit (seen under CI: the Ctrl-C below then did nothing).
         first = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                                  env=snakemake_environment(TFVAEGAN_PAUSE_AFTER_EPOCH="3"))
     train_log = workdir / "logs" / "train" / "demo_slow" / "paper" / "tfvaegan" / "seed0.log"
     deadline = time.monotonic() + 600
