@@ -114,6 +114,12 @@ class TrainingData:
     source: str = "the split file"  # named in messages
 
 
+def training_data(data: ZSLData | TrainingData, cfg) -> TrainingData:
+    """`data` as training under `cfg` is given it: a split is cut down (ZSLData.for_training), a TrainingData
+    is already what training may see."""
+    return data if isinstance(data, TrainingData) else data.for_training(cfg)
+
+
 def l2_normalise_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows divided by their L2 norm, in float32 as the official loader computes it."""
     matrix = matrix.astype(np.float32)

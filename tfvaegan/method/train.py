@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from tfvaegan.config import Config
-from tfvaegan.data.preprocess import TrainingData, ZSLData
+from tfvaegan.data.preprocess import TrainingData, ZSLData, training_data
 from tfvaegan.errors import exception_first_line
 from tfvaegan.fileio import atomic_torch_save
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss, vae_loss
@@ -73,7 +73,7 @@ class Trainer:
         self.cfg = cfg
         # A split is cut down to what training may see at once: the trainer never holds a test label
         # that the config does not ask for (data/preprocess.py, TrainingData).
-        self.data = data if isinstance(data, TrainingData) else data.for_training(cfg)
+        self.data = training_data(data, cfg)
         data = self.data
         self.device = device
         self.model = TFVAEGAN(cfg).to(device)
@@ -279,7 +279,7 @@ def train(cfg: Config, data: TrainingData | ZSLData, device: torch.device, *,
     seed = cfg.manualSeed if cfg.manualSeed is not None else 0
     torch.manual_seed(seed)  # seeds CUDA too
     eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    trainer = make_trainer(cfg, data if isinstance(data, TrainingData) else data.for_training(cfg), device)
+    trainer = make_trainer(cfg, training_data(data, cfg), device)
     result = TrainResult(trainer, resume(checkpoint, fingerprint, trainer, eval_generator, log))
     elapsed = sum(row["seconds"] for row in result.history)
     started, first_epoch = time.perf_counter(), len(result.history)  # for the progress line's clock

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from tfvaegan.config import Config
-from tfvaegan.data.preprocess import TrainingData, ZSLData
+from tfvaegan.data.preprocess import TrainingData, ZSLData, training_data
 from tfvaegan.errors import DataError
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss
 from tfvaegan.method.models import UnconditionalCritic
@@ -53,7 +53,7 @@ class UnlabelledSet:
 
 def unlabelled_set(data: TrainingData | ZSLData, cfg: Config) -> UnlabelledSet:
     """The unlabelled part of `data` as transductive training may use it (DataError when empty)."""
-    data = data if isinstance(data, TrainingData) else data.for_training(cfg)
+    data = training_data(data, cfg)
     if data.unlabelled_feature is None:
         raise DataError(f"{data.source}: transductive training needs unlabelled rows; this data was cut for "
                         f"inductive training")
@@ -67,7 +67,7 @@ class TransductiveTrainer(Trainer):
     history_losses = HISTORY_LOSSES + ("loss_d2", "wasserstein2")
 
     def __init__(self, cfg: Config, data: TrainingData | ZSLData, device: torch.device):
-        data = data if isinstance(data, TrainingData) else data.for_training(cfg)
+        data = training_data(data, cfg)
         self.unlabelled = unlabelled_set(data, cfg)
         self.critic2 = UnconditionalCritic(cfg.resSize, cfg.ndh).to(device)  # made first: the authors' order
         super().__init__(cfg, data, device)
