@@ -106,13 +106,16 @@ def _outside_imports(path: Path) -> set[str]:
 
 
 def test_the_oracle_imports_nothing_of_the_code_it_checks():
-    """bench/official.py and bench/official_transductive.py transcribe the official code: a test comparing
+    """bench/official*.py transcribe the official (and the lineage's reference) code: a test comparing
     the package with them compares two independent computations only while they import nothing of the
     package (method, data, stages, protocols, config, ...), the stdlib, torch and each other aside."""
-    assert ORACLE == ["tfvaegan.bench.official", "tfvaegan.bench.official_transductive"]
+    lineage = ["tfvaegan.bench.official_fclswgan", "tfvaegan.bench.official_free"]  # f-CLSWGAN's, FREE's
+    assert set(ORACLE) <= {"tfvaegan.bench.official", "tfvaegan.bench.official_transductive", *lineage}
+    assert {"tfvaegan.bench.official", "tfvaegan.bench.official_transductive"} <= set(ORACLE)
     package = {name: sorted(GRAPH[name]) for name in ORACLE}
     assert package == {"tfvaegan.bench.official": [],
-                       "tfvaegan.bench.official_transductive": ["tfvaegan.bench.official"]}
+                       "tfvaegan.bench.official_transductive": ["tfvaegan.bench.official"],
+                       **{name: [] for name in lineage if name in ORACLE}}
     outside = {name: sorted(_outside_imports(MODULES[name]) - set(sys.stdlib_module_names)) for name in ORACLE}
     assert outside == {name: ["torch"] for name in ORACLE}
 

@@ -18,7 +18,8 @@ from tfvaegan.config import TRANSDUCTIVE_UNLABELLED, from_mapping
 from tfvaegan.data.preprocess import TrainingData
 from tfvaegan.errors import ConfigError, DataError
 from tfvaegan.method.train import Trainer, train
-from tfvaegan.method.transductive import TransductiveTrainer, trainer_for, unlabelled_set
+from tfvaegan.method.lineage import trainer_for
+from tfvaegan.method.transductive import TransductiveTrainer, unlabelled_set
 from toy import TINY, toy_arrays, write_toy
 
 LOSSES = ("loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1", "loss_d2", "wasserstein2")

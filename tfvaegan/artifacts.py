@@ -28,14 +28,14 @@ from tfvaegan.errors import UserError, exception_first_line
 from tfvaegan.fileio import atomic_path
 from tfvaegan.record import HEADLINE_METRICS, provenance
 from tfvaegan.method.metrics import PerClass
-from tfvaegan.method.models import TFVAEGAN
+from tfvaegan.method.lineage import model_for
+from tfvaegan.method.models import FVAEGAN
 
 MODEL_FORMAT = "tfvaegan-model/1"
 SYNTHETIC_FORMAT = "tfvaegan-synthetic/1"
 LOG_COLUMNS = ("epoch", "seconds", "loss_d", "loss_g", "wasserstein", "vae_loss", "lambda1",
                *HEADLINE_METRICS, "eval_split",
                "loss_d2", "wasserstein2")  # transductive training only (empty otherwise)
-SAVED_MODULES = ("generator", "decoder", "feedback")  # what synthesis and classification need
 # model.pt keys the later stages read, and the type each must have
 MODEL_KEYS = {"config": dict, "state": dict, "selection": dict, "data": dict, "data_root": str,
               "epochs_trained": int, "seconds_per_epoch": (int, float)}
@@ -69,7 +69,7 @@ def model_identity(saved: dict) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"config": saved["config"], "selection": saved["selection"]},
                              sort_keys=True, default=str).encode())
-    for name in SAVED_MODULES:
+    for name in saved["state"]:  # the model's saved_modules, in its order (TF-VAEGAN: generator, decoder, feedback)
         for key in sorted(saved["state"][name]):
             tensor = saved["state"][name][key].detach().cpu().contiguous()
             digest.update(f"\n{name}.{key}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
@@ -78,14 +78,14 @@ def model_identity(saved: dict) -> str:
 
 
 # --------------------------------------------------------------------------- model.pt and train_log.csv
-def model_record(cfg: Config, model: TFVAEGAN, history: list[dict], selection: dict, *,
+def model_record(cfg: Config, model: FVAEGAN, history: list[dict], selection: dict, *,
                  seconds_per_epoch: float, epochs_trained: int, data_root: Path, data: dict,
                  device: torch.device) -> dict:
     """What model.pt holds."""
     return {
         "format": MODEL_FORMAT,
         "config": cfg.to_dict(),
-        "state": {name: getattr(model, name).state_dict() for name in SAVED_MODULES},
+        "state": {name: getattr(model, name).state_dict() for name in model.saved_modules},
         "history": history,
         "selection": selection,
         "seconds_per_epoch": seconds_per_epoch,
@@ -189,10 +189,11 @@ def read_model(path: Path) -> tuple[dict, Config]:
     return saved, cfg
 
 
-def restore_model(saved: dict, cfg: Config, path: Path) -> TFVAEGAN:
-    """The model file's generator, decoder and feedback module in a TFVAEGAN of its config (on the CPU)."""
-    model = TFVAEGAN(cfg)
-    for name in SAVED_MODULES:
+def restore_model(saved: dict, cfg: Config, path: Path) -> FVAEGAN:
+    """The model file's modules (its method's saved_modules: TF-VAEGAN's generator, decoder and feedback
+    module) in an untrained model of its config (on the CPU)."""
+    model = model_for(cfg)
+    for name in model.saved_modules:
         _load_state(getattr(model, name), saved["state"].get(name), f"{path}: key 'state.{name}")
     return model.eval()
 

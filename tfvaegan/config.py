@@ -37,12 +37,22 @@ class Config:
     attSize: int | None = None  # class-embedding width; from the data (checked if given)
     nclass_all: int | None = None  # number of classes; from the data (checked if given)
 
+    # ---------------------------------------------------------------- the method (docs/methods.md)
+    # tfvaegan | fclswgan (f-CLSWGAN) | fvaegan (f-VAEGAN; f-VAEGAN-D2 with transductive) | free (FREE).
+    # Keys only some methods read are listed in METHOD_KEYS; another method refuses them unless at their default.
+    method: str = "tfvaegan"
+    cls_weight: float = 1.0  # fclswgan: weight of the pre-trained seen-class classifier's loss on fakes (clswgan.py default)
+    center_weight: float = 0.5  # free: weight of the self-adaptive margin center loss (FREE config.py default)
+    center_margin: float = 150.0  # free: the center loss's margin (FREE config.py default)
+    incenter_weight: float = 0.5  # free: the center loss's weight of the own-class distance (FREE config.py default)
+    center_loss: str = "margin"  # free: margin (a random other class: CUB, FLO, SUN) | min_margin (the nearest: AWA)
+
     # ---------------------------------------------------------------- model widths
     nz: int | None = None  # noise width; = attSize when unset, as in every official script
     latent_size: int | None = None  # VAE latent width; = attSize when unset
     encoder_hidden: int = 4096  # official encoder_layer_sizes[-1]
     generator_hidden: int = 4096  # official decoder_layer_sizes[0]; must equal ngh (feedback is added to it)
-    ngh: int = 4096  # semantic decoder and feedback module width
+    ngh: int = 4096  # semantic decoder and feedback module width (free: the refinement module's; fclswgan: the generator's)
     ndh: int = 1024  # critic hidden width
 
     # ---------------------------------------------------------------- generative training
@@ -60,7 +70,7 @@ class Config:
     a1: float = 1.0  # feedback weight during training
     a2: float = 1.0  # feedback weight at synthesis
     recons_weight: float = 1.0  # weight of the semantic decoder's reconstruction loss
-    feedback_loop: int = 2  # passes per epoch; pass 2 applies feedback (1 = no feedback)
+    feedback_loop: int = 2  # passes per epoch; in tfvaegan pass 2 applies feedback (1 = no feedback); free: --loop
     freeze_dec: bool = False  # decoder not updated by the generator step
     encoded_noise: bool = False  # critic/generator fed with the encoder's z instead of N(0, I)
     manualSeed: int | None = None  # None: drawn at random and recorded
@@ -162,7 +172,35 @@ _POSITIVE_INTS = (
 # The transductive priors (docs/transductive.md), named once: the trainer and the tables read them here.
 TRANSDUCTIVE_PRIORS = ("uniform", "labels")
 TRANSDUCTIVE_UNLABELLED = ("test", "test_unseen")  # the unlabelled sets, honest one first
-_CHOICES = {"protocol": ("paper", "val"), "od_sampler": ("official", "random"),
+METHODS = ("tfvaegan", "fclswgan", "fvaegan", "free")  # the lineage, in the `method` key (docs/methods.md)
+VAE_METHODS = ("tfvaegan", "fvaegan", "free")  # an encoder: encoded_noise, VAE loss
+TRANSDUCTIVE_METHODS = ("tfvaegan", "fvaegan")  # a transductive form (fvaegan's: f-VAEGAN-D2)
+# The keys only some methods read -> (those methods, what the key sets). Another method refuses a key away from
+# its default, so that a setting never reaches a run that would silently ignore it.
+METHOD_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
+    "a1": (("tfvaegan",), "the feedback's weight in training"),
+    "a2": (("tfvaegan",), "the feedback's weight at synthesis"),
+    "feed_lr": (("tfvaegan",), "the feedback module's learning rate"),
+    "bce_att": (("tfvaegan",), "the semantic decoder's BCE targets (action code)"),
+    "recons_weight": (("tfvaegan", "free"), "the semantic decoder's (free: refinement module's) loss weight"),
+    "dec_lr": (("tfvaegan", "free"), "the semantic decoder's (free: refinement module's) learning rate"),
+    "freeze_dec": (("tfvaegan", "free"), "the decoder (free: refinement module) left out of the generator step"),
+    "disc_features": (("tfvaegan", "free"), "classification on the decoder's (free: refined) features"),
+    "encoded_noise": (VAE_METHODS, "the encoder's z for the critic's fakes"),
+    "encoder_hidden": (VAE_METHODS, "the encoder's width"),
+    "generator_hidden": (VAE_METHODS, "the VAE generator's width (fclswgan's generator is ngh wide)"),
+    "cls_weight": (("fclswgan",), "the pre-trained classifier's loss weight"),
+    "center_weight": (("free",), "the center loss's weight"),
+    "center_margin": (("free",), "the center loss's margin"),
+    "incenter_weight": (("free",), "the center loss's own-class weight"),
+    "center_loss": (("free",), "the center loss's form"),
+    "transductive": (TRANSDUCTIVE_METHODS, "transductive training (a second critic on unlabelled features)"),
+    "transductive_unlabelled": (TRANSDUCTIVE_METHODS, "the transductive critic's unlabelled set"),
+    "transductive_prior": (TRANSDUCTIVE_METHODS, "the transductive fakes' classes"),
+    "gammaD2": (TRANSDUCTIVE_METHODS, "the transductive critic's weight"),
+    "gammaG_D2": (TRANSDUCTIVE_METHODS, "the generator's transductive term's weight"),
+}
+_CHOICES = {"method": METHODS, "center_loss": ("margin", "min_margin"), "protocol": ("paper", "val"), "od_sampler": ("official", "random"),
             "features": ("plain", "finetuned"), "transductive_prior": TRANSDUCTIVE_PRIORS,
             "transductive_unlabelled": TRANSDUCTIVE_UNLABELLED}
 
@@ -209,7 +247,8 @@ def validate(cfg: Config, source: str = "config") -> Config:
         raise ConfigError(
             f"{source}: key 'val_unseen_fraction': expected in (0, 1) or null, found {cfg.val_unseen_fraction}"
         )
-    if cfg.feedback_loop > 1 and cfg.generator_hidden != cfg.ngh:
+    _check_method_keys(cfg, source)
+    if cfg.method == "tfvaegan" and cfg.feedback_loop > 1 and cfg.generator_hidden != cfg.ngh:
         raise ConfigError(
             f"{source}: keys 'generator_hidden' and 'ngh': the feedback module's output (ngh wide) is added "
             f"to the generator's hidden layer (generator_hidden wide), so they must agree; "
@@ -219,6 +258,26 @@ def validate(cfg: Config, source: str = "config") -> Config:
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", cfg.device):
         raise ConfigError(f"{source}: key 'device': expected auto, cpu, cuda or cuda:N, found {cfg.device!r}")
     return cfg
+
+
+def _check_method_keys(cfg: Config, source: str) -> None:
+    """A key of another method, away from its default, is refused: the run would ignore it."""
+    if cfg.transductive and cfg.method not in TRANSDUCTIVE_METHODS:
+        raise ConfigError(
+            f"{source}: key 'transductive': method {cfg.method!r} has no transductive form (those with one: "
+            f"{', '.join(TRANSDUCTIVE_METHODS)}; fvaegan's is f-VAEGAN-D2); expected false, found true")
+    for key, (owners, meaning) in METHOD_KEYS.items():
+        value = getattr(cfg, key)
+        if cfg.method not in owners and value != getattr(Config, key):
+            raise ConfigError(
+                f"{source}: key {key!r} ({meaning}) is read by method {' and '.join(owners)} only; method "
+                f"{cfg.method!r} would ignore it: expected it unset (default {getattr(Config, key)!r}), "
+                f"found {value!r}")
+    for key in ("cls_weight", "center_weight", "center_margin"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{source}: key '{key}': expected a number >= 0, found {getattr(cfg, key)}")
+    if not 0 <= cfg.incenter_weight <= 1:
+        raise ConfigError(f"{source}: key 'incenter_weight': expected a number in [0, 1], found {cfg.incenter_weight}")
 
 
 _FIELD_TYPES = typing.get_type_hints(Config)

@@ -33,7 +33,7 @@ from tfvaegan.fileio import atomic_write_text
 from tfvaegan.method.evaluate import classifier_steps_per_epoch, evaluate
 from tfvaegan.method.selection import TRANSFER, final_classifier_epochs, paper_selection, val_selection
 from tfvaegan.method.train import train
-from tfvaegan.method.transductive import trainer_for
+from tfvaegan.method.lineage import trainer_for
 from tfvaegan.record import HEADLINE_METRICS, log
 
 SOURCE_VAL_LOC = "xlsa17 val_loc"

@@ -228,13 +228,14 @@ def _kept_counts(kept: tuple[Tensor, Tensor | None] | None, label: Tensor, class
     return per_class_counts(kept[0], label, classes, kept[1])
 
 
-def feature_transform(model, use_discriminative: bool):
-    """The classifier's input: [x, decoder output, decoder hidden] or x itself."""
-    if not use_discriminative:
+def feature_transform(model, use_discriminative: bool, generator: torch.Generator | None = None):
+    """The classifier's input: the model's discriminative features (TF-VAEGAN: [x, decoder output, decoder
+    hidden]; FREE: the refined features, drawn with `generator`) or x itself (also for a model without any)."""
+    if not use_discriminative or not model.refines_features:
         return lambda x: x
 
     def transform(x: Tensor) -> Tensor:
-        return torch.cat([model.discriminative_features(part).float() for part in x.split(CHUNK_ROWS)])
+        return torch.cat([model.discriminative_features(part, generator).float() for part in x.split(CHUNK_ROWS)])
 
     return transform
 
@@ -255,7 +256,7 @@ def evaluate(model, data, cfg, generator: torch.Generator, *, select: str = "bes
     syn_x, syn_y = synthetic
     was_training = model.training
     model.eval()
-    transform = feature_transform(model, cfg.disc_features)
+    transform = feature_transform(model, cfg.disc_features, generator)
     syn_f = transform(syn_x)
     evaluation = EvalSet(transform(data.test_seen_feature), data.test_seen_label,
                          transform(data.test_unseen_feature), data.test_unseen_label)

@@ -1,5 +1,6 @@
 """The paper's boxes: Encoder, Generator, Critic, semantic Decoder and Feedback module (and, for
-transductive training, the unconditional critic D2).
+transductive training, the unconditional critic D2); `FVAEGAN`, the encoder, generator and critic of
+f-VAEGAN, which `TFVAEGAN` extends with the decoder and the feedback module, as the paper extends it.
 
 Layer sizes, LeakyReLU(0.2), the generator's sigmoid output and N(0, 0.02) initialisation follow
 the official networks/TFVAEGAN_model.py. Unlike it, every width is an argument: the official code
@@ -47,12 +48,15 @@ class Encoder(nn.Module):
 
 
 class Generator(nn.Module):
-    """p(x | z, a), with the feedback added to its hidden layer: x̂ = σ(W₂(h + α·feedback))."""
+    """p(x | z, a), with the feedback added to its hidden layer: x̂ = σ(W₂(h + α·feedback)).
 
-    def __init__(self, nz: int, att_size: int, res_size: int, hidden: int):
+    `relu_output`: f-CLSWGAN's MLP_G, whose output is ReLU(W₂h) (no feedback there)."""
+
+    def __init__(self, nz: int, att_size: int, res_size: int, hidden: int, relu_output: bool = False):
         super().__init__()
         self.fc1 = nn.Linear(nz + att_size, hidden)
         self.fc3 = nn.Linear(hidden, res_size)
+        self.relu_output = relu_output
         self.apply(init_weights)
 
     def hidden(self, z: Tensor, att: Tensor) -> Tensor:
@@ -61,6 +65,8 @@ class Generator(nn.Module):
     def output(self, hidden: Tensor, feedback: Tensor | None = None, weight: float = 0.0) -> Tensor:
         if feedback is not None:
             hidden = hidden + weight * feedback
+        if self.relu_output:
+            return torch.relu(self.fc3(hidden).float())
         # The sigmoid runs in float32 even under bf16 autocast (amp): there it would round to exactly
         # 1 from x ≈ 7 (float32: x ≈ 17), and such units meet the VAE loss's BCE at its clamp with
         # zero gradient. Without autocast .float() is a no-op.
@@ -135,16 +141,47 @@ class Feedback(nn.Module):
         return leaky(self.fc2(leaky(self.fc1(decoder_hidden))))
 
 
-class TFVAEGAN(nn.Module):
-    """The five boxes together, built from a resolved config (sizes filled from the data)."""
+class FVAEGAN(nn.Module):
+    """f-VAEGAN's boxes (Xian et al. 2019): the encoder, the generator and the conditional critic, built from a
+    resolved config (sizes filled from the data). No semantic decoder, no feedback: synthesis is G(z, a) and
+    the classifiers read the features themselves."""
+
+    saved_modules: tuple[str, ...] = ("generator",)  # what synthesis and classification need (model.pt)
+    uses_feedback = False
+    refines_features = False  # the classifiers read x itself: disc_features has nothing to add
 
     def __init__(self, cfg: Config):
         super().__init__()
         if cfg.resSize is None or cfg.attSize is None or cfg.nz is None or cfg.latent_size is None:
-            raise ValueError("TFVAEGAN needs a resolved config (Config.resolved) with data sizes filled in")
+            raise ValueError(f"{type(self).__name__} needs a resolved config (Config.resolved) with data sizes filled in")
         self.encoder = Encoder(cfg.resSize, cfg.attSize, cfg.latent_size, cfg.encoder_hidden)
         self.generator = Generator(cfg.nz, cfg.attSize, cfg.resSize, cfg.generator_hidden)
         self.critic = Critic(cfg.resSize, cfg.attSize, cfg.ndh)
+        self.decoder: nn.Module | None = None  # TFVAEGAN's semantic decoder; the trainers test for it
+
+    def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None,
+                 feedback_source: Tensor | None = None) -> Tensor:
+        """x̃ = G(z, a) (the model has no feedback: the trainers pass no weight)."""
+        return self.generator(z, att)
+
+    @torch.no_grad()
+    def synthesize(self, z: Tensor, att: Tensor) -> Tensor:
+        """Features for noise z and class embeddings att, as at synthesis."""
+        return self.generate(z, att)
+
+    @torch.no_grad()
+    def discriminative_features(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return x
+
+
+class TFVAEGAN(FVAEGAN):
+    """The five boxes together: f-VAEGAN's, the semantic decoder and the feedback module."""
+
+    saved_modules = ("generator", "decoder", "feedback")
+    refines_features = True
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
         self.decoder = Decoder(cfg.resSize, cfg.attSize, cfg.ngh, sigmoid_output=cfg.bce_att)
         self.feedback = Feedback(cfg.ngh)
         self.a2 = cfg.a2
@@ -177,7 +214,7 @@ class TFVAEGAN(nn.Module):
         return self.generate(z, att, self.a2 if self.uses_feedback else None)
 
     @torch.no_grad()
-    def discriminative_features(self, x: Tensor) -> Tensor:
+    def discriminative_features(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """[x, decoder output, decoder hidden] (the official order): what the final classifier sees."""
         hidden, out = self.decoder(x)
         return torch.cat((x, out, hidden), dim=1)

@@ -40,32 +40,36 @@ from tfvaegan.data.preprocess import TrainingData, ZSLData, training_data
 from tfvaegan.errors import exception_first_line
 from tfvaegan.fileio import atomic_torch_save
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss, vae_loss
-from tfvaegan.method.models import TFVAEGAN
+from tfvaegan.method.models import FVAEGAN, TFVAEGAN
 
 HISTORY_LOSSES = ("loss_d", "loss_g", "wasserstein", "vae_loss")
 
 
-def make_optimizers(model: TFVAEGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(model: FVAEGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
     """One Adam per module, as the official script builds them: lr for the encoder, generator and
-    critic, feed_lr for the feedback module, dec_lr for the decoder; betas (beta1, 0.999) except for
-    the encoder, which keeps Adam's default betas.
+    critic, feed_lr for the feedback module, dec_lr for the decoder (f-VAEGAN has neither); betas
+    (beta1, 0.999) except for the encoder, which keeps Adam's default betas.
 
     Fused Adam: one kernel per parameter group instead of a pass per operation; on a CPU it is ~5x
     faster than the default, which matters with ~160M parameter updates per step.
     """
     betas = (cfg.beta1, 0.999)
     adam = lambda module, **settings: torch.optim.Adam(getattr(model, module).parameters(), fused=True, **settings)
-    return {
+    optimizers = {
         "encoder": adam("encoder", lr=cfg.lr),
         "generator": adam("generator", lr=cfg.lr, betas=betas),
         "critic": adam("critic", lr=cfg.lr, betas=betas),
-        "feedback": adam("feedback", lr=cfg.feed_lr, betas=betas),
-        "decoder": adam("decoder", lr=cfg.dec_lr, betas=betas),
     }
+    if isinstance(model, TFVAEGAN):
+        optimizers["feedback"] = adam("feedback", lr=cfg.feed_lr, betas=betas)
+        optimizers["decoder"] = adam("decoder", lr=cfg.dec_lr, betas=betas)
+    return optimizers
 
 
 class Trainer:
-    """The model, its optimisers and the penalty weight λ; `step` is one generator step."""
+    """The model, its optimisers and the penalty weight λ; `step` is one generator step.
+
+    TF-VAEGAN's, and f-VAEGAN's (`method: fvaegan`): the same step without the decoder and feedback."""
 
     history_losses = HISTORY_LOSSES  # the per-epoch means of `step`'s outputs, in train_log.csv
 
@@ -76,8 +80,10 @@ class Trainer:
         self.data = training_data(data, cfg)
         data = self.data
         self.device = device
-        self.model = TFVAEGAN(cfg).to(device)
-        self.opt = make_optimizers(self.model, cfg)
+        self.model = self.make_model(cfg).to(device)
+        self.opt = self.make_optimizers()
+        # The semantic decoder's loss is computed: a decoder (tfvaegan), at a weight above 0.
+        self.decodes = self.model.decoder is not None and cfg.recons_weight > 0
         self.lambda1 = torch.tensor(cfg.lambda1, device=device)
         # The decoder regresses the min-max scaled targets in the action code's bce_att mode.
         self.decoder_target = data.bce_attribute if cfg.bce_att and data.bce_attribute is not None else data.attribute
@@ -91,6 +97,12 @@ class Trainer:
             self.decoder_update_loss = torch.compile(self.decoder_update_loss, dynamic=False)
             self.fake_features = torch.compile(self.fake_features, dynamic=False)
             self.generator_losses = torch.compile(self.generator_losses, dynamic=False)
+
+    def make_model(self, cfg: Config) -> FVAEGAN:
+        return TFVAEGAN(cfg) if cfg.method == "tfvaegan" else FVAEGAN(cfg)
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return make_optimizers(self.model, self.cfg)
 
     # ------------------------------------------------------------------ the step
     def step(self, feedback_pass: bool) -> dict[str, Tensor]:
@@ -109,23 +121,29 @@ class Trainer:
     def sample(self) -> tuple[Tensor, Tensor, Tensor]:
         """Official next_seen_batch: a random subset of the training set (without replacement)."""
         index = torch.randperm(self.data.train_feature.size(0), device=self.device)[: self.cfg.batch_size]
+        self.batch_index = index  # the methods whose losses read the batch's labels (f-CLSWGAN, FREE)
         labels = self.data.train_label[index]
         return self.data.train_feature[index], self.data.attribute[labels], self.decoder_target[labels]
 
     def critic_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
         """The decoder's step on real features (min recons_weight·L_R), then the critic's (max L_WGAN)."""
-        cfg, m = self.cfg, self.model
-        if cfg.recons_weight > 0:  # with weight 0 the official decoder update is an Adam step on zero gradients
+        cfg = self.cfg
+        if self.decodes:  # with weight 0 the official decoder update is an Adam step on zero gradients
             self.opt["decoder"].zero_grad(set_to_none=True)
             self.decoder_update_loss(x, target).backward()
             self.opt["decoder"].step()
         noise = torch.randn(x.size(0), cfg.latent_size if cfg.encoded_noise else cfg.nz, device=self.device)
+        return self.critic_update(x, att, noise, feedback_pass)
+
+    def critic_update(self, x: Tensor, att: Tensor, noise: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
+        """The critic's step against the fakes G(z, a) of `noise` (max L_WGAN); (penalty, loss, wasserstein)."""
+        cfg = self.cfg
         with torch.no_grad():
             fake = self.fake_features(x, att, noise, feedback_pass)
         alpha = torch.rand(x.size(0), 1, device=self.device)
         with self.mixed_precision():
             penalty, loss, wasserstein = critic_loss_and_gradients(
-                m.critic, x, fake, att, alpha, cfg.gammaD, cfg.gammaD * self.lambda1)
+                self.model.critic, x, fake, att, alpha, cfg.gammaD, cfg.gammaD * self.lambda1)
         self.opt["critic"].step()
         return penalty, loss, wasserstein
 
@@ -133,13 +151,15 @@ class Trainer:
         """min L_VAE − γG·E[D(x̃, a)] + recons_weight·L_R(x̃) over the encoder, generator, feedback
         module (in the feedback pass) and decoder (unless freeze_dec); the critic is fixed."""
         cfg, m = self.cfg, self.model
-        train_decoder = cfg.recons_weight > 0 and not cfg.freeze_dec
+        train_decoder = self.decodes and not cfg.freeze_dec
         for critic in self.critics():
             critic.requires_grad_(False)
-        m.decoder.requires_grad_(train_decoder)
+        if m.decoder is not None:
+            m.decoder.requires_grad_(train_decoder)
         loss, generator_cost, vae = self.generator_objective(x, att, target, feedback_pass)
-        for name in ("encoder", "generator", "feedback", "decoder"):
-            self.opt[name].zero_grad(set_to_none=True)
+        for name, optimizer in self.opt.items():
+            if name != "critic":
+                optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.opt["encoder"].step()
         self.opt["generator"].step()
@@ -149,7 +169,8 @@ class Trainer:
             self.opt["decoder"].step()
         for critic in self.critics():
             critic.requires_grad_(True)
-        m.decoder.requires_grad_(True)
+        if m.decoder is not None:
+            m.decoder.requires_grad_(True)
         return generator_cost.detach(), vae.detach()
 
     def critics(self) -> list[torch.nn.Module]:
@@ -203,7 +224,7 @@ class Trainer:
             recon = m.generate(z, att, feedback_weight)
             fake = recon if prior_noise is None else m.generate(prior_noise, att, feedback_weight, recon)
             critic_fake = m.critic(fake, att).float().mean()
-            reconstructed = m.decoder(fake)[1] if cfg.recons_weight > 0 else None
+            reconstructed = m.decoder(fake)[1] if self.decodes else None
         vae = vae_loss(recon, x, mean.float(), log_var.float())
         generator_cost = -critic_fake
         loss = vae + cfg.gammaG * generator_cost
@@ -215,9 +236,9 @@ class Trainer:
     def epoch(self) -> dict[str, float]:
         steps_per_pass = math.ceil(self.data.train_feature.size(0) / self.cfg.batch_size)
         totals = torch.zeros(len(self.history_losses), device=self.device)
-        for loop in range(self.cfg.feedback_loop):
+        for loop in range(self.cfg.feedback_loop):  # passes; the second applies the feedback, if the model has one
             for _ in range(steps_per_pass):
-                out = self.step(feedback_pass=loop == 1)
+                out = self.step(feedback_pass=loop == 1 and self.model.uses_feedback)
                 totals += torch.stack([out[k].float() for k in self.history_losses])
         means = (totals / (self.cfg.feedback_loop * steps_per_pass)).tolist()
         return {**dict(zip(self.history_losses, means)), "lambda1": float(self.lambda1)}

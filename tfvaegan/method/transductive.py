@@ -149,7 +149,7 @@ class TransductiveTrainer(Trainer):
         with self.mixed_precision():
             fake = m.generate(noise, att_u, cfg.a1 if feedback_pass else None)
             score = self.critic2(fake).float().mean()
-            reconstructed = m.decoder(fake)[1] if cfg.recons_weight > 0 else None
+            reconstructed = m.decoder(fake)[1] if self.decodes else None
         loss = -cfg.gamma_g_d2 * score
         if reconstructed is not None:
             loss = loss + cfg.recons_weight * decoder_loss(reconstructed.float(), target_u, cfg.bce_att)
@@ -170,7 +170,3 @@ class TransductiveTrainer(Trainer):
         super().load_state(state)
         self.critic2.load_state_dict(state["critic2"])
 
-
-def trainer_for(cfg: Config):
-    """The trainer class a config trains with."""
-    return TransductiveTrainer if cfg.transductive else Trainer
