@@ -157,10 +157,11 @@ def test_free_accumulates_the_centers_gradient_as_the_reference_does(toy):
 
 
 # ------------------------------------------------------------------ end to end, through the files
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fclswgan", "fvaegan", "free"])
 def test_a_method_runs_end_to_end_and_its_model_file_synthesises_the_same(toy, tmp_path, method):
     root, _, _ = toy
-    cfg = from_mapping(method_values(method))
+    cfg = from_mapping({**method_values(method), "nepoch": 2})
     metrics = stages.run(cfg, root, tmp_path / "run")
     assert metrics["method"] == method and metrics["config"]["method"] == method
     assert 0.0 <= metrics["zsl_acc"] <= 1.0 and 0.0 <= metrics["gzsl_h"] <= 1.0
@@ -175,6 +176,7 @@ def test_a_method_runs_end_to_end_and_its_model_file_synthesises_the_same(toy, t
     assert (again["zsl_acc"], again["gzsl_h"]) == (metrics["zsl_acc"], metrics["gzsl_h"])
 
 
+@pytest.mark.slow
 def test_fvaegan_d2_trains_its_unlabelled_critic(toy, tmp_path):
     root, _, _ = toy
     cfg = from_mapping({**method_values("fvaegan"), "transductive": True, "nepoch": 1})
