@@ -13,6 +13,7 @@ from snakemake.utils import validate
 from tiny_workflow import DEFAULT_CONFIG
 
 from tfvaegan.catalog import Catalog, from_command_line
+from tfvaegan.config import Config, from_mapping
 from tfvaegan.errors import ConfigError
 
 SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -189,3 +190,104 @@ def test_a_config_asking_for_a_gpu_where_the_pool_has_none_is_one_clear_error():
     assert catalog_of().gpu_problem(NO_GPU) is None                        # nothing asks for a GPU
     both = catalog_of(gpus_per_job=1, benchmarks=["cub"], overrides={"device": "cuda"}).gpu_problem(NO_GPU)
     assert "(and 1 more: 'overrides.device': cuda (benchmark 'cub'))" in both
+
+
+# --------------------------------------------------------------------------- the lineage (docs/methods.md)
+IMAGE_BENCHMARKS = ("cub", "awa2", "flo", "sun")
+LINEAGE_METHODS = ("fclswgan", "fvaegan", "free")
+
+
+def test_each_method_entry_runs_its_method_on_the_benchmarks_feature_file_beside_its_rows():
+    names = [f"{b}_{m}" for b in IMAGE_BENCHMARKS for m in LINEAGE_METHODS]
+    transductive = [f"{b}_fvaegan_transductive" for b in IMAGE_BENCHMARKS]
+    catalog = catalog_of(benchmarks=[*IMAGE_BENCHMARKS, *names, *transductive], protocols=["paper", "val"])
+    catalog.check()  # one table row each: entries differing only by method are rows of their own
+    for benchmark in IMAGE_BENCHMARKS:
+        plain = catalog.data_files(benchmark)
+        for method in LINEAGE_METHODS:
+            name = f"{benchmark}_{method}"
+            assert DEFAULT_CONFIG["catalog"][name] == {
+                "config": f"config/benchmarks/{name}.yaml", "label": benchmark, "features": "provided"}
+            assert catalog.config_for(name).method == method and catalog.label_of(name) == benchmark
+            assert catalog.data_files(name) == plain  # the benchmark's one provided feature file
+            assert catalog.how_features_are_made(name) == catalog.how_features_are_made(benchmark) == ("provided",)
+        twin = f"{benchmark}_fvaegan_transductive"  # f-VAEGAN-D2: the fvaegan file, transductive
+        assert DEFAULT_CONFIG["catalog"][twin] == {**DEFAULT_CONFIG["catalog"][f"{benchmark}_fvaegan"],
+                                                   "settings": {"transductive": True}}
+        cfg = catalog.config_for(twin)
+        assert (cfg.method, cfg.transductive, cfg.transductive_prior) == ("fvaegan", True, "uniform")
+        assert catalog.data_files(twin) == plain
+    assert catalog.config_for("cub").method == "tfvaegan"
+    # the ones of the xlsa17 archive are downloaded with it
+    assert set(catalog.data_files("sun_free")) <= set(catalog.archive_files)
+
+
+def test_the_demo_methods_share_the_demos_feature_file_and_mirror_its_values():
+    catalog = catalog_of(benchmarks=["demo", *(f"demo_{m}" for m in LINEAGE_METHODS)], protocols=["paper", "val"])
+    catalog.check()
+    demo = catalog.file_values["demo"]
+    # what differs from demo.yaml: the method, the keys it would refuse, and those its own CUB file sets
+    differs = {"fclswgan": {"gammaD": 1.0, "gammaG": 1.0, "adaptive_lambda": False, "feedback_loop": 1},
+               "fvaegan": {"feedback_loop": 1}, "free": {"recons_weight": 0.001}}
+    # demo.yaml's keys each leaves out: those it would refuse, or never reads (f-VAEGAN has no ngh-wide module)
+    left_out = {"fclswgan": {"encoder_hidden", "generator_hidden", "recons_weight", "feed_lr", "encoded_noise"},
+                "fvaegan": {"recons_weight", "feed_lr", "ngh"}, "free": {"feed_lr"}}
+    unread = {("fvaegan", "ngh")}
+    for method in LINEAGE_METHODS:
+        name = f"demo_{method}"
+        assert DEFAULT_CONFIG["catalog"][name] == {**DEFAULT_CONFIG["catalog"]["demo"], "label": "demo",
+                                                   "config": f"config/benchmarks/{name}.yaml"}
+        cfg = catalog.config_for(name)
+        assert cfg.method == method and catalog.label_of(name) == "demo"
+        assert catalog.data_files(name) == catalog.data_files("demo")
+        assert catalog.how_features_are_made(name) == catalog.how_features_are_made("demo")
+        values = catalog.file_values[name]
+        assert {k: v for k, v in values.items() if k != "method" and demo.get(k, object()) != v} == differs[method]
+        assert {k for k in demo if k not in values} == left_out[method]
+        for key in left_out[method]:  # demo.yaml's value of a key left out: refused, unless a default or unread
+            if demo[key] != getattr(Config, key) and (method, key) not in unread:
+                with pytest.raises(ConfigError, match=f"key '{key}'"):
+                    from_mapping({**values, key: demo[key]}, name)
+    assert catalog.feature_maker("demo", "res101") == "demo"  # one job makes the file for all four
+    # the documented command
+    command = "snakemake --cores all --config 'benchmarks=[demo,demo_fclswgan,demo_fvaegan,demo_free]'"
+    assert command in (PROJECT_ROOT / "config" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"method": "clswgan"}, (r"key 'method': expected one of \('tfvaegan', 'fclswgan', 'fvaegan', 'free'\), "
+                             r"found 'clswgan'")),
+    ({"method": "fclswgan"}, (r"key 'recons_weight' \(.*\) is read by method tfvaegan and free only; method "
+                              r"'fclswgan' would ignore it: expected it unset \(default 1.0\), found 0.01")),
+    ({"cls_weight": 0.1}, r"key 'cls_weight' .* is read by method fclswgan only; method 'tfvaegan' would ignore it"),
+    ({"center_margin": 100.0}, r"key 'center_margin' .*method 'tfvaegan' would ignore it"),
+])
+def test_a_bad_method_setting_is_one_error_naming_the_entry(settings, message):
+    entry = {**DEFAULT_CONFIG["catalog"]["demo"], "settings": settings}
+    catalog = catalog_of(benchmarks=["mine"], catalog={**DEFAULT_CONFIG["catalog"], "mine": entry})
+    with pytest.raises(ConfigError, match=message) as refused:
+        catalog.check()
+    text = str(refused.value)
+    assert text.startswith("catalog entry 'mine' (") and "demo.yaml and its settings) with variant 'tfvaegan'" in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("method", ["fclswgan", "free"])
+def test_transductive_with_a_method_without_a_transductive_form_is_one_error_naming_the_entry(method):
+    entry = {**DEFAULT_CONFIG["catalog"][f"cub_{method}"], "settings": {"transductive": True}}
+    catalog = catalog_of(benchmarks=["cub", "odd"], catalog={**DEFAULT_CONFIG["catalog"], "odd": entry})
+    with pytest.raises(ConfigError, match=rf"key 'transductive': method '{method}' has no transductive form") as refused:
+        catalog.check()
+    assert str(refused.value).startswith("catalog entry 'odd' (") and f"cub_{method}.yaml and its settings" in str(
+        refused.value)
+    # the method entries' own files are fine; f-VAEGAN's transductive form is
+    catalog_of(benchmarks=[f"cub_{method}", "cub_fvaegan_transductive"]).check()
+
+
+def test_two_entries_of_one_method_and_row_are_refused_and_of_two_methods_are_not():
+    twin = {**DEFAULT_CONFIG["catalog"]["cub_free"]}
+    catalog = catalog_of(benchmarks=["cub_free", "cub_free2"], catalog={**DEFAULT_CONFIG["catalog"], "cub_free2": twin})
+    with pytest.raises(ConfigError, match=r"catalog entries 'cub_free' and 'cub_free2': both are benchmark 'cub' with "
+                                          r"plain features, inductive, in the tables \(both method 'free'\)"):
+        catalog.check()
+    catalog_of(benchmarks=["cub", "cub_free", "cub_fclswgan", "cub_fvaegan"]).check()

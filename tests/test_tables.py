@@ -15,6 +15,8 @@ from tfvaegan.report.tables import (
     ABLATION_COLUMNS,
     DEFAULT_PAPER_RESULTS,
     GZSL_COLUMNS,
+    METHOD_ORDER,
+    METHODS_COLUMNS,
     ZSL_COLUMNS,
     build_main_table,
     build_tables,
@@ -106,8 +108,9 @@ def test_cli_writes_exact_columns_atomically(hand_made, paper_file, tmp_path):
     args = ["tables", "--metrics", *map(str, hand_made), "--paper", str(paper_file), "--out-dir", str(out)]
     assert main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["ablation.csv", "gzsl.csv", "main_table.md", "main_table.tex",
-                                                     "zsl.csv"]  # no temp files left
-    for name, columns in (("zsl", ZSL_COLUMNS), ("gzsl", GZSL_COLUMNS), ("ablation", ABLATION_COLUMNS)):
+                                                     "methods.csv", "zsl.csv"]  # no temp files left
+    for name, columns in (("zsl", ZSL_COLUMNS), ("gzsl", GZSL_COLUMNS), ("ablation", ABLATION_COLUMNS),
+                          ("methods", METHODS_COLUMNS)):
         frame = pd.read_csv(out / f"{name}.csv")
         assert list(frame.columns) == columns
     # Issue 3 fixes these leading columns; ours only append diff_* after them.
@@ -163,11 +166,14 @@ def test_bad_paper_file_names_line_and_column(tmp_path):
 
 
 def test_shipped_paper_results_are_well_formed():
-    paper = load_paper(DEFAULT_PAPER_RESULTS)
+    lineage = load_paper(DEFAULT_PAPER_RESULTS)
+    for benchmark, features, setting, method, _ in lineage:  # every method's GZSL triple agrees
+        u, s, h = (lineage.get((benchmark, features, setting, method, m)) for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
+        if None not in (u, s, h):  # the published H: the harmonic mean of the published u and s (transcription slips)
+            assert h == pytest.approx(2 * u * s / (u + s), abs=0.06), (benchmark, features, setting, method)
+    paper = {(b, f, s, m): v for (b, f, s, method, m), v in lineage.items() if method == "tfvaegan"}
     for benchmark in ("cub", "flo", "sun", "awa2"):
-        u, s, h = (paper[(benchmark, "plain", "inductive", m)] for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
-        # The published H must be the harmonic mean of the published u and s (catches transcription slips).
-        assert h == pytest.approx(2 * u * s / (u + s), abs=0.06)
+        assert all((benchmark, "plain", "inductive", m) in paper for m in ("gzsl_u", "gzsl_s", "gzsl_h"))
         assert 0 < paper[(benchmark, "plain", "inductive", "zsl_top1")] < 100
     # the fine-tuned rows as issue 14 quotes them (ZSL / GZSL H; u and s are not quoted)
     finetuned = {(b, m): v for (b, f, s, m), v in paper.items() if f == "finetuned"}
@@ -209,7 +215,7 @@ def test_paper_line_numbers_count_blank_and_multiline_rows(tmp_path):
     with pytest.raises(UserError, match=r"line 5, column 'value'"):
         load_paper(path)
     path.write_text("benchmark,metric,value,source\ncub,ablation:+decoder:gzsl_h,50,x\n")
-    assert load_paper(path) == {("cub", "plain", "inductive", "ablation:+decoder:gzsl_h"): 50.0}
+    assert load_paper(path) == {("cub", "plain", "inductive", "tfvaegan", "ablation:+decoder:gzsl_h"): 50.0}
 
 
 PAPER_WITH_FEATURES = """benchmark,features,metric,value,source
@@ -252,7 +258,8 @@ def test_bad_features_value_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match=r"line 2, column 'features': expected one of \['plain', 'finetuned'\]"):
         load_paper(paper)
     paper.write_text("benchmark,features,metric,value,source\ncub,plain,zsl_top1,70,x\ncub,plain,zsl_top1,71,x\n")
-    with pytest.raises(UserError, match=r"line 3: expected one value per \(benchmark, features, setting, metric\)"):
+    with pytest.raises(UserError, match=r"line 3: expected one value per \(benchmark, features, setting, method, "
+                                        r"metric\)"):
         load_paper(paper)
 
 
@@ -335,7 +342,7 @@ def test_settings_and_priors_of_one_benchmark_stay_apart_with_their_own_paper_va
     ])
     tables = build_tables(runs, load_paper(paper))
     zsl = tables["zsl"]
-    assert list(zsl.columns[-4:]) == ["features", "setting", "prior", "unlabelled"]
+    assert list(zsl.columns[-5:]) == ["features", "setting", "prior", "unlabelled", "method"]
     # a transductive file without transductive_unlabelled (written before the key) trained on test_unseen
     assert list(zip(zsl.setting, zsl.prior, zsl.unlabelled)) == [
         ("inductive", "", ""), ("transductive", "uniform", "test"), ("transductive", "uniform", "test_unseen"),
@@ -349,9 +356,9 @@ def test_settings_and_priors_of_one_benchmark_stay_apart_with_their_own_paper_va
 TRANSDUCTIVE = {"setting": "transductive", "transductive_prior": "uniform"}
 
 
-def test_every_table_ends_with_features_setting_prior_unlabelled_after_its_fixed_columns(tmp_path):
+def test_every_table_ends_with_features_setting_prior_unlabelled_method_after_its_fixed_columns(tmp_path):
     for columns in (ZSL_COLUMNS, GZSL_COLUMNS, ABLATION_COLUMNS):
-        assert columns[-4:] == ["features", "setting", "prior", "unlabelled"]
+        assert columns[-5:] == ["features", "setting", "prior", "unlabelled", "method"]
         assert columns[:4] == ["benchmark", "protocol", "variant", "n_seeds"]
     runs = [write_metrics(tmp_path / "i", "cub", "paper", "tfvaegan", 1, 0.6, 0.5, 0.6, 0.54),
             write_metrics(tmp_path / "t", "cub", "paper", "tfvaegan", 1, 0.7, 0.6, 0.6, 0.6, **TRANSDUCTIVE)]
@@ -419,11 +426,13 @@ def test_paper_values_attach_only_to_the_matching_setting(tmp_path):
     ablation = tables["ablation"].set_index(["benchmark", "features", "setting", "variant"])
     assert math.isnan(ablation.loc[("cub", "plain", "transductive", "baseline")].paper_top1)  # inductive ablation
     assert ablation.loc[("cub", "plain", "transductive", "tfvaegan")].paper_top1 == 74.7
-    # the older files (five columns without `setting`, four without `features`) hold inductive values only
-    for header, row in (("benchmark,features,metric,value,source", "cub,plain,zsl_top1,64.9,x"),
+    # the older files (six columns without `method`, five without `setting`, four without `features`) hold
+    # TF-VAEGAN's (inductive) values only
+    for header, row in (("benchmark,features,setting,metric,value,source", "cub,plain,inductive,zsl_top1,64.9,x"),
+                        ("benchmark,features,metric,value,source", "cub,plain,zsl_top1,64.9,x"),
                         ("benchmark,metric,value,source", "cub,zsl_top1,64.9,x")):
         paper.write_text(f"{header}\n{row}\n")
-        assert load_paper(paper) == {("cub", "plain", "inductive", "zsl_top1"): 64.9}
+        assert load_paper(paper) == {("cub", "plain", "inductive", "tfvaegan", "zsl_top1"): 64.9}
         zsl = build_tables(runs[:2], load_paper(paper))["zsl"]
         assert zsl.paper_top1.iloc[0] == 64.9 and math.isnan(zsl.paper_top1.iloc[1])
 
@@ -493,13 +502,16 @@ def test_bad_setting_in_the_paper_file_names_line_and_column(tmp_path):
 
 
 def test_shipped_transductive_paper_rows_cite_the_known_prior_source():
-    rows = [line for line in DEFAULT_PAPER_RESULTS.read_text().splitlines() if ",transductive," in line]
-    assert [line.split(",")[:5] for line in rows] == [
+    with DEFAULT_PAPER_RESULTS.open(newline="") as handle:  # TF-VAEGAN's rows (a file without `method`: all)
+        rows = [r for r in csv.DictReader(handle)
+                if r["setting"] == "transductive" and r.get("method", "tfvaegan") == "tfvaegan"]
+    assert [[r[k] for k in ("benchmark", "features", "setting", "metric", "value")] for r in rows] == [
         ["cub", "plain", "transductive", "zsl_top1", "74.7"], ["awa2", "plain", "transductive", "zsl_top1", "92.6"],
         ["sun", "plain", "transductive", "zsl_top1", "70.9"]]
-    for line in rows:
-        assert "known class prior" in line and "github.com/Zhicaiwww/Bi-VAEGAN README.md result.png" in line
-        assert "Narayan et al. ECCV 2020" in line
+    for row in rows:
+        assert "known class prior" in row["source"]
+        assert "github.com/Zhicaiwww/Bi-VAEGAN README.md result.png" in row["source"]
+        assert "Narayan et al. ECCV 2020" in row["source"]
 
 
 def test_average_splits_keeps_the_setting_and_refuses_mixed_ones(tmp_path):
@@ -545,9 +557,9 @@ def markdown_rows(text: str) -> list[list[str]]:
 
 def shipped_paper_values() -> dict[tuple[str, str, str, str], float]:
     """config/paper_results.csv read here with the csv module, not with the code under test."""
-    with DEFAULT_PAPER_RESULTS.open(newline="") as handle:
+    with DEFAULT_PAPER_RESULTS.open(newline="") as handle:  # TF-VAEGAN's rows (a file without `method`: all)
         return {(r["benchmark"], r["features"], r["setting"], r["metric"]): float(r["value"])
-                for r in csv.DictReader(handle)}
+                for r in csv.DictReader(handle) if r.get("method", "tfvaegan") == "tfvaegan"}
 
 
 def test_main_table_of_the_four_image_benchmarks_in_the_papers_layout(tmp_path):
@@ -645,3 +657,181 @@ def test_main_table_bad_or_empty_input_is_one_clear_error(tmp_path, capsys):
     assert main(["tables", "--metrics", *map(str, runs), "--out-dir", str(out)]) == 0
     assert "No main table: no run of the complete model (variant 'tfvaegan')" in (out / "main_table.md").read_text()
     assert "\\begin{tabular}" not in (out / "main_table.tex").read_text()
+
+
+# ------------------------------------------------------------------ the lineage: methods side by side
+PAPER_BY_METHOD = """benchmark,features,setting,method,metric,value,source
+cub,plain,inductive,tfvaegan,zsl_top1,64.9,t
+cub,plain,inductive,tfvaegan,gzsl_h,58.1,t
+cub,plain,inductive,fclswgan,zsl_top1,57.3,c
+cub,plain,inductive,fclswgan,gzsl_h,49.7,c
+cub,plain,inductive,fvaegan,zsl_top1,61.0,v
+cub,plain,inductive,fvaegan,gzsl_h,53.7,v
+cub,plain,inductive,free,gzsl_h,57.7,f
+"""
+# ZSL top-1 (= u = s = H, for simplicity) of seeds 0 and 1, per protocol and method. paper: TF-VAEGAN and FREE
+# tie (63.0), then f-VAEGAN (59.0), f-CLSWGAN (52.0); val: f-CLSWGAN first; FREE's val runs report no GZSL.
+LINEAGE = {"paper": {"fclswgan": (0.50, 0.54), "fvaegan": (0.58, 0.60), "tfvaegan": (0.62, 0.64),
+                     "free": (0.61, 0.65)},
+           "val": {"fclswgan": (0.60, 0.62), "fvaegan": (0.55, 0.57), "tfvaegan": (0.56, 0.58),
+                   "free": (0.50, 0.52)}}
+
+
+def lineage_runs(root: Path, numbers=LINEAGE) -> list[Path]:
+    """The four methods on CUB under both protocols, two seeds each; TF-VAEGAN's files without `method` (written
+    before it existed), the others with it (and with config.method, as the classify stage writes them)."""
+    paths = []
+    for protocol, methods in numbers.items():
+        for method, values in methods.items():
+            for seed, z in enumerate(values):
+                h = None if (protocol, method) == ("val", "free") else z - 0.05
+                extra = {} if method == "tfvaegan" else {"method": method, "config": {"method": method,
+                                                                                      "protocol": protocol}}
+                paths.append(write_metrics(root / method, "cub", protocol, "tfvaegan", seed, z,
+                                           None if h is None else z, None if h is None else z, h, **extra))
+    return paths
+
+
+def methods_frame(tmp_path: Path, numbers=LINEAGE) -> pd.DataFrame:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    paper = tmp_path / "paper.csv"
+    paper.write_text(PAPER_BY_METHOD)
+    return build_tables(load_runs(lineage_runs(tmp_path / "results", numbers)), load_paper(paper))["methods"]
+
+
+def test_methods_table_ranks_each_method_within_its_benchmark_and_protocol(tmp_path):
+    methods = methods_frame(tmp_path)
+    assert list(methods.columns) == METHODS_COLUMNS
+    assert METHOD_ORDER == ("fclswgan", "fvaegan", "tfvaegan", "free")  # the lineage, chronologically
+    # one row per protocol and method, paper first, the methods chronologically
+    assert list(zip(methods.protocol, methods.method)) == [(p, m) for p in ("paper", "val") for m in METHOD_ORDER]
+    row = {(r.protocol, r.method): r for r in methods.itertuples()}
+    # ties (TF-VAEGAN and FREE: 63.0) share the lower rank; the next rank is 3
+    assert [row[("paper", m)].rank_top1 for m in METHOD_ORDER] == [4, 3, 1, 1]
+    assert [row[("val", m)].rank_top1 for m in METHOD_ORDER] == [1, 3, 2, 4]
+    assert [row[("paper", m)].rank_h for m in METHOD_ORDER] == [4, 3, 1, 1]
+    assert [row[("val", m)].rank_h for m in METHOD_ORDER][:3] == [1, 3, 2]
+    assert pd.isna(row[("val", "free")].rank_h) and math.isnan(row[("val", "free")].h_mean)  # no H, no rank
+    # mean ± sample std over the two seeds
+    assert (row[("paper", "fclswgan")].top1_mean, row[("paper", "fclswgan")].top1_std) == pytest.approx((52.0, 2.83))
+    assert (row[("paper", "free")].top1_mean, row[("paper", "free")].top1_std) == pytest.approx((63.0, 2.83))
+    assert (row[("val", "tfvaegan")].h_mean, row[("val", "tfvaegan")].h_std) == pytest.approx((52.0, 1.41))
+    assert all(r.n_seeds == 2 for r in methods.itertuples())
+    # each method beside its own published number, whatever our protocol; none where the paper file has none
+    for protocol in ("paper", "val"):
+        assert [row[(protocol, m)].paper_top1 for m in METHOD_ORDER][:3] == [57.3, 61.0, 64.9]
+        assert math.isnan(row[(protocol, "free")].paper_top1)
+        assert [row[(protocol, m)].paper_h for m in METHOD_ORDER] == [49.7, 53.7, 58.1, 57.7]
+    assert set(methods.features) == {"plain"} and set(methods.setting) == {"inductive"}
+
+
+def test_swapping_two_methods_numbers_swaps_their_ranks(tmp_path):
+    swapped = {protocol: {**methods, "fclswgan": methods["fvaegan"], "fvaegan": methods["fclswgan"]}
+               for protocol, methods in LINEAGE.items()}
+    before, after = methods_frame(tmp_path / "a"), methods_frame(tmp_path / "b", swapped)
+    rank = {frame_name: {(r.protocol, r.method): r.rank_top1 for r in frame.itertuples()}
+            for frame_name, frame in (("before", before), ("after", after))}
+    for protocol in ("paper", "val"):
+        assert rank["after"][(protocol, "fclswgan")] == rank["before"][(protocol, "fvaegan")]
+        assert rank["after"][(protocol, "fvaegan")] == rank["before"][(protocol, "fclswgan")]
+        assert rank["after"][(protocol, "tfvaegan")] == rank["before"][(protocol, "tfvaegan")]
+    assert rank["before"][("paper", "fclswgan")] != rank["after"][("paper", "fclswgan")]
+    # the published numbers stay with the method's name, not its numbers
+    assert list(after[after.protocol == "paper"].paper_top1[:2]) == [57.3, 61.0]
+
+
+def test_every_table_has_a_row_per_method_with_the_methods_paper_values(tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(PAPER_BY_METHOD)
+    runs = load_runs(lineage_runs(tmp_path / "results"))
+    assert {r.method for r in runs if "method" not in json.loads(r.path.read_text())} == {"tfvaegan"}  # older files
+    tables = build_tables(runs, load_paper(paper))
+    zsl = tables["zsl"]
+    assert list(zsl.columns[-5:]) == ["features", "setting", "prior", "unlabelled", "method"]
+    assert list(zip(zsl.protocol, zsl.method)) == [(p, m) for p in ("paper", "val") for m in METHOD_ORDER]
+    assert list(zsl.paper_top1[:3]) == [57.3, 61.0, 64.9] and math.isnan(zsl.paper_top1[3])
+    gzsl = tables["gzsl"]
+    assert list(zip(gzsl.protocol, gzsl.method))[-1] == ("val", "tfvaegan")  # FREE's val runs: no GZSL row
+    assert list(tables["ablation"].method[:4]) == list(METHOD_ORDER)
+    # the main table keeps TF-VAEGAN's rows only: its published row and ours, never another method's numbers
+    main_table = build_main_table(tables)
+    assert [row.method for row in main_table.rows] == [
+        "TF-VAEGAN (paper, published)", "TF-VAEGAN (ours, paper protocol)", "Δ (ours − published)",
+        "TF-VAEGAN (ours, val protocol)", "Δ (ours − published)"]
+    assert main_table.rows[1].cells[0] == pytest.approx((63.0, 1.41), abs=0.01)
+
+
+def test_main_table_lists_the_methods_compared_with_mean_std_rank_and_published(tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text(PAPER_BY_METHOD)
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", *map(str, lineage_runs(tmp_path / "results")), "--paper", str(paper),
+                 "--out-dir", str(out)]) == 0
+    methods = pd.read_csv(out / "methods.csv", keep_default_na=False)
+    assert list(methods.columns) == METHODS_COLUMNS and len(methods) == 8
+    assert list(methods.rank_top1[:4]) == [4, 3, 1, 1] and methods.rank_h.iloc[-1] == ""  # integers; none: empty
+    text = (out / "main_table.md").read_text()
+    assert text.index("| Setting | Method | CUB T1 |") < text.index("## Methods compared")
+    compared = markdown_rows(text[text.index("## Methods compared"):])
+    assert compared[0] == ["Benchmark", "Method", "T1 published", "T1 paper", "T1 val", "H published", "H paper",
+                           "H val"]
+    assert [row[:2] for row in compared[2:]] == [["CUB", "f-CLSWGAN"], ["CUB", "f-VAEGAN"], ["CUB", "TF-VAEGAN"],
+                                                 ["CUB", "FREE"]]
+    assert compared[2][2:] == ["57.3", "52.0 ± 2.8 (4)", "61.0 ± 1.4 (1)", "49.7", "47.0 ± 2.8 (4)",
+                               "56.0 ± 1.4 (1)"]
+    assert compared[5][2:] == ["–", "63.0 ± 2.8 (1)", "51.0 ± 1.4 (4)", "57.7", "58.0 ± 2.8 (1)", "–"]
+    tex = (out / "main_table.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == 2 and tex.count("{") == tex.count("}")
+    assert r"CUB & f-CLSWGAN & 57.3 & 52.0 $\pm$ 2.8 (4) & 61.0 $\pm$ 1.4 (1) & 49.7 & " in tex
+    assert r"Benchmark & Method & published & paper & val & published & paper & val \\" in tex
+
+
+def test_one_method_still_writes_methods_csv_without_a_comparison_section(tmp_path):
+    runs = [write_metrics(tmp_path / "r", "cub", protocol, "tfvaegan", seed, z, z, z, z)
+            for protocol in ("paper", "val") for seed, z in ((0, 0.6), (1, 0.62))]
+    runs.append(write_metrics(tmp_path / "r", "cub", "paper", "baseline", 0, 0.7))  # an ablation: not in methods.csv
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", *map(str, runs), "--out-dir", str(out)]) == 0
+    methods = pd.read_csv(out / "methods.csv")
+    assert list(zip(methods.method, methods.protocol, methods.rank_top1, methods.rank_h)) == [
+        ("tfvaegan", "paper", 1, 1), ("tfvaegan", "val", 1, 1)]
+    assert list(methods.paper_top1) == [64.9, 64.9]  # the shipped paper file: TF-VAEGAN's CUB number
+    assert "Methods compared" not in (out / "main_table.md").read_text()
+    assert (out / "main_table.tex").read_text().count(r"\begin{tabular}") == 1
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"method": "clswgan"}, (r"key 'method': expected one of \('tfvaegan', 'fclswgan', 'fvaegan', 'free'\) or "
+                             r"absent, found 'clswgan'")),
+    ({"method": "free", "config": {"method": "fvaegan"}},
+     r"keys 'method', 'config.method': expected the same method, found 'free' and 'fvaegan'"),
+])
+def test_bad_method_in_metrics_is_one_clear_error(tmp_path, capsys, changes, message):
+    import re
+
+    bad = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 1, 0.5, **changes)
+    with pytest.raises(UserError, match=message) as caught:
+        load_runs([bad])
+    assert str(caught.value).startswith(f"{bad}: key")
+    out = tmp_path / "tables"
+    assert main(["tables", "--metrics", str(bad), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(message, err) and not out.exists()
+
+
+def test_runs_differing_only_by_method_are_two_runs_and_one_method_twice_is_refused(tmp_path):
+    a = write_metrics(tmp_path / "a", "cub", "paper", "tfvaegan", 1, 0.5)
+    b = write_metrics(tmp_path / "b", "cub", "paper", "tfvaegan", 1, 0.6, method="free")
+    assert [r.method for r in load_runs([a, b])] == ["tfvaegan", "free"]
+    c = write_metrics(tmp_path / "c", "cub", "paper", "tfvaegan", 1, 0.6, method="tfvaegan")  # = a's run
+    with pytest.raises(UserError, match=r"'variant', 'method', 'seed': expected one file per run"):
+        load_runs([a, c])
+
+
+def test_bad_method_in_the_paper_file_names_line_and_column(tmp_path):
+    paper = tmp_path / "paper.csv"
+    paper.write_text("benchmark,features,setting,method,metric,value,source\n"
+                     "cub,plain,inductive,free,zsl_top1,60,x\ncub,plain,inductive,FREE,zsl_top1,70,x\n")
+    with pytest.raises(UserError, match=r"line 3, column 'method': expected one of \['tfvaegan', 'fclswgan', "
+                                        r"'fvaegan', 'free'\], found 'FREE'"):
+        load_paper(paper)

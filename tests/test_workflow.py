@@ -332,6 +332,54 @@ def test_dry_run_of_the_transductive_image_benchmarks_shares_the_feature_jobs(tm
                                                                      f"{benchmark}_finetuned_transductive")])
 
 
+LINEAGE_METHODS = ("fclswgan", "fvaegan", "free")
+
+
+def test_dry_run_of_the_lineage_on_the_image_benchmarks_plans_every_run_on_one_feature_file_each(tmp_path):
+    """The four image benchmarks by TF-VAEGAN, f-CLSWGAN, f-VAEGAN and FREE, and f-VAEGAN-D2 (planned with
+    placeholder files): every run planned, each method's file and settings passed, one label per benchmark."""
+    _placeholder_data(tmp_path / "datasets")
+    benchmarks = [*IMAGE_BENCHMARKS, *(f"{b}_{m}" for b in IMAGE_BENCHMARKS for m in LINEAGE_METHODS),
+                  *(f"{b}_fvaegan_transductive" for b in IMAGE_BENCHMARKS)]
+    config = write_config(tmp_path / "lineage.yaml", benchmarks=benchmarks, protocols=["paper", "val"])
+    result = snakemake(tmp_path, "--configfile", config, "-n")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = 2 * len(benchmarks)
+    assert job_counts(result.stdout) == Counter(verify_features=len(benchmarks), train=runs, synthesize=runs,
+                                                classify=runs, tables=1, plots=1, all=1)
+    lines = result.stdout.splitlines()
+    for benchmark in IMAGE_BENCHMARKS:
+        for name in (*(f"{benchmark}_{m}" for m in LINEAGE_METHODS), f"{benchmark}_fvaegan_transductive"):
+            trains = [line for line in lines if "python -m tfvaegan train" in line and f"results/{name}/" in line]
+            assert len(trains) == 2, name  # paper and val
+            file = name.removesuffix("_transductive")
+            for line in trains:
+                assert f"--config {PROJECT_ROOT / 'config/benchmarks'}/{file}.yaml" in line, line
+                assert ("--set=transductive=true" in line) == name.endswith("_transductive"), line
+            classify = [line for line in lines if "python -m tfvaegan classify" in line and f"results/{name}/" in line]
+            assert len(classify) == 2 and all(f"--benchmark {benchmark} " in line for line in classify), name
+    assert "results/tables/methods.csv" in result.stdout
+
+
+DEMO_LINEAGE_COMMAND = "snakemake --cores all --config 'benchmarks=[demo,demo_fclswgan,demo_fvaegan,demo_free]'"
+
+
+def test_the_documented_lineage_demo_command_plans_four_methods_on_one_feature_file(tmp_path):
+    for doc in ("README.md", "docs/results.md", "config/config.yaml"):
+        assert DEMO_LINEAGE_COMMAND in (PROJECT_ROOT / doc).read_text(), doc
+    result = snakemake(tmp_path, "--cores", "all", "--config", "benchmarks=[demo,demo_fclswgan,demo_fvaegan,demo_free]",
+                       "-n")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert job_counts(result.stdout) == Counter(demo_benchmark=1, extract_features=1, verify_features=4, train=8,
+                                                synthesize=8, classify=8, tables=1, plots=1, all=1)
+    trains = [line for line in result.stdout.splitlines() if "python -m tfvaegan train" in line]
+    for method in LINEAGE_METHODS:
+        mine = [line for line in trains if f"results/demo_{method}/" in line]
+        assert len(mine) == 2 and all(f"config/benchmarks/demo_{method}.yaml" in line for line in mine), method
+    classify = [line for line in result.stdout.splitlines() if "python -m tfvaegan classify" in line]
+    assert len(classify) == 8 and all("--benchmark demo " in line for line in classify)
+
+
 def test_a_transductive_entry_of_a_downloaded_benchmark_downloads_its_files(tmp_path):
     config = write_config(tmp_path / "cub_t.yaml", benchmarks=["cub_transductive"], protocols=["paper"])
     result = snakemake(tmp_path, "--configfile", config, "-n")

@@ -148,12 +148,18 @@ class Catalog:
             if split is not None:
                 on_top["dataset"] = self.split_dataset(benchmark, split)
             self._configs[benchmark, split] = from_mapping(layered(self.file_values[benchmark], on_top)[0],
-                                                           str(self.benchmark_file(benchmark)))
+                                                           self._source(benchmark))
         return self._configs[benchmark, split]
 
     def split_configs(self, benchmark: str) -> list:
         """config_for of each of the benchmark's splits, or of the benchmark file's own dataset."""
         return [self.config_for(benchmark, k) for k in self.splits(benchmark)] or [self.config_for(benchmark)]
+
+    def _source(self, benchmark: str) -> str:
+        """How a message names an entry's values: the entry (its settings) and its file, e.g. "catalog entry
+        'cub_fvaegan_transductive' (config/benchmarks/cub_fvaegan.yaml and its settings)"."""
+        settings = " and its settings" if self.entry(benchmark).get("settings") else ""
+        return f"catalog entry {benchmark!r} ({self.benchmark_file(benchmark)}{settings})"
 
     def settings_args(self, benchmark: str) -> str:
         """The entry's settings as `--set` arguments (but its dataset, which --dataset gives per split)."""
@@ -177,7 +183,7 @@ class Catalog:
         key = (benchmark, protocol, variant, int(seed), split)
         if key not in self._run_settings:
             values = self.run_values(*key)
-            from_mapping(values, f"{self.benchmark_file(benchmark)} with variant {variant!r}")
+            from_mapping(values, f"{self._source(benchmark)} with variant {variant!r}")
             on_top = {k: v for k, v in values.items() if self.file_values[benchmark].get(k, object()) != v
                       or k in ("protocol", "manualSeed")}
             sets = " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(on_top.items()))
@@ -310,7 +316,7 @@ class Catalog:
         """Each selection feature file -> {(val_seen_fraction, val_unseen_fraction): the first run reading it}."""
         found: dict[str, dict[tuple, str]] = {}
         for benchmark, variant, seed in self.selection_runs():
-            cfg = from_mapping(self.run_values(benchmark, "val", variant, seed), str(self.benchmark_file(benchmark)))
+            cfg = from_mapping(self.run_values(benchmark, "val", variant, seed), self._source(benchmark))
             file = self.selection_features(benchmark, "val", seed)[0]
             found.setdefault(file, {}).setdefault((cfg.val_seen_fraction, cfg.val_unseen_fraction),
                                                   f"{benchmark!r} (variant {variant!r}, seed {seed})")
@@ -437,15 +443,15 @@ class Catalog:
                     f"image_embedding under `settings`")
 
     def _check_table_rows(self) -> None:
-        """Two benchmarks of one label, features kind, setting, prior and unlabelled set would be one row of the
-        tables."""
+        """Two benchmarks of one label, features kind, setting, prior, unlabelled set and method would be one row
+        of the tables (entries differing only by method are rows of their own)."""
         rows: dict[tuple, str] = {}
         for benchmark in self.config["benchmarks"]:
             cfg = self.config_for(benchmark)
             setting = (f"{cfg.setting} ({cfg.transductive_prior} prior, unlabelled {cfg.transductive_unlabelled})"
                        if cfg.transductive else cfg.setting)
-            row = (self.label_of(benchmark), cfg.features, setting)
+            row = (self.label_of(benchmark), cfg.features, setting, cfg.method)
             if rows.setdefault(row, benchmark) != benchmark:
                 raise ConfigError(f"catalog entries {rows[row]!r} and {benchmark!r}: both are benchmark {row[0]!r} "
-                                  f"with {row[1]} features, {row[2]}, in the tables; give one of them another "
-                                  f"`label`")
+                                  f"with {row[1]} features, {row[2]}, in the tables (both method {row[3]!r}); give "
+                                  f"one of them another `label`")

@@ -20,8 +20,8 @@ from tfvaegan.record import HEADLINE_METRICS
 from tfvaegan.report.tables import check_run, read_metrics_json
 
 AVERAGED = (*HEADLINE_METRICS, "seconds_per_epoch")
-SAME_FOR_ALL = ("benchmark", "protocol", "variant", "features", "setting", "transductive_prior",
-                "transductive_unlabelled", "seed")
+SAME_FOR_ALL = ("benchmark", "protocol", "variant", "method", "features", "setting", "transductive_prior",
+                "transductive_unlabelled", "seed")  # `method` null in splits written before it: TF-VAEGAN's
 
 
 def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:

@@ -1,16 +1,19 @@
-"""`python -m tfvaegan tables`: per-run metrics.json files → zsl.csv, gzsl.csv, ablation.csv (percent).
+"""`python -m tfvaegan tables`: per-run metrics.json files → zsl.csv, gzsl.csv, ablation.csv, methods.csv
+(percent).
 
-One row per (benchmark, features, setting, prior, protocol, variant): mean and sample standard
+One row per (benchmark, features, setting, prior, unlabelled, protocol, variant, method): mean and sample standard
 deviation over seeds (ddof=1; empty for a single seed, where no spread can be measured) and n_seeds.
 `features` is plain (ImageNet backbone) or finetuned (backbone fine-tuned on the seen classes);
 `setting` inductive or transductive, with the transductive `prior` (uniform: no test label read;
 labels: the authors' "known class prior", which reads test labels); all from metrics.json (files
-written before a key existed are plain / inductive). Every row carries the paper's number for its
-benchmark, features, setting and variant from config/paper_results.csv, whatever our protocol and
+written before a key existed are plain / inductive / tfvaegan). `method` is the lineage member the run
+trained (tfvaegan, fclswgan, fvaegan, free: tfvaegan.config.METHODS). Every row carries the paper's number
+for its benchmark, features, setting, method and variant from config/paper_results.csv, whatever our protocol and
 prior (the paper's transductive numbers are known-prior ones), and the difference
 ours − paper, so that the gap between the test-selected `paper` protocol, the honest `val` protocol
 and the published number is visible side by side. docs/protocols.md says how to read
-them.
+them. methods.csv sets the methods' complete models side by side, each ranked among the methods of its
+benchmark, features, setting, prior and unlabelled set under each protocol.
 """
 from __future__ import annotations
 
@@ -24,12 +27,20 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from tfvaegan.config import TRANSDUCTIVE_PRIORS, TRANSDUCTIVE_UNLABELLED, Config
+from tfvaegan.config import METHODS, TRANSDUCTIVE_PRIORS, TRANSDUCTIVE_UNLABELLED, Config
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_write_text, write_atomic
 from tfvaegan.record import GZSL_METRICS
 
-FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations
+FULL_MODEL_VARIANT = "tfvaegan"  # the complete model; other variants are ablations (a variant name, not a method)
+# The lineage in the order its papers appeared (f-CLSWGAN CVPR 2018, f-VAEGAN(-D2) CVPR 2019, TF-VAEGAN ECCV
+# 2020, FREE ICCV 2021): the rows of one benchmark and protocol list the methods in this order. The order of
+# tfvaegan.config.METHODS (TF-VAEGAN first, the package's own method) is not chronological.
+METHOD_ORDER = ("fclswgan", "fvaegan", "tfvaegan", "free")
+assert sorted(METHOD_ORDER) == sorted(METHODS), "METHOD_ORDER must list every method of tfvaegan.config.METHODS"
+DEFAULT_METHOD = Config.method  # metrics.json and paper files written before `method` existed: TF-VAEGAN's
+# The methods as their papers name them; f-VAEGAN's transductive form is f-VAEGAN-D2.
+METHOD_NAMES = {"fclswgan": "f-CLSWGAN", "fvaegan": "f-VAEGAN", "tfvaegan": "TF-VAEGAN", "free": "FREE"}
 # The paper's ablation, component by component (the variant names of config/config.yaml); the
 # ablation table lists them in this cumulative order, unknown variants before the complete model.
 ABLATION_ORDER = ("baseline", "+decoder", "+feedback")
@@ -40,28 +51,37 @@ PRIORS = ("", *TRANSDUCTIVE_PRIORS)  # metrics.json `transductive_prior` ("": in
 UNLABELLED = ("", *TRANSDUCTIVE_UNLABELLED)  # metrics.json `transductive_unlabelled` ("": inductive), in order
 BENCHMARK_ORDER = ("cub", "awa2", "flo", "sun", "hmdb51", "ucf101", "demo")
 DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "config" / "paper_results.csv"
-PAPER_COLUMNS = ("benchmark", "features", "setting", "metric", "value", "source")
-# Older files: without `setting` (all inductive), without `features` either (all plain, inductive).
-OLDER_PAPER_COLUMNS = (("benchmark", "features", "metric", "value", "source"),
+PAPER_COLUMNS = ("benchmark", "features", "setting", "method", "metric", "value", "source")
+# Older files: without `method` (all TF-VAEGAN's), without `setting` either (all inductive), without `features`
+# either (all plain, inductive).
+OLDER_PAPER_COLUMNS = (("benchmark", "features", "setting", "metric", "value", "source"),
+                       ("benchmark", "features", "metric", "value", "source"),
                        ("benchmark", "metric", "value", "source"))
 PAPER_METRICS = ("zsl_top1", "gzsl_u", "gzsl_s", "gzsl_h")
 
 ZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
-               "paper_top1", "diff_top1", "features", "setting", "prior", "unlabelled"]
+               "paper_top1", "diff_top1", "features", "setting", "prior", "unlabelled", "method"]
 GZSL_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "u_mean", "u_std", "s_mean", "s_std",
                 "h_mean", "h_std", "paper_u", "paper_s", "paper_h", "diff_h", "features", "setting", "prior",
-                "unlabelled"]
+                "unlabelled", "method"]
 ABLATION_COLUMNS = ["benchmark", "protocol", "variant", "n_seeds", "top1_mean", "top1_std",
                     "h_mean", "h_std", "paper_top1", "paper_h", "diff_top1", "diff_h", "features", "setting",
-                    "prior", "unlabelled"]
+                    "prior", "unlabelled", "method"]
 # The leading columns are fixed (issue 3); later ones are appended: diff_*, then features (plain or
 # finetuned), setting (inductive or transductive), prior and unlabelled (transductive only: the prior
-# and the unlabelled set, test or test_unseen), which tell apart the rows of one benchmark run on both
-# kinds of features, in both settings, with either prior and unlabelled set.
+# and the unlabelled set, test or test_unseen), then method (the lineage member: tfvaegan, fclswgan,
+# fvaegan, free), which tell apart the rows of one benchmark run on both kinds of features, in both
+# settings, with either prior and unlabelled set, by each method.
+# methods.csv: the complete model (variant FULL_MODEL_VARIANT) of every method side by side; rank_* is the
+# method's rank (1: the best mean; ties share the lower rank; no mean, no rank) among the methods of its
+# benchmark, features, setting, prior and unlabelled set under its protocol.
+METHODS_COLUMNS = ["benchmark", "method", "protocol", "n_seeds", "top1_mean", "top1_std", "u_mean", "u_std",
+                   "s_mean", "s_std", "h_mean", "h_std", "paper_top1", "paper_h", "rank_top1", "rank_h",
+                   "features", "setting", "prior", "unlabelled"]
 DECIMALS = 2
-# One table row: (benchmark, features, setting, prior, unlabelled, protocol, variant).
-GROUP_KEYS = ("benchmark", "features", "setting", "prior", "unlabelled", "protocol", "variant")
-Group = tuple[str, str, str, str, str, str]
+# One table row: (benchmark, features, setting, prior, unlabelled, protocol, variant, method).
+GROUP_KEYS = ("benchmark", "features", "setting", "prior", "unlabelled", "protocol", "variant", "method")
+Group = tuple[str, str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -81,21 +101,30 @@ class Run:
     setting: str = "inductive"
     prior: str = ""  # the transductive prior; "" for inductive runs
     unlabelled: str = ""  # what D2 learned from (test | test_unseen); "" for inductive runs
+    method: str = DEFAULT_METHOD  # the lineage member trained (tfvaegan.config.METHODS)
 
     @property
     def group(self) -> Group:
         return (self.benchmark, self.features, self.setting, self.prior, self.unlabelled, self.protocol,
-                self.variant)
+                self.variant, self.method)
 
     @property
     def label(self) -> str:
-        return bench_label(self.benchmark, self.features, self.setting, self.prior, self.unlabelled)
+        return bench_label(self.benchmark, self.features, self.setting, self.prior, self.unlabelled, self.method)
+
+
+def method_name(method: str, setting: str = "inductive") -> str:
+    """A method as its paper names it: 'f-CLSWGAN', 'TF-VAEGAN'; f-VAEGAN transductive is 'f-VAEGAN-D2'."""
+    name = METHOD_NAMES.get(method, method)
+    return name + ("-D2" if method == "fvaegan" and setting == "transductive" else "")
 
 
 def bench_label(benchmark: str, features: str, setting: str = "inductive", prior: str = "",
-                unlabelled: str = "") -> str:
-    """A benchmark as figures name it: 'CUB', 'CUB fine-tuned', 'CUB transductive (uniform, test)'."""
-    label = benchmark.upper() + (" fine-tuned" if features == "finetuned" else "")
+                unlabelled: str = "", method: str = DEFAULT_METHOD) -> str:
+    """A benchmark as figures name it: 'CUB', 'CUB fine-tuned', 'CUB transductive (uniform, test)'; another
+    method than TF-VAEGAN is named after the benchmark: 'CUB f-CLSWGAN', 'CUB FREE fine-tuned'."""
+    label = benchmark.upper() + (f" {method_name(method)}" if method != DEFAULT_METHOD else "")
+    label += " fine-tuned" if features == "finetuned" else ""
     return label + (f" transductive ({prior}, {unlabelled})" if setting == "transductive" else "")
 
 
@@ -195,6 +224,20 @@ def _unlabelled(path: Path, data: dict, setting: str) -> str:
     return unlabelled
 
 
+def _method(path: Path, data: dict) -> str:
+    """`method` (absent or null: tfvaegan, as in metrics.json written before the lineage existed), checked
+    against `config.method` where both are present."""
+    found = data.get("method")
+    method = DEFAULT_METHOD if found is None else found
+    if method not in METHODS:
+        raise UserError(f"{path}: key 'method': expected one of {METHODS} or absent, found {found!r}")
+    config = data.get("config")
+    if found is not None and isinstance(config, dict) and "method" in config and config["method"] != method:
+        raise UserError(f"{path}: keys 'method', 'config.method': expected the same method, found {method!r} "
+                        f"and {config['method']!r}")
+    return method
+
+
 def check_run(path: str | Path, data: dict) -> Run:
     """Check one metrics.json's object; a bad one is one error naming the file, key, expected, found."""
     path = Path(path)
@@ -217,7 +260,7 @@ def check_run(path: str | Path, data: dict) -> Run:
     return Run(path=path, benchmark=_text(path, data, "benchmark"), protocol=protocol,
                variant=_text(path, data, "variant"), seed=seed,
                zsl_acc=_fraction(path, data, "zsl_acc", optional=False), features=features, setting=setting,
-               prior=prior, unlabelled=unlabelled, **gzsl)
+               prior=prior, unlabelled=unlabelled, method=_method(path, data), **gzsl)
 
 
 def load_run(path: str | Path) -> Run:
@@ -235,7 +278,7 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
         if key in seen:
             raise UserError(
                 f"{run.path}: keys 'benchmark', 'features', 'setting', 'transductive_prior', "
-                f"'transductive_unlabelled', 'protocol', 'variant', 'seed': expected one file per run, "
+                f"'transductive_unlabelled', 'protocol', 'variant', 'method', 'seed': expected one file per run, "
                 f"found {key} also in {seen[key]}"
             )
         seen[key] = run.path
@@ -254,15 +297,16 @@ def _paper_metric_ok(metric: str) -> bool:
             and parts[2] in PAPER_METRICS)
 
 
-PaperKey = tuple[str, str, str, str]  # (benchmark in lower case, features, setting, metric)
+PaperKey = tuple[str, str, str, str, str]  # (benchmark in lower case, features, setting, method, metric)
 
 
 def load_paper(path: str | Path | None) -> dict[PaperKey, float]:
-    """config/paper_results.csv → {(benchmark in lower case, features, setting, metric): value in percent}.
+    """config/paper_results.csv → {(benchmark in lower case, features, setting, method, metric): value in percent}.
 
-    Columns benchmark, features (plain | finetuned), setting (inductive | transductive), metric, value,
-    source; an older file without `setting` holds inductive values, one without `features` either plain
-    inductive ones. Every row must have all its columns, a benchmark name, a known metric, a percentage
+    Columns benchmark, features (plain | finetuned), setting (inductive | transductive), method (one of
+    tfvaegan.config.METHODS), metric, value, source; an older file without `method` holds TF-VAEGAN's
+    values, one without `setting` either inductive ones, one without `features` either plain inductive
+    ones. Every row must have all its columns, a benchmark name, a known method and metric, a percentage
     and a source; anything else is one error naming the file, the line and the column.
     """
     if path is None:
@@ -276,14 +320,15 @@ def load_paper(path: str | Path | None) -> dict[PaperKey, float]:
             reader = csv.DictReader(handle)
             columns = tuple(reader.fieldnames or ())
             if columns not in (PAPER_COLUMNS, *OLDER_PAPER_COLUMNS):
-                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)} (or, all inductive, "
-                                f"{list(OLDER_PAPER_COLUMNS[0])}, or, all plain and inductive, "
-                                f"{list(OLDER_PAPER_COLUMNS[1])}), found {reader.fieldnames}")
+                raise UserError(f"{path}: header: expected columns {list(PAPER_COLUMNS)} (or, all {DEFAULT_METHOD}, "
+                                f"{list(OLDER_PAPER_COLUMNS[0])}, or, all {DEFAULT_METHOD} and inductive, "
+                                f"{list(OLDER_PAPER_COLUMNS[1])}, or, all {DEFAULT_METHOD}, plain and inductive, "
+                                f"{list(OLDER_PAPER_COLUMNS[2])}), found {reader.fieldnames}")
             for row in reader:
                 key, value = _paper_row(path, reader.line_num, row, columns)
                 if key in values:
                     raise UserError(f"{path}: line {reader.line_num}: expected one value per (benchmark, "
-                                    f"features, setting, metric), found {key} twice")
+                                    f"features, setting, method, metric), found {key} twice")
                 values[key] = value
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: expected a UTF-8 CSV file ({exc})") from None
@@ -311,6 +356,9 @@ def _paper_row(path: Path, line: int, row: dict, columns: tuple[str, ...]) -> tu
     if setting not in SETTINGS:
         raise UserError(f"{path}: line {line}, column 'setting': expected one of {list(SETTINGS)}, "
                         f"found {setting!r}")
+    method = row.get("method", DEFAULT_METHOD).strip()
+    if method not in METHODS:
+        raise UserError(f"{path}: line {line}, column 'method': expected one of {list(METHODS)}, found {method!r}")
     metric = row["metric"].strip()
     if not _paper_metric_ok(metric):
         raise UserError(f"{path}: line {line}, column 'metric': expected one of {list(PAPER_METRICS)} "
@@ -322,25 +370,26 @@ def _paper_row(path: Path, line: int, row: dict, columns: tuple[str, ...]) -> tu
     if not 0.0 <= value <= 100.0:
         raise UserError(f"{path}: line {line}, column 'value': expected a percentage in [0, 100], "
                         f"found {row['value']!r}")
-    return (row["benchmark"].strip().lower(), features, setting, metric), value
+    return (row["benchmark"].strip().lower(), features, setting, method, metric), value
 
 
 def paper_value(paper: dict[PaperKey, float], benchmark: str, features: str, variant: str, metric: str,
-                prefer_ablation: bool = False, setting: str = "inductive") -> float:
-    """The published number for this benchmark, features, setting and variant; NaN where the paper
+                prefer_ablation: bool = False, setting: str = "inductive", method: str = DEFAULT_METHOD) -> float:
+    """The published number for this benchmark, features, setting, method and variant; NaN where the paper
     reports none.
 
     The complete model takes the main table's number; an ablation variant its ablation row
     (`ablation:<variant>:<metric>`). The ablation table prefers its own row for the complete model too.
-    Plain and fine-tuned numbers never stand in for each other, nor inductive and transductive ones.
+    Plain and fine-tuned numbers never stand in for each other, nor inductive and transductive ones, nor
+    one method's for another's.
     """
     bench = benchmark.lower()
     keys = [f"ablation:{variant}:{metric}"]
     if variant == FULL_MODEL_VARIANT:
         keys = keys + [metric] if prefer_ablation else [metric] + keys
     for key in keys:
-        if (bench, features, setting, key) in paper:
-            return paper[(bench, features, setting, key)]
+        if (bench, features, setting, method, key) in paper:
+            return paper[(bench, features, setting, method, key)]
     return math.nan
 
 
@@ -361,17 +410,19 @@ def benchmark_sort_key(benchmark: str) -> tuple[int, str]:
 
 def _order(group: Group) -> tuple:
     """Benchmarks in paper order, plain before fine-tuned, inductive before transductive (uniform, then
-    labels), `paper` before `val`, the complete model first."""
-    benchmark, features, setting, prior, unlabelled, protocol, variant = group
+    labels), `paper` before `val`, the methods in METHOD_ORDER, the complete model first."""
+    benchmark, features, setting, prior, unlabelled, protocol, variant, method = group
     return (*benchmark_sort_key(benchmark), FEATURES.index(features), SETTINGS.index(setting), PRIORS.index(prior),
-            UNLABELLED.index(unlabelled), PROTOCOLS.index(protocol), variant != FULL_MODEL_VARIANT, variant)
+            UNLABELLED.index(unlabelled), PROTOCOLS.index(protocol), METHOD_ORDER.index(method),
+            variant != FULL_MODEL_VARIANT, variant)
 
 
 def _ablation_order(group: Group) -> tuple:
     """As _order, but variants cumulatively as in the paper's ablation, the complete model last."""
-    rank = (ABLATION_ORDER.index(group[-1]) if group[-1] in ABLATION_ORDER
-            else len(ABLATION_ORDER) + (group[-1] == FULL_MODEL_VARIANT))
-    return (*_order(group)[:-2], rank, group[-1])
+    variant = group[GROUP_KEYS.index("variant")]
+    rank = (ABLATION_ORDER.index(variant) if variant in ABLATION_ORDER
+            else len(ABLATION_ORDER) + (variant == FULL_MODEL_VARIANT))
+    return (*_order(group)[:-2], rank, variant)
 
 
 def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str, pd.DataFrame]:
@@ -384,9 +435,9 @@ def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str,
         members = groups[group]
         key = dict(zip(GROUP_KEYS, group))
 
-        def published(metric: str, prefer_ablation: bool = False, group=group) -> float:
-            benchmark, features, setting, *_, variant = group
-            return paper_value(paper, benchmark, features, variant, metric, prefer_ablation, setting)
+        def published(metric: str, prefer_ablation: bool = False, key=key) -> float:
+            return paper_value(paper, key["benchmark"], key["features"], key["variant"], metric, prefer_ablation,
+                               key["setting"], key["method"])
 
         top1_mean, top1_std = mean_std([100 * r.zsl_acc for r in members])
         zsl_rows.append({**key, "n_seeds": len(members), "top1_mean": top1_mean, "top1_std": top1_std,
@@ -405,11 +456,38 @@ def build_tables(runs: Sequence[Run], paper: dict[PaperKey, float]) -> dict[str,
                               "h_mean": h_mean, "h_std": h_std, "paper_top1": ab_top1, "paper_h": ab_h,
                               "diff_top1": top1_mean - ab_top1, "diff_h": h_mean - ab_h})
     ablation_rows.sort(key=lambda row: _ablation_order(tuple(row[k] for k in GROUP_KEYS)))
-    return {
+    tables = {
         "zsl": pd.DataFrame(zsl_rows, columns=ZSL_COLUMNS).round(DECIMALS),
         "gzsl": pd.DataFrame(gzsl_rows, columns=GZSL_COLUMNS).round(DECIMALS),
         "ablation": pd.DataFrame(ablation_rows, columns=ABLATION_COLUMNS).round(DECIMALS),
     }
+    tables["methods"] = build_methods_table(tables["zsl"], tables["gzsl"], paper)
+    return tables
+
+
+# --------------------------------------------------------------------------- the methods compared
+# One row per benchmark, features, setting, prior, unlabelled set, protocol and method: each method's complete
+# model (variant FULL_MODEL_VARIANT), its numbers and published ones as zsl.csv and gzsl.csv hold them (nothing
+# aggregated again), ranked among the methods of its block (the row without method and variant).
+RANK_BLOCK = ("benchmark", "features", "setting", "prior", "unlabelled", "protocol")
+
+
+def build_methods_table(zsl: pd.DataFrame, gzsl: pd.DataFrame, paper: dict[PaperKey, float]) -> pd.DataFrame:
+    """methods.csv from build_tables' zsl and gzsl tables: the complete model of each method, ranked by top-1
+    and by H within its block (1 = the best mean; ties share the lower rank; a missing mean has no rank). The
+    published H is the paper's even where our runs report no GZSL."""
+    keys = [*RANK_BLOCK, "method"]  # one row of each (variant fixed); a left merge keeps zsl's row order
+    full_zsl = zsl[zsl.variant == FULL_MODEL_VARIANT]
+    full_gzsl = gzsl[gzsl.variant == FULL_MODEL_VARIANT][[*keys, "u_mean", "u_std", "s_mean", "s_std", "h_mean",
+                                                           "h_std"]]
+    frame = full_zsl[[*keys, "n_seeds", "top1_mean", "top1_std", "paper_top1"]].merge(full_gzsl, on=keys,
+                                                                                       how="left")
+    frame["paper_h"] = [paper_value(paper, r.benchmark, r.features, FULL_MODEL_VARIANT, "gzsl_h", setting=r.setting,
+                                    method=r.method) for r in frame.itertuples()]
+    for metric in ("top1", "h"):
+        ranks = frame.groupby(list(RANK_BLOCK), sort=False)[f"{metric}_mean"].rank(ascending=False, method="min")
+        frame[f"rank_{metric}"] = ranks.astype("Int64")  # integers, empty where no mean
+    return frame[METHODS_COLUMNS].reset_index(drop=True)  # in zsl's order: the block, then METHOD_ORDER
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
@@ -431,8 +509,8 @@ def load_paper_or_default(path: str | Path) -> dict[PaperKey, float]:
 
 
 def make_tables(metrics: Sequence[str | Path], paper: str | Path, out_dir: str | Path) -> list[Path]:
-    """`tables`: every metrics.json → zsl.csv, gzsl.csv, ablation.csv and the main table (main_table.md,
-    main_table.tex) in out_dir; everything is built before anything is written."""
+    """`tables`: every metrics.json → zsl.csv, gzsl.csv, ablation.csv, methods.csv and the main table
+    (main_table.md, main_table.tex) in out_dir; everything is built before anything is written."""
     runs = load_runs(metrics)
     tables = build_tables(runs, load_paper_or_default(paper))
     main_table = build_main_table(tables)
@@ -489,6 +567,8 @@ class MainTable:
     benchmarks: tuple[str, ...]
     rows: tuple[MainRow, ...]
     note: str = ""  # why there are no rows
+    compared: tuple[ComparedRow, ...] = ()  # "Methods compared": empty unless methods.csv holds two methods
+    protocols: tuple[str, ...] = ()  # the protocols of `compared`'s columns
 
 
 def section_name(features: str, setting: str, prior: str, unlabelled: str) -> str:
@@ -537,12 +617,16 @@ def build_main_table(tables: dict[str, pd.DataFrame]) -> MainTable:
     frames = _main_frames(tables)
     index = {}
     for name, frame in frames.items():
-        for row in frame[frame.variant == FULL_MODEL_VARIANT].to_dict("records"):
+        ours = (frame.variant == FULL_MODEL_VARIANT) & (frame.method == DEFAULT_METHOD)  # TF-VAEGAN's rows only
+        for row in frame[ours].to_dict("records"):
             section = tuple(_key_text(row[key]) for key in SECTION_KEYS)
             index[(name, row["benchmark"], section, row["protocol"])] = row
+    compared, protocols = compared_rows(tables.get("methods"))
     if not index:
-        return MainTable((), (), note=f"no run of the complete model (variant '{FULL_MODEL_VARIANT}'), found "
-                                      f"variants {sorted(set(frames['zsl'].variant))}")
+        return MainTable((), (), note=f"no run of the complete model (variant '{FULL_MODEL_VARIANT}') of "
+                                      f"TF-VAEGAN (method '{DEFAULT_METHOD}'), found variants "
+                                      f"{sorted(set(frames['zsl'].variant))} of methods "
+                                      f"{sorted(set(frames['zsl'].method))}", compared=compared, protocols=protocols)
     benchmarks = tuple(sorted({key[1] for key in index}, key=benchmark_sort_key))
     orders = (FEATURES, SETTINGS, PRIORS, UNLABELLED)
     sections = sorted({key[2] for key in index}, key=lambda s: [order.index(v) for order, v in zip(orders, s)])
@@ -563,7 +647,99 @@ def build_main_table(tables: dict[str, pd.DataFrame]) -> MainTable:
                                 tuple((mean, std) for mean, std, _, _ in cells[protocol])))
             if has_published:
                 rows.append(MainRow(label, DELTA_LABEL, "delta", tuple((d, math.nan) for *_, d in cells[protocol])))
-    return MainTable(benchmarks, tuple(rows))
+    return MainTable(benchmarks, tuple(rows), compared=compared, protocols=protocols)
+
+
+# --------------------------------------------------------------------------- "Methods compared", below the main table
+# Per benchmark (with its features, setting, prior and unlabelled set), each method's complete model: the
+# published number, then ours under each protocol with its rank among the methods; T1 and H. The numbers are
+# methods.csv's. Shown only when methods.csv holds two methods or more (a lineage run): with TF-VAEGAN alone the
+# main table says it all.
+COMPARED_METRICS = (("T1", "top1_mean", "top1_std", "rank_top1", "paper_top1"),
+                    ("H", "h_mean", "h_std", "rank_h", "paper_h"))
+COMPARED_NOTE = (
+    f"Each method's complete model (variant `{FULL_MODEL_VARIANT}`) on each benchmark: published (config/paper_results.csv, "
+    "the method's own paper or the comparison that quotes it; –: none), then ours per protocol: mean ± sample "
+    "std over seeds (n_seeds in methods.csv) and, in brackets, the method's rank among the methods of that "
+    "benchmark under that protocol (1: the best mean; ties share the lower rank). T1: ZSL per-class top-1; H: "
+    "GZSL harmonic mean; in %. Written by `python -m tfvaegan tables` from results/tables/methods.csv.")
+
+
+@dataclass(frozen=True)
+class ComparedRow:
+    """One method on one benchmark: per COMPARED_METRICS, the published value, then per protocol (mean, std,
+    rank) with NaN where there is none."""
+
+    block: str
+    method: str
+    cells: tuple[tuple[float, tuple[tuple[float, float, float], ...]], ...]
+
+
+def compared_rows(methods: pd.DataFrame | None) -> tuple[tuple[ComparedRow, ...], tuple[str, ...]]:
+    """The "Methods compared" rows of methods.csv (build_methods_table's frame) and their protocols; none when
+    it is absent or holds fewer than two methods."""
+    if not isinstance(methods, pd.DataFrame) or methods.empty or methods.method.nunique() < 2:
+        return (), ()
+    protocols = tuple(p for p in PROTOCOLS if p in set(methods.protocol))
+    index = {}
+    for row in methods.to_dict("records"):
+        block = bench_label(row["benchmark"], *(_key_text(row[k]) for k in SECTION_KEYS))
+        index.setdefault((block, method_name(row["method"], row["setting"])), {})[row["protocol"]] = row
+    rows = []
+    for (block, method), by_protocol in index.items():  # methods.csv's order: the block, then METHOD_ORDER
+        cells = []
+        for _, mean, std, rank, paper in COMPARED_METRICS:
+            published = next(iter(by_protocol.values()))[paper]  # one published value whatever our protocol
+            ours = tuple((float(by_protocol[p][mean]), float(by_protocol[p][std]),
+                          math.nan if pd.isna(by_protocol[p][rank]) else float(by_protocol[p][rank]))
+                         if p in by_protocol else (math.nan,) * 3 for p in protocols)
+            cells.append((float(published), ours))
+        rows.append(ComparedRow(block, method, tuple(cells)))
+    return tuple(rows), protocols
+
+
+def _compared_text(value: float, std: float = math.nan, rank: float = math.nan, tex: bool = False) -> str:
+    """'62.0 ± 2.8 (1)' (ours: mean, std, rank), '64.9' (published); '–' where no number."""
+    text = _cell_text("ours", value, std, tex)
+    return text + (f" ({int(rank)})" if not math.isnan(value) and not math.isnan(rank) else "")
+
+
+def _compared_cells(row: ComparedRow, tex: bool) -> list[str]:
+    return [text for published, ours in row.cells
+            for text in [_compared_text(published, tex=tex)] + [_compared_text(*cell, tex=tex) for cell in ours]]
+
+
+def compared_markdown(table: MainTable) -> list[str]:
+    """The "## Methods compared" section's lines (none without a comparison)."""
+    if not table.compared:
+        return []
+    header = ["Benchmark", "Method"] + [f"{m} {c}" for m, *_ in COMPARED_METRICS
+                                        for c in ("published", *table.protocols)]
+    lines = ["## Methods compared", "", _md_line(header),
+             "|" + "|".join([":---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines += [_md_line([row.block, row.method] + _compared_cells(row, tex=False)) for row in table.compared]
+    return lines + ["", COMPARED_NOTE, ""]
+
+
+def compared_latex(table: MainTable) -> list[str]:
+    """The methods compared as a second booktabs `tabular` (none without a comparison)."""
+    if not table.compared:
+        return []
+    group = 1 + len(table.protocols)
+    lines = ["", (r"% Methods compared: each method's complete model; published, then ours per protocol: mean "
+                  r"$\pm$ std (rank among the methods, 1 = best)."),
+             r"\begin{tabular}{ll" + (" " + "c" * group) * len(COMPARED_METRICS) + "}", r"\toprule",
+             " & ".join(["", ""] + [rf"\multicolumn{{{group}}}{{c}}{{{m}}}" for m, *_ in COMPARED_METRICS]) + r" \\",
+             " ".join(rf"\cmidrule(lr){{{3 + group * i}-{2 + group * (i + 1)}}}" for i in range(len(COMPARED_METRICS))),
+             " & ".join(["Benchmark", "Method"] + ["published", *table.protocols] * len(COMPARED_METRICS)) + r" \\"]
+    block = None
+    for row in table.compared:
+        if row.block != block:
+            block = row.block
+            lines.append(r"\midrule")
+        lines.append(" & ".join([tex_escape(row.block), tex_escape(row.method)] + _compared_cells(row, tex=True))
+                     + r" \\")
+    return lines + [r"\bottomrule", r"\end{tabular}"]
 
 
 def _cell_text(kind: str, value: float, std: float, tex: bool) -> str:
@@ -583,16 +759,16 @@ def main_table_markdown(table: MainTable) -> str:
     """A GitHub table: the two-level header flattened ('CUB T1', 'CUB u', ...), a Setting column."""
     lines = [f"<!-- {MAIN_TABLE_FILES[0]}: written by `python -m tfvaegan tables` -->", ""]
     if not table.rows:
-        return "\n".join(lines + [f"No main table: {table.note}.", ""])
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
-
+        return "\n".join(lines + [f"No main table: {table.note}.", ""] + compared_markdown(table))
     header = ["Setting", "Method"] + [f"{b.upper()} {m}" for b in table.benchmarks for m in MAIN_TABLE_METRICS]
-    lines += [line(header), "|" + "|".join([":---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
-    lines += [line([row.section, row.method] + [_cell_text(row.kind, v, s, tex=False) for v, s in row.cells])
+    lines += [_md_line(header), "|" + "|".join([":---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines += [_md_line([row.section, row.method] + [_cell_text(row.kind, v, s, tex=False) for v, s in row.cells])
               for row in table.rows]
-    return "\n".join(lines + ["", MAIN_TABLE_NOTE, ""])
+    return "\n".join(lines + ["", MAIN_TABLE_NOTE, ""] + compared_markdown(table))
+
+
+def _md_line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
 
 
 TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -609,7 +785,7 @@ def main_table_latex(table: MainTable) -> str:
              r"% T1: ZSL per-class top-1; u, s, H: GZSL unseen, seen, harmonic mean (%).",
              r"% Ours: mean $\pm$ sample std over seeds; Delta: ours - published; --: no number."]
     if not table.rows:
-        return "\n".join(lines + [f"% No main table: {table.note}.", ""])
+        return "\n".join(lines + [f"% No main table: {table.note}."] + compared_latex(table) + [""])
     width = 1 + len(MAIN_TABLE_METRICS) * len(table.benchmarks)
     group = len(MAIN_TABLE_METRICS)
     lines += [r"\begin{tabular}{l" + (" " + "c" * group) * len(table.benchmarks) + "}", r"\toprule",
@@ -625,7 +801,7 @@ def main_table_latex(table: MainTable) -> str:
             lines += [r"\midrule", rf"\multicolumn{{{width}}}{{l}}{{\textit{{{tex_escape(section)}}}}} \\"]
         method = r"$\Delta$ (ours $-$ published)" if row.kind == "delta" else tex_escape(row.method)
         lines.append(" & ".join([method] + [_cell_text(row.kind, v, s, tex=True) for v, s in row.cells]) + r" \\")
-    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", ""])
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"] + compared_latex(table) + [""])
 
 
 def write_main_table(table: MainTable, out_dir: str | Path) -> list[Path]:

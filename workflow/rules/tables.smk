@@ -1,5 +1,5 @@
-# Aggregate every run's metrics.json into the CSV tables, the paper's main table (main_table.md,
-# main_table.tex) and the figures (marked for `snakemake --report`).
+# Aggregate every run's metrics.json into the CSV tables (methods.csv: the lineage side by side), the paper's
+# main table (main_table.md, main_table.tex) and the figures (marked for `snakemake --report`).
 
 
 rule tables:
@@ -10,6 +10,7 @@ rule tables:
         zsl=report(f"{RESULTS}/tables/zsl.csv", caption="../report/zsl.rst", category="Tables"),
         gzsl=report(f"{RESULTS}/tables/gzsl.csv", caption="../report/gzsl.rst", category="Tables"),
         ablation=report(f"{RESULTS}/tables/ablation.csv", caption="../report/ablation.rst", category="Tables"),
+        methods=report(f"{RESULTS}/tables/methods.csv", caption="../report/methods.rst", category="Tables"),
         main_md=report(f"{RESULTS}/tables/main_table.md", caption="../report/main_table.rst", category="Tables"),
         main_tex=report(f"{RESULTS}/tables/main_table.tex", caption="../report/main_table.rst", category="Tables"),
     params:
