@@ -448,14 +448,15 @@ def _metrics_args(parser) -> None:
 
 def _add_report(commands) -> None:
     p = commands.add_parser(
-        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv, ablation.csv and the main table "
-        "(main_table.md, main_table.tex)",
-        description="Mean and sample std over seeds per (benchmark, protocol, variant), in percent, "
-                    "beside the paper's numbers and the difference ours - paper; the complete model's rows "
-                    "also in the paper's layout (main_table.md for GitHub, main_table.tex a booktabs tabular).")
+        "tables", help="aggregate metrics.json files into zsl.csv, gzsl.csv, ablation.csv, methods.csv and the "
+        "main table (main_table.md, main_table.tex)",
+        description="Mean and sample std over seeds per (benchmark, protocol, variant, method, ...), in percent, "
+                    "beside the paper's numbers (by method) and the difference ours - paper; the complete model's "
+                    "rows also in the paper's layout (main_table.md for GitHub, main_table.tex a booktabs tabular); "
+                    "methods.csv ranks the lineage's methods per benchmark under each protocol.")
     _metrics_args(p)
     p.add_argument("--out-dir", required=True, metavar="DIR",
-                   help="where the three CSV files and main_table.md, main_table.tex are written")
+                   help="where the four CSV files and main_table.md, main_table.tex are written")
     p.set_defaults(func=lambda a: tables.make_tables(a.metrics, a.paper, a.out_dir))
 
     p = commands.add_parser(
