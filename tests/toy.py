@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from tfvaegan.bench.problem import learnable_arrays
 from tfvaegan.data.load import load_benchmark
 from tfvaegan.data.matfile import write_mat
 from tfvaegan.features.dataset import xlsa17_locations
@@ -29,30 +30,8 @@ VAL_CLASSES = 4  # the first classes, held out in val_loc
 
 def toy_arrays(n_classes: int = 24, n_unseen: int = 6, per_class: int = 20, res_size: int = 64,
                att_size: int = 8, seed: int = 0, noise: float = 0.3) -> dict[str, Any]:
-    """The files' variables in MATLAB orientation: features (D, N) float32, 1-based labels (N, 1),
-    att (A, C), allclasses_names and the five 1-based location columns."""
-    rng = np.random.default_rng(seed)
-    # Sparse, attribute-like class embeddings; enough seen classes to span the attribute space,
-    # so that the attribute -> feature map can be learnt and transferred to unseen classes.
-    attributes = (rng.random((n_classes, att_size)) < 0.4) + 0.1 * rng.random((n_classes, att_size))
-    attributes /= np.linalg.norm(attributes, axis=1, keepdims=True)
-    mixing = rng.normal(size=(att_size, res_size)) * 3.0
-    labels = np.repeat(np.arange(n_classes), per_class)
-    features = 1 / (1 + np.exp(-(attributes[labels] @ mixing + noise * rng.normal(size=(len(labels), res_size)))))
-    is_unseen = labels >= n_classes - n_unseen
-    seen_index = np.flatnonzero(~is_unseen)
-    test_seen = np.sort(rng.choice(seen_index, size=len(seen_index) // 5, replace=False))
-    val = np.flatnonzero((labels < VAL_CLASSES) & ~is_unseen)
-    col = lambda index: (index + 1).reshape(-1, 1).astype(np.float64)  # 1-based column vectors
-    return {
-        "features": features.T.astype(np.float32),
-        "labels": (labels + 1).reshape(-1, 1).astype(np.float64),
-        "att": attributes.T,
-        "allclasses_names": [f"{i + 1:03d}.class_{i + 1}" for i in range(n_classes)],
-        "trainval_loc": col(np.setdiff1d(seen_index, test_seen)), "test_seen_loc": col(test_seen),
-        "test_unseen_loc": col(np.flatnonzero(is_unseen)), "train_loc": col(np.setdiff1d(seen_index, val)),
-        "val_loc": col(val),
-    }
+    """The files' variables (tfvaegan.bench.problem.learnable_arrays, locations as float64 columns)."""
+    return learnable_arrays(n_classes, n_unseen, per_class, res_size, att_size, seed, noise, VAL_CLASSES)
 
 
 def _apply(variables: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:

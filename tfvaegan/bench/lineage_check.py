@@ -32,6 +32,7 @@ import numpy as np
 
 from tfvaegan import stages
 from tfvaegan.bench.domain_shift import torch_threads
+from tfvaegan.bench.problem import learnable_arrays
 from tfvaegan.config import from_mapping
 from tfvaegan.data.matfile import write_mat
 from tfvaegan.errors import UserError
@@ -68,34 +69,9 @@ REFERENCE: dict[str, dict[int, tuple[float, float]]] = {
 
 
 # --------------------------------------------------------------------------- the benchmark
-def benchmark_arrays(n_classes: int, n_unseen: int, per_class: int, res_size: int, att_size: int, seed: int,
-                     noise: float) -> dict[str, Any]:
-    """tests/toy.py toy_arrays, draw for draw (the bench does not import the tests): the files' variables in
-    MATLAB orientation, the locations 1-based uint16 columns."""
-    rng = np.random.default_rng(seed)
-    attributes = (rng.random((n_classes, att_size)) < 0.4) + 0.1 * rng.random((n_classes, att_size))
-    attributes /= np.linalg.norm(attributes, axis=1, keepdims=True)
-    mixing = rng.normal(size=(att_size, res_size)) * 3.0
-    labels = np.repeat(np.arange(n_classes), per_class)
-    features = 1 / (1 + np.exp(-(attributes[labels] @ mixing + noise * rng.normal(size=(len(labels), res_size)))))
-    is_unseen = labels >= n_classes - n_unseen
-    seen_index = np.flatnonzero(~is_unseen)
-    test_seen = np.sort(rng.choice(seen_index, size=len(seen_index) // 5, replace=False))
-    val = np.flatnonzero((labels < 4) & ~is_unseen)  # toy.py's VAL_CLASSES = 4
-    col = lambda index: (index + 1).reshape(-1, 1).astype(np.uint16)
-    return {
-        "features": features.T.astype(np.float32), "labels": (labels + 1).reshape(-1, 1).astype(np.float64),
-        "image_files": [f"images/{i:05d}.jpg" for i in range(len(labels))], "att": attributes.T,
-        "allclasses_names": [f"{i + 1:03d}.class_{i + 1}" for i in range(n_classes)],
-        "trainval_loc": col(np.setdiff1d(seen_index, test_seen)), "test_seen_loc": col(test_seen),
-        "test_unseen_loc": col(np.flatnonzero(is_unseen)), "train_loc": col(np.setdiff1d(seen_index, val)),
-        "val_loc": col(val),
-    }
-
-
 def write_benchmark(root: Path) -> Path:
     """<root>/CUB/{res101.mat, att_splits.mat}; returns the folder."""
-    arrays = benchmark_arrays(**BENCHMARK)
+    arrays = learnable_arrays(**BENCHMARK, location_dtype=np.uint16, image_files=True)
     folder = Path(root) / DATASET
     folder.mkdir(parents=True, exist_ok=True)
     feature_keys = ("features", "labels", "image_files")

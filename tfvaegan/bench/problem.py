@@ -1,12 +1,14 @@
-"""The bench's problem: random features of CUB's shapes, with the official CUB settings.
-
-7057 training features of 2048-d, 312-d attributes, 200 classes (50 unseen), ngh = ndh = 4096,
-batch 64, critic_iter 5, feedback_loop 2, syn_num 300: the time of a CUB run, without CUB's files.
+"""The bench's problems: random features of CUB's shapes, with the official CUB settings (the time of a
+CUB run, without CUB's files: 7057 training features of 2048-d, 312-d attributes, 200 classes (50 unseen),
+ngh = ndh = 4096, batch 64, critic_iter 5, feedback_loop 2, syn_num 300); and `learnable_arrays`, a small
+learnable zero-shot problem in the xlsa17 layout (the tests' toy benchmark, the lineage check's).
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from tfvaegan.config import Config
@@ -61,3 +63,41 @@ def write_cub_sized_dataset(root: Path, seed: int = 0) -> Path:
                                           "test_seen_loc": loc(bounds[1], bounds[2]),
                                           "test_unseen_loc": loc(bounds[2], bounds[3])})
     return folder
+
+
+def learnable_arrays(n_classes: int = 24, n_unseen: int = 6, per_class: int = 20, res_size: int = 64,
+                     att_size: int = 8, seed: int = 0, noise: float = 0.3, val_classes: int = 4,
+                     location_dtype: type = np.float64, image_files: bool = False) -> dict[str, Any]:
+    """The xlsa17 files' variables in MATLAB orientation: features (D, N) float32, 1-based labels (N, 1), att
+    (A, C), allclasses_names and the five 1-based location columns (`location_dtype`: float64 as some MATLAB
+    writers store them; the reference codes index with them and need an integer type, as xlsa17's uint16).
+
+    Features are a fixed non-linear function of the class attributes plus noise, so unseen classes are
+    predictable from their attributes. The last `n_unseen` classes are unseen; a seeded fifth of the seen images
+    is test_seen; val_loc holds every seen image of the first `val_classes` classes (test_seen ones included, as
+    in xlsa17)."""
+    rng = np.random.default_rng(seed)
+    # Sparse, attribute-like class embeddings; enough seen classes to span the attribute space,
+    # so that the attribute -> feature map can be learnt and transferred to unseen classes.
+    attributes = (rng.random((n_classes, att_size)) < 0.4) + 0.1 * rng.random((n_classes, att_size))
+    attributes /= np.linalg.norm(attributes, axis=1, keepdims=True)
+    mixing = rng.normal(size=(att_size, res_size)) * 3.0
+    labels = np.repeat(np.arange(n_classes), per_class)
+    features = 1 / (1 + np.exp(-(attributes[labels] @ mixing + noise * rng.normal(size=(len(labels), res_size)))))
+    is_unseen = labels >= n_classes - n_unseen
+    seen_index = np.flatnonzero(~is_unseen)
+    test_seen = np.sort(rng.choice(seen_index, size=len(seen_index) // 5, replace=False))
+    val = np.flatnonzero((labels < val_classes) & ~is_unseen)
+    col = lambda index: (index + 1).reshape(-1, 1).astype(location_dtype)  # 1-based column vectors
+    arrays = {
+        "features": features.T.astype(np.float32),
+        "labels": (labels + 1).reshape(-1, 1).astype(np.float64),
+        "att": attributes.T,
+        "allclasses_names": [f"{i + 1:03d}.class_{i + 1}" for i in range(n_classes)],
+        "trainval_loc": col(np.setdiff1d(seen_index, test_seen)), "test_seen_loc": col(test_seen),
+        "test_unseen_loc": col(np.flatnonzero(is_unseen)), "train_loc": col(np.setdiff1d(seen_index, val)),
+        "val_loc": col(val),
+    }
+    if image_files:
+        arrays["image_files"] = [f"images/{i:05d}.jpg" for i in range(len(labels))]
+    return arrays

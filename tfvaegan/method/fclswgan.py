@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from tfvaegan.config import Config
 from tfvaegan.method.classifier import ClassifierSettings, local_labels, train_softmax
-from tfvaegan.method.models import Critic, Generator
+from tfvaegan.method.models import Critic, FeatureGenerator, Generator
 from tfvaegan.method.train import Trainer
 
 # The pre-trained classifier: the reference's CLASSIFIER(..., 0.001, 0.5, 50, 100, ...) call in clswgan.py
@@ -25,36 +25,17 @@ from tfvaegan.method.train import Trainer
 PRETRAIN = ClassifierSettings(lr=0.001, beta1=0.5, nepoch=50, batch_size=100, select="last")
 
 
-class FCLSWGAN(nn.Module):
+class FCLSWGAN(FeatureGenerator):
     """f-CLSWGAN's boxes: the generator, the conditional critic and (while training) the frozen seen-class
-    classifier. The same interface as FVAEGAN's for synthesis and evaluation."""
-
-    saved_modules: tuple[str, ...] = ("generator",)
-    uses_feedback = False
-    refines_features = False
+    classifier."""
 
     def __init__(self, cfg: Config, seen_classifier: nn.Linear | None = None):
-        super().__init__()
-        if cfg.resSize is None or cfg.attSize is None or cfg.nz is None:
-            raise ValueError("FCLSWGAN needs a resolved config (Config.resolved) with data sizes filled in")
+        super().__init__(cfg)
         self.generator = Generator(cfg.nz, cfg.attSize, cfg.resSize, cfg.ngh, relu_output=True)
         self.critic = Critic(cfg.resSize, cfg.attSize, cfg.ndh)
-        self.decoder: nn.Module | None = None
         self.seen_classifier = seen_classifier
         if seen_classifier is not None:
             seen_classifier.requires_grad_(False)
-
-    def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None,
-                 feedback_source: Tensor | None = None) -> Tensor:
-        return self.generator(z, att)
-
-    @torch.no_grad()
-    def synthesize(self, z: Tensor, att: Tensor) -> Tensor:
-        return self.generate(z, att)
-
-    @torch.no_grad()
-    def discriminative_features(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return x
 
 
 def pretrain_seen_classifier(features: Tensor, seen_labels: Tensor, n_seen: int,

@@ -116,7 +116,7 @@ class FREETrainer(Trainer):
 
     def critic_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
         """FR's and the centers' step on real features, then the critic's (max L_WGAN)."""
-        cfg, m = self.cfg, self.model
+        cfg = self.cfg
         noise = torch.randn(x.size(0), cfg.latent_size if cfg.encoded_noise else cfg.nz, device=self.device)
         refinement_noise = torch.randn(x.size(0), cfg.attSize, device=self.device)
         offset = (torch.randint(len(self.data.seenclasses), (x.size(0),), device=self.device)

@@ -141,10 +141,9 @@ class Feedback(nn.Module):
         return leaky(self.fc2(leaky(self.fc1(decoder_hidden))))
 
 
-class FVAEGAN(nn.Module):
-    """f-VAEGAN's boxes (Xian et al. 2019): the encoder, the generator and the conditional critic, built from a
-    resolved config (sizes filled from the data). No semantic decoder, no feedback: synthesis is G(z, a) and
-    the classifiers read the features themselves."""
+class FeatureGenerator(nn.Module):
+    """What synthesis, evaluation and model.pt read of every method's model: a `generator` G(z, a), and no
+    feedback, no refined features unless a method adds them (TFVAEGAN, FREE)."""
 
     saved_modules: tuple[str, ...] = ("generator",)  # what synthesis and classification need (model.pt)
     uses_feedback = False
@@ -154,9 +153,6 @@ class FVAEGAN(nn.Module):
         super().__init__()
         if cfg.resSize is None or cfg.attSize is None or cfg.nz is None or cfg.latent_size is None:
             raise ValueError(f"{type(self).__name__} needs a resolved config (Config.resolved) with data sizes filled in")
-        self.encoder = Encoder(cfg.resSize, cfg.attSize, cfg.latent_size, cfg.encoder_hidden)
-        self.generator = Generator(cfg.nz, cfg.attSize, cfg.resSize, cfg.generator_hidden)
-        self.critic = Critic(cfg.resSize, cfg.attSize, cfg.ndh)
         self.decoder: nn.Module | None = None  # TFVAEGAN's semantic decoder; the trainers test for it
 
     def generate(self, z: Tensor, att: Tensor, feedback_weight: float | None = None,
@@ -172,6 +168,18 @@ class FVAEGAN(nn.Module):
     @torch.no_grad()
     def discriminative_features(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return x
+
+
+class FVAEGAN(FeatureGenerator):
+    """f-VAEGAN's boxes (Xian et al. 2019): the encoder, the generator and the conditional critic, built from a
+    resolved config (sizes filled from the data). No semantic decoder, no feedback: synthesis is G(z, a) and
+    the classifiers read the features themselves."""
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
+        self.encoder = Encoder(cfg.resSize, cfg.attSize, cfg.latent_size, cfg.encoder_hidden)
+        self.generator = Generator(cfg.nz, cfg.attSize, cfg.resSize, cfg.generator_hidden)
+        self.critic = Critic(cfg.resSize, cfg.attSize, cfg.ndh)
 
 
 class TFVAEGAN(FVAEGAN):
