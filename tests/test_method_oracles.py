@@ -1,5 +1,7 @@
-"""FREE and f-CLSWGAN against their oracles: tfvaegan/bench/official_free.py (shiming-chen/FREE) and
-tfvaegan/bench/official_fclswgan.py (Xian et al.'s clswgan.py), transcribed independently of the package.
+"""FREE, f-CLSWGAN and f-VAEGAN against their oracles: tfvaegan/bench/official_free.py (shiming-chen/FREE),
+tfvaegan/bench/official_fclswgan.py (Xian et al.'s clswgan.py), and for f-VAEGAN TF-VAEGAN's official iteration
+(tfvaegan/bench/official.py) without the decoder's loss and the feedback pass, its ablation baseline (the
+authors' f-VAEGAN code is not public: docs/methods.md); all transcribed independently of the package.
 
 As tests/test_oracle.py does for TF-VAEGAN: each image benchmark's settings branch (its
 config/benchmarks/<name>_free.yaml / <name>_fclswgan.yaml) is compared parameter by parameter after one
@@ -21,8 +23,10 @@ from tfvaegan.bench import official_fclswgan as fclswgan_oracle
 from tfvaegan.bench import official_free as free_oracle
 from tfvaegan.config import read_file
 
-free = pytest.importorskip("tfvaegan.method.free", reason="tfvaegan/method/free.py not written yet")
-fclswgan = pytest.importorskip("tfvaegan.method.fclswgan", reason="tfvaegan/method/fclswgan.py not written yet")
+from tfvaegan.bench import official as tfvaegan_oracle
+from tfvaegan.method import fclswgan, free
+from tfvaegan.method.models import TFVAEGAN
+from tfvaegan.method.train import Trainer
 
 IMAGE_BENCHMARKS = ("cub", "awa2", "flo", "sun")
 # What decides the branch a method's training iteration takes, and its loss weights (the benchmark files'
@@ -38,10 +42,8 @@ WEIGHT_STD = 0.1
 
 
 def benchmark_settings(name: str, method: str, keys: tuple[str, ...]) -> dict:
-    """The branch keys of config/benchmarks/<name>_<method>.yaml; the test skips while the file is missing."""
+    """The branch keys of config/benchmarks/<name>_<method>.yaml."""
     path = PROJECT_ROOT / "config" / "benchmarks" / f"{name}_{method}.yaml"
-    if not path.exists():
-        pytest.skip(f"{path.relative_to(PROJECT_ROOT)} not written yet: no {method} settings for {name}")
     values = read_file(path)
     assert values.get("method") == method, path
     return {key: values[key] for key in keys if key in values}
@@ -445,3 +447,61 @@ def test_fclswgan_synthesis_is_generate_syn_feature(toy, fclswgan_trainers):
     assert torch.equal(labels, classes.repeat_interleave(20))
     assert torch.allclose(ours, theirs, atol=1e-6)
     assert (theirs == 0).any() and (ours >= 0).all()  # MLP_G's ReLU output
+
+
+# ================================================================== f-VAEGAN
+FVAEGAN_KEYS = ("encoded_noise", "gammaD", "gammaG", "lambda1", "adaptive_lambda")
+FVAEGAN_MODULES = ("encoder", "generator", "critic")
+
+
+def fvaegan_stepped(toy, name: str, **mutation):
+    """Our f-VAEGAN Trainer (`mutation` applied) and TF-VAEGAN's official iteration at recons_weight 0, outside
+    the feedback pass, on the benchmark's fvaegan settings, from the same non-trivial weights and seed, both with
+    plain SGD; the oracle's decoder and feedback module (which f-VAEGAN has not) are a TFVAEGAN's, and unused."""
+    _, cfg, data = toy
+    settings = benchmark_settings(name, "fvaegan", FVAEGAN_KEYS)
+    base = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("recons_weight", "a1", "a2", "feed_lr",
+                                                                          "dec_lr")}
+    ours_cfg = dataclasses.replace(type(cfg)(**base), method="fvaegan", feedback_loop=1, critic_iter=CRITIC_ITER,
+                                   **{**settings, **mutation})
+    oracle_cfg = dataclasses.replace(ours_cfg, method="tfvaegan", recons_weight=0.0, **settings)  # unmutated
+    torch.manual_seed(0)
+    trainer = Trainer(ours_cfg, data, torch.device("cpu"))
+    nontrivial_weights(trainer.model)
+    unused = TFVAEGAN(oracle_cfg)
+    weights = {name: getattr(trainer.model, name).state_dict() for name in FVAEGAN_MODULES}
+    nets = tfvaegan_oracle.official_nets(oracle_cfg, {**weights, "decoder": unused.decoder.state_dict(),
+                                                      "feedback": unused.feedback.state_dict()})
+    for key in trainer.opt:
+        trainer.opt[key] = sgd(getattr(trainer.model, key))
+    opts = tfvaegan_oracle.official_optimizers(nets, oracle_cfg, make=sgd)
+    torch.manual_seed(123)
+    expected_lambda = tfvaegan_oracle.official_generator_step(nets, opts, oracle_cfg, data, 0, oracle_cfg.lambda1)
+    torch.manual_seed(123)
+    trainer.step(feedback_pass=False)
+    theirs = {name: module.state_dict() for name, module in nets.modules().items() if name in FVAEGAN_MODULES}
+    ours = {name: getattr(trainer.model, name).state_dict() for name in FVAEGAN_MODULES}
+    return trainer, max_differences(ours, theirs), expected_lambda
+
+
+@pytest.mark.parametrize("name", IMAGE_BENCHMARKS)
+def test_fvaegan_iteration_matches_the_official_baseline_iteration(toy, name):
+    trainer, differences, expected_lambda = fvaegan_stepped(toy, name)
+    assert trainer.lambda1.item() == pytest.approx(expected_lambda, rel=1e-6)
+    assert differences == {}
+    assert set(trainer.opt) == set(FVAEGAN_MODULES) and trainer.model.decoder is None
+
+
+def test_fvaegan_branches_are_covered():
+    covered = {benchmark_settings(name, "fvaegan", FVAEGAN_KEYS).get("encoded_noise", False)
+               for name in IMAGE_BENCHMARKS}
+    assert covered == {True, False}  # CUB, AWA2, SUN: the encoder's z; FLO: N(0, I) noise
+
+
+@pytest.mark.parametrize("mutation", [{"gammaG": 3.0}, {"encoded_noise": None}], ids=["gammaG", "noise_source"])
+def test_a_wrong_fvaegan_setting_is_detected(toy, mutation):
+    name = "cub"
+    if mutation.get("encoded_noise", 0) is None:
+        mutation = {"encoded_noise": not benchmark_settings(name, "fvaegan", FVAEGAN_KEYS).get("encoded_noise", False)}
+    _, differences, _ = fvaegan_stepped(toy, name, **mutation)
+    assert differences and max(differences.values()) > 10 * ATOL, differences
