@@ -111,6 +111,30 @@ def test_fvaegan_steps_as_tfvaegan_without_decoder_and_feedback(toy):
     assert set(fvaegan.opt) == {"encoder", "generator", "critic"}
 
 
+def test_fvaegan_d2_steps_as_tfvaegan_transductive_without_decoder_and_feedback(toy):
+    """f-VAEGAN-D2's step is TF-VAEGAN's transductive step (tests/test_transductive_oracle.py checks it against
+    the authors' pre-release code) without the decoder's loss and the feedback pass: from the same weights and
+    seed both move the encoder, generator, critic and D2 identically."""
+    _, _, zdata = toy
+    d2 = TransductiveTrainer(resolved("fvaegan", toy, transductive=True), zdata, torch.device("cpu"))
+    baseline_cfg = dataclasses.replace(resolved("tfvaegan", toy, transductive=True), recons_weight=0.0,
+                                       feedback_loop=1)
+    baseline = TransductiveTrainer(baseline_cfg, zdata, torch.device("cpu"))
+    modules = ("encoder", "generator", "critic")
+    for name in modules:
+        getattr(baseline.model, name).load_state_dict(getattr(d2.model, name).state_dict())
+    baseline.critic2.load_state_dict(d2.critic2.state_dict())
+    d2_before = d2.critic2.fc1.weight.clone()
+    for trainer in (d2, baseline):
+        torch.manual_seed(5)
+        trainer.step(feedback_pass=False)
+    for ours, theirs in [(getattr(d2.model, n), getattr(baseline.model, n)) for n in modules] + [(d2.critic2,
+                                                                                                  baseline.critic2)]:
+        for key, value in ours.state_dict().items():
+            assert torch.equal(value, theirs.state_dict()[key]), key
+    assert not torch.equal(d2.critic2.fc1.weight, d2_before)  # D2 was trained
+
+
 def test_the_center_loss_forms_on_a_hand_made_batch():
     loss = CenterLoss(3, 2)
     with torch.no_grad():
