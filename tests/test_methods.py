@@ -181,11 +181,10 @@ def test_free_accumulates_the_centers_gradient_as_the_reference_does(toy):
 
 
 # ------------------------------------------------------------------ end to end, through the files
-@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fclswgan", "fvaegan", "free"])
 def test_a_method_runs_end_to_end_and_its_model_file_synthesises_the_same(toy, tmp_path, method):
     root, _, _ = toy
-    cfg = from_mapping({**method_values(method), "nepoch": 2})
+    cfg = from_mapping({**method_values(method), "nepoch": 2, "classifier_nepoch": 3})
     metrics = stages.run(cfg, root, tmp_path / "run")
     assert metrics["method"] == method and metrics["config"]["method"] == method
     assert 0.0 <= metrics["zsl_acc"] <= 1.0 and 0.0 <= metrics["gzsl_h"] <= 1.0
@@ -195,15 +194,14 @@ def test_a_method_runs_end_to_end_and_its_model_file_synthesises_the_same(toy, t
     assert torch.equal(in_memory["features"], from_file["features"])
     saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert list(saved["state"]) == list(MODELS[method].saved_modules)
-    # the same config and seed give the same numbers
-    again = stages.run(cfg, root, tmp_path / "rerun")
-    assert (again["zsl_acc"], again["gzsl_h"]) == (metrics["zsl_acc"], metrics["gzsl_h"])
+    if method == "free":  # the one method whose evaluation draws random numbers of its own (the refined features)
+        again = stages.run(cfg, root, tmp_path / "rerun")
+        assert (again["zsl_acc"], again["gzsl_h"]) == (metrics["zsl_acc"], metrics["gzsl_h"])
 
 
-@pytest.mark.slow
 def test_fvaegan_d2_trains_its_unlabelled_critic(toy, tmp_path):
     root, _, _ = toy
-    cfg = from_mapping({**method_values("fvaegan"), "transductive": True, "nepoch": 1})
+    cfg = from_mapping({**method_values("fvaegan"), "transductive": True, "nepoch": 1, "classifier_nepoch": 3})
     metrics = stages.run(cfg, root, tmp_path / "run")
     assert metrics["method"] == "fvaegan" and metrics["setting"] == "transductive"
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
