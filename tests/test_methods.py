@@ -16,7 +16,7 @@ from tfvaegan.method.fclswgan import FCLSWGANTrainer
 from tfvaegan.method.free import CenterLoss, FREETrainer
 from tfvaegan.method.lineage import MODELS, trainer_for
 from tfvaegan.method.models import FVAEGAN, TFVAEGAN
-from tfvaegan.method.train import Trainer
+from tfvaegan.method.train import Trainer, train
 from tfvaegan.method.transductive import TransductiveTrainer
 from toy import TINY
 
@@ -31,6 +31,8 @@ def method_values(method: str) -> dict:
         for key in TFVAEGAN_ONLY:
             values.pop(key)
         values["feedback_loop"] = 1
+    if method == "fvaegan":
+        values.pop("ngh")  # its generator is generator_hidden wide
     if method == "free":
         values.update(recons_weight=0.1, dec_lr=1e-4, center_margin=5.0, feedback_loop=2)
     if method == "fclswgan":
@@ -56,13 +58,22 @@ def test_an_unknown_method_is_refused():
 @pytest.mark.parametrize("key, value, method", [("center_weight", 0.3, "fclswgan"), ("cls_weight", 0.2, "free"),
                                                 ("recons_weight", 0.01, "fvaegan"), ("a1", 0.5, "free"),
                                                 ("encoded_noise", True, "fclswgan"), ("center_loss", "min_margin",
-                                                                                      "tfvaegan")])
+                                                                                      "tfvaegan"),
+                                                ("ngh", 128, "fvaegan"), ("amp", True, "free")])
 def test_a_key_of_another_method_is_refused(key, value, method):
     with pytest.raises(ConfigError) as caught:
         from_mapping({"method": method, key: value}, source="cub_x.yaml")
     message = str(caught.value)
     assert message.startswith(f"cub_x.yaml: key '{key}'") and f"method {method!r} would ignore it" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("values", [{}, {"gammaD": 1, "gammaG": 1}, {"adaptive_lambda": False}])
+def test_fclswgan_with_loss_weights_or_an_adaptive_penalty_is_refused(values):
+    """TF-VAEGAN's defaults (γD = γG = 1000, adaptive λ) are not f-CLSWGAN: its settings must say so."""
+    with pytest.raises(ConfigError, match=r"keys 'gammaD', 'gammaG', 'adaptive_lambda': f-CLSWGAN's losses"):
+        from_mapping({"method": "fclswgan", **values})
+    assert from_mapping({"method": "fclswgan", "gammaD": 1, "gammaG": 1, "adaptive_lambda": False}).gammaG == 1
 
 
 @pytest.mark.parametrize("method", ["fclswgan", "free"])
@@ -75,7 +86,8 @@ def test_every_method_key_belongs_to_a_method_and_each_default_passes():
     for key, (owners, meaning) in METHOD_KEYS.items():
         assert hasattr(Config, key) and set(owners) <= set(METHODS) and meaning
     for method in METHODS:
-        assert from_mapping({"method": method}).method == method  # the defaults are every method's
+        extra = {"gammaD": 1, "gammaG": 1, "adaptive_lambda": False} if method == "fclswgan" else {}
+        assert from_mapping({"method": method, **extra}).method == method  # the other defaults are every method's
     assert set(MODELS) == set(METHODS)
 
 
@@ -133,6 +145,40 @@ def test_fvaegan_d2_steps_as_tfvaegan_transductive_without_decoder_and_feedback(
         for key, value in ours.state_dict().items():
             assert torch.equal(value, theirs.state_dict()[key]), key
     assert not torch.equal(d2.critic2.fc1.weight, d2_before)  # D2 was trained
+
+
+@pytest.mark.parametrize("method, extra", [("free", {}), ("fclswgan", {}), ("fvaegan", {"transductive": True})],
+                         ids=["free", "fclswgan", "fvaegan_d2"])
+def test_an_interrupted_training_resumes_to_the_same_model(toy, tmp_path, method, extra):
+    """As tests/test_core.py for TF-VAEGAN: FREE's checkpoint holds the centers' accumulated gradient,
+    f-CLSWGAN's the frozen classifier, f-VAEGAN-D2's its critic D2."""
+    _, _, zdata = toy
+    cfg = resolved(method, toy, nepoch=3, checkpoint_every=1, **extra)
+    make = trainer_for(cfg)
+    quiet = lambda _: None  # noqa: E731
+    straight = train(cfg, zdata, torch.device("cpu"), make_trainer=make, log=quiet)
+    ckpt = tmp_path / "model.ckpt"
+
+    def crash(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, zdata, torch.device("cpu"), make_trainer=make, checkpoint=ckpt, fingerprint="x", log=quiet,
+              on_epoch=crash)
+    messages = []
+    resumed = train(cfg, zdata, torch.device("cpu"), make_trainer=make, checkpoint=ckpt, fingerprint="x",
+                    log=messages.append)
+    assert any("resuming" in m for m in messages)
+    for name, value in straight.trainer.model.state_dict().items():
+        assert torch.equal(value, resumed.trainer.model.state_dict()[name]), name
+
+
+def test_plain_trainer_refuses_the_methods_of_other_rooms(toy):
+    _, _, zdata = toy
+    for method in ("free", "fclswgan"):
+        with pytest.raises(ValueError, match="trainer_for"):
+            Trainer(resolved(method, toy), zdata, torch.device("cpu"))
 
 
 def test_the_center_loss_forms_on_a_hand_made_batch():

@@ -29,7 +29,7 @@ from tfvaegan.fileio import atomic_path
 from tfvaegan.record import HEADLINE_METRICS, provenance
 from tfvaegan.method.metrics import PerClass
 from tfvaegan.method.lineage import model_for
-from tfvaegan.method.models import FVAEGAN
+from tfvaegan.method.models import FeatureGenerator
 
 MODEL_FORMAT = "tfvaegan-model/1"
 SYNTHETIC_FORMAT = "tfvaegan-synthetic/1"
@@ -78,7 +78,7 @@ def model_identity(saved: dict) -> str:
 
 
 # --------------------------------------------------------------------------- model.pt and train_log.csv
-def model_record(cfg: Config, model: FVAEGAN, history: list[dict], selection: dict, *,
+def model_record(cfg: Config, model: FeatureGenerator, history: list[dict], selection: dict, *,
                  seconds_per_epoch: float, epochs_trained: int, data_root: Path, data: dict,
                  device: torch.device) -> dict:
     """What model.pt holds."""
@@ -189,7 +189,7 @@ def read_model(path: Path) -> tuple[dict, Config]:
     return saved, cfg
 
 
-def restore_model(saved: dict, cfg: Config, path: Path) -> FVAEGAN:
+def restore_model(saved: dict, cfg: Config, path: Path) -> FeatureGenerator:
     """The model file's modules (its method's saved_modules: TF-VAEGAN's generator, decoder and feedback
     module) in an untrained model of its config (on the CPU)."""
     model = model_for(cfg)

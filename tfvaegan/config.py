@@ -187,6 +187,9 @@ METHOD_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "freeze_dec": (("tfvaegan", "free"), "the decoder (free: refinement module) left out of the generator step"),
     "disc_features": (("tfvaegan", "free"), "classification on the decoder's (free: refined) features"),
     "encoded_noise": (VAE_METHODS, "the encoder's z for the critic's fakes"),
+    "ngh": (("tfvaegan", "fclswgan", "free"), "the decoder's and feedback's (free: refinement module's; fclswgan: "
+            "generator's) width"),
+    "amp": (("tfvaegan", "fvaegan"), "bf16 autocast, written for the VAE-GAN step"),
     "encoder_hidden": (VAE_METHODS, "the encoder's width"),
     "generator_hidden": (VAE_METHODS, "the VAE generator's width (fclswgan's generator is ngh wide)"),
     "cls_weight": (("fclswgan",), "the pre-trained classifier's loss weight"),
@@ -273,6 +276,11 @@ def _check_method_keys(cfg: Config, source: str) -> None:
                 f"{source}: key {key!r} ({meaning}) is read by method {' and '.join(owners)} only; method "
                 f"{cfg.method!r} would ignore it: expected it unset (default {getattr(Config, key)!r}), "
                 f"found {value!r}")
+    if cfg.method == "fclswgan" and (cfg.gammaD, cfg.gammaG, cfg.adaptive_lambda) != (1.0, 1.0, False):
+        raise ConfigError(
+            f"{source}: keys 'gammaD', 'gammaG', 'adaptive_lambda': f-CLSWGAN's losses carry no weights and its "
+            f"gradient-penalty weight is fixed: expected 1, 1, false (as config/benchmarks/*_fclswgan.yaml set "
+            f"them), found {cfg.gammaD:g}, {cfg.gammaG:g}, {str(cfg.adaptive_lambda).lower()}")
     for key in ("cls_weight", "center_weight", "center_margin"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{source}: key '{key}': expected a number >= 0, found {getattr(cfg, key)}")

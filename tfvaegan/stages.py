@@ -22,7 +22,7 @@ from tfvaegan.data.preprocess import ZSLData
 from tfvaegan.device import device_for
 from tfvaegan.errors import UserError
 from tfvaegan.fileio import atomic_torch_save, atomic_write_text, sha256_of
-from tfvaegan.method.models import FVAEGAN
+from tfvaegan.method.models import FeatureGenerator
 from tfvaegan.method.synthesize import synthesize
 from tfvaegan.method.train import watching_history
 from tfvaegan.record import log, percent, provenance
@@ -33,7 +33,7 @@ from tfvaegan.report.plots import write_features_2d
 class Trained:
     """A model as `synthesize` and `classify` use it: from model.pt, or straight from `train` in `run`."""
 
-    model: FVAEGAN  # of the config's method (method/lineage.py)
+    model: FeatureGenerator  # of the config's method (method/lineage.py)
     cfg: Config
     saved: dict  # model.pt's contents
     path: Path  # model.pt

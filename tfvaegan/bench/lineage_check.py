@@ -44,16 +44,16 @@ BENCHMARK = dict(n_classes=40, n_unseen=10, per_class=40, res_size=128, att_size
 # The settings every method and its reference code ran with (the reference codes' flags of the same name).
 COMMON: dict[str, Any] = dict(
     dataset=DATASET, image_embedding="res101", class_embedding="att", preprocessing=True, resSize=128, attSize=16,
-    nclass_all=40, nz=16, ngh=256, ndh=256, nepoch=100, batch_size=64, syn_num=100, classifier_nepoch=25,
+    nclass_all=40, nz=16, ndh=256, nepoch=100, batch_size=64, syn_num=100, classifier_nepoch=25,
     classifier_lr=0.001, lambda1=10.0, lr=0.0001, beta1=0.5, gzsl=True, protocol="paper", device="cpu",
     checkpoint_every=0)
 # Each method's own values, those of config/benchmarks/cub_<method>.yaml.
 METHODS: dict[str, dict[str, Any]] = {
-    "fclswgan": dict(method="fclswgan", critic_iter=5, adaptive_lambda=False, cls_weight=0.01, gammaD=1.0, gammaG=1.0,
+    "fclswgan": dict(method="fclswgan", ngh=256, critic_iter=5, adaptive_lambda=False, cls_weight=0.01, gammaD=1.0, gammaG=1.0,
                      feedback_loop=1),
     "fvaegan": dict(method="fvaegan", latent_size=16, encoder_hidden=256, generator_hidden=256, critic_iter=5,
                     adaptive_lambda=True, gammaD=10.0, gammaG=10.0, feedback_loop=1, encoded_noise=True),
-    "free": dict(method="free", latent_size=16, encoder_hidden=256, generator_hidden=256, critic_iter=1,
+    "free": dict(method="free", ngh=256, latent_size=16, encoder_hidden=256, generator_hidden=256, critic_iter=1,
                  adaptive_lambda=True, dec_lr=0.0001, gammaD=10.0, gammaG=10.0, recons_weight=0.001,
                  center_loss="margin", center_weight=0.5, center_margin=200.0, incenter_weight=0.8, feedback_loop=2,
                  encoded_noise=True),

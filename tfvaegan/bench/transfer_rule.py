@@ -166,7 +166,7 @@ def test_curves(trained, synthetic: dict, n_epochs: int, draws: int = 1) -> dict
     seeded = lambda k: torch.Generator(device=trained.device).manual_seed(cfg.manualSeed + 3 + 1000 * k)
     with torch.no_grad():
         model.eval()
-        transform = feature_transform(model, cfg.disc_features)
+        transform = feature_transform(model, cfg.disc_features, seeded(-1))  # FREE's refined features draw
         syn_f, train_f = transform(syn_x), transform(zdata.train_feature)
         seen_f, unseen_f = transform(zdata.test_seen_feature), transform(zdata.test_unseen_feature)
     gzsl = [gzsl_curve(torch.cat((train_f, syn_f)), torch.cat((zdata.train_label, syn_y)), seen_f,

@@ -110,6 +110,24 @@ class FREETrainer(Trainer):
                 "refinement": adam(m.refinement, lr=cfg.dec_lr, betas=betas),
                 "centers": adam(m.center, lr=cfg.lr, betas=betas)}
 
+    # ------------------------------------------------------------------ checkpoints: the centers' gradient too
+    def state(self) -> dict:
+        """Trainer.state and the centers' accumulated gradient, which the next centers step reads (as run)."""
+        grad = self.model.center.centers.grad
+        return {**super().state(), "center_grad": (torch.zeros_like(self.model.center.centers) if grad is None
+                                                   else grad).detach().cpu()}
+
+    def misfit(self, state) -> str | None:
+        centers = self.model.center.centers
+        if not isinstance(state, dict) or not isinstance(state.get("center_grad"), Tensor) \
+                or state["center_grad"].shape != centers.shape:
+            return f"expected the model, optimizers, lambda1 and center_grad {tuple(centers.shape)} of a FREE trainer"
+        return super().misfit({key: value for key, value in state.items() if key != "center_grad"})
+
+    def load_state(self, state: dict) -> None:
+        super().load_state({key: value for key, value in state.items() if key != "center_grad"})
+        self.model.center.centers.grad = state["center_grad"].to(self.device, self.model.center.centers.dtype)
+
     def seen_labels(self) -> Tensor:
         """The last batch's labels as seen-class indices (the centers' rows)."""
         return local_labels(self.data.train_label[self.batch_index], self.data.seenclasses)

@@ -99,6 +99,9 @@ class Trainer:
             self.generator_losses = torch.compile(self.generator_losses, dynamic=False)
 
     def make_model(self, cfg: Config) -> FVAEGAN:
+        if cfg.method not in ("tfvaegan", "fvaegan"):  # f-CLSWGAN's and FREE's trainers are their rooms'
+            raise ValueError(f"Trainer trains methods tfvaegan and fvaegan, not {cfg.method!r}: "
+                             f"take the trainer from tfvaegan.method.lineage.trainer_for(cfg)")
         return TFVAEGAN(cfg) if cfg.method == "tfvaegan" else FVAEGAN(cfg)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -158,7 +161,7 @@ class Trainer:
             m.decoder.requires_grad_(train_decoder)
         loss, generator_cost, vae = self.generator_objective(x, att, target, feedback_pass)
         for name, optimizer in self.opt.items():
-            if name != "critic":
+            if name not in ("critic", "critic2"):  # the critics' gradients are written whole by their own steps
                 optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.opt["encoder"].step()

@@ -21,7 +21,7 @@ from tfvaegan.report.tables import check_run, read_metrics_json
 
 AVERAGED = (*HEADLINE_METRICS, "seconds_per_epoch")
 SAME_FOR_ALL = ("benchmark", "protocol", "variant", "method", "features", "setting", "transductive_prior",
-                "transductive_unlabelled", "seed")  # `method` null in splits written before it: TF-VAEGAN's
+                "transductive_unlabelled", "seed")  # `method` absent in splits written before it: TF-VAEGAN's
 
 
 def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
@@ -29,6 +29,7 @@ def average_metrics(runs: list[dict], sources: list[str] | None = None) -> dict:
     if not runs:
         raise UserError("average over splits: expected at least one metrics.json, found none")
     sources = sources or [f"split {i + 1}" for i in range(len(runs))]
+    runs = [{**run, "method": run.get("method") or "tfvaegan"} for run in runs]  # older files: TF-VAEGAN's
     for key in SAME_FOR_ALL:
         values = {json.dumps(r.get(key)) for r in runs}
         if len(values) > 1:
