@@ -18,6 +18,7 @@ import dataclasses
 import pytest
 import torch
 from conftest import PROJECT_ROOT
+from test_oracle import nontrivial_weights  # the same N(0, 0.1²) weights as TF-VAEGAN's oracle test
 
 from tfvaegan.bench import official_fclswgan as fclswgan_oracle
 from tfvaegan.bench import official_free as free_oracle
@@ -38,7 +39,6 @@ CRITIC_ITER = 3  # every branch's iteration with 3 critic iterations (the files 
 # never-zeroed gradient then sums three iterations', and the generator step reads the third batch
 ATOL, RTOL = 2e-6, 1e-4  # tests/test_oracle.py's: parameters after one iteration
 LR = 1e-2
-WEIGHT_STD = 0.1
 
 
 def benchmark_settings(name: str, method: str, keys: tuple[str, ...]) -> dict:
@@ -47,17 +47,6 @@ def benchmark_settings(name: str, method: str, keys: tuple[str, ...]) -> dict:
     values = read_file(path)
     assert values.get("method") == method, path
     return {key: values[key] for key in keys if key in values}
-
-
-def nontrivial_weights(model: torch.nn.Module) -> None:
-    """Every Linear layer N(0, 0.1²), biases N(0, 0.01²) (tests/test_oracle.py's nontrivial_weights): at
-    the official N(0, 0.02²) and zero biases the toy's narrow layers make some gradients rounding-sized."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.weight.normal_(0, WEIGHT_STD, generator=g)
-                module.bias.normal_(0, 0.01, generator=g)
 
 
 def sgd(module):
