@@ -52,8 +52,9 @@ def pretrain_seen_classifier(features: Tensor, seen_labels: Tensor, n_seen: int,
 
 
 class FCLSWGANTrainer(Trainer):
-    """The critic's steps as every method's (Trainer.critic_step: z ~ N(0, I), the closed-form WGAN-GP), then
-    the generator's step with the classification loss."""
+    """The critic's steps and optimisers as every method's (Trainer.critic_step: z ~ N(0, I), the closed-form
+    WGAN-GP; train.make_optimizers: the reference's two Adam at lr, betas (beta1, 0.999)), then the generator's
+    step with the classification loss."""
 
     def make_model(self, cfg: Config) -> FCLSWGAN:
         data = self.data
@@ -64,12 +65,6 @@ class FCLSWGANTrainer(Trainer):
         classifier = pretrain_seen_classifier(data.train_feature, local_labels(data.train_label, data.seenclasses),
                                               len(data.seenclasses), generator)
         return FCLSWGAN(cfg, classifier)
-
-    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """The reference's two Adam, at lr with betas (beta1, 0.999)."""
-        betas = (self.cfg.beta1, 0.999)
-        return {name: torch.optim.Adam(getattr(self.model, name).parameters(), lr=self.cfg.lr, betas=betas, fused=True)
-                for name in ("generator", "critic")}
 
     def generator_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, Tensor]:
         """min −γG·E[D(G(z, a), a)] + cls_weight·NLL on the last critic batch's classes; returns

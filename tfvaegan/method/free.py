@@ -29,7 +29,7 @@ from tfvaegan.config import Config
 from tfvaegan.method.classifier import local_labels
 from tfvaegan.method.losses import vae_loss, weighted_l1
 from tfvaegan.method.models import FVAEGAN, init_weights, leaky
-from tfvaegan.method.train import Trainer
+from tfvaegan.method.train import Trainer, make_optimizers
 
 
 class FeatureRefinement(nn.Module):
@@ -101,14 +101,12 @@ class FREETrainer(Trainer):
         return FREE(cfg, n_seen=len(self.data.seenclasses))
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """train_free.py's five Adam: the encoder at lr with Adam's default betas; the generator, critic and
-        centers at lr, FR at dec_lr, each with betas (beta1, 0.999)."""
+        """train_free.py's five Adam: the encoder's, generator's and critic's as every method's
+        (train.make_optimizers), FR's at dec_lr and the centers' at lr, with betas (beta1, 0.999)."""
         cfg, m, betas = self.cfg, self.model, (self.cfg.beta1, 0.999)
-        adam = lambda module, **settings: torch.optim.Adam(module.parameters(), fused=True, **settings)
-        return {"encoder": adam(m.encoder, lr=cfg.lr), "generator": adam(m.generator, lr=cfg.lr, betas=betas),
-                "critic": adam(m.critic, lr=cfg.lr, betas=betas),
-                "refinement": adam(m.refinement, lr=cfg.dec_lr, betas=betas),
-                "centers": adam(m.center, lr=cfg.lr, betas=betas)}
+        return {**make_optimizers(m, cfg),
+                "refinement": torch.optim.Adam(m.refinement.parameters(), lr=cfg.dec_lr, betas=betas, fused=True),
+                "centers": torch.optim.Adam(m.center.parameters(), lr=cfg.lr, betas=betas, fused=True)}
 
     # ------------------------------------------------------------------ checkpoints: the centers' gradient too
     def state(self) -> dict:
@@ -132,10 +130,9 @@ class FREETrainer(Trainer):
         """The last batch's labels as seen-class indices (the centers' rows)."""
         return local_labels(self.data.train_label[self.batch_index], self.data.seenclasses)
 
-    def critic_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
-        """FR's and the centers' step on real features, then the critic's (max L_WGAN)."""
+    def semantic_step(self, x: Tensor, att: Tensor, target: Tensor) -> None:
+        """FR's and the centers' step on real features, in the decoder's place (Trainer.critic_step)."""
         cfg = self.cfg
-        noise = torch.randn(x.size(0), cfg.latent_size if cfg.encoded_noise else cfg.nz, device=self.device)
         refinement_noise = torch.randn(x.size(0), cfg.attSize, device=self.device)
         offset = (torch.randint(len(self.data.seenclasses), (x.size(0),), device=self.device)
                   if cfg.center_loss == "margin" else None)
@@ -144,7 +141,6 @@ class FREETrainer(Trainer):
         self.refinement_loss(x, att, refinement_noise, self.seen_labels(), offset).backward()
         self.opt["refinement"].step()
         self.opt["centers"].step()
-        return self.critic_update(x, att, noise, False)
 
     def refinement_loss(self, x: Tensor, att: Tensor, noise: Tensor, labels: Tensor, offset: Tensor | None) -> Tensor:
         """center_weight·L_center(μ(x)) + recons_weight·L1w(â(x), a)."""

@@ -147,7 +147,7 @@ class FeatureGenerator(nn.Module):
 
     saved_modules: tuple[str, ...] = ("generator",)  # what synthesis and classification need (model.pt)
     uses_feedback = False
-    refines_features = False  # the classifiers read x itself: disc_features has nothing to add
+    refines_features = False  # the classifiers read x itself; True: the model has discriminative_features(x, generator)
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -164,10 +164,6 @@ class FeatureGenerator(nn.Module):
     def synthesize(self, z: Tensor, att: Tensor) -> Tensor:
         """Features for noise z and class embeddings att, as at synthesis."""
         return self.generate(z, att)
-
-    @torch.no_grad()
-    def discriminative_features(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return x
 
 
 class FVAEGAN(FeatureGenerator):

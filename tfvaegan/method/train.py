@@ -40,26 +40,25 @@ from tfvaegan.data.preprocess import TrainingData, ZSLData, training_data
 from tfvaegan.errors import exception_first_line
 from tfvaegan.fileio import atomic_torch_save
 from tfvaegan.method.losses import adapt_lambda, critic_loss_and_gradients, decoder_loss, vae_loss
-from tfvaegan.method.models import FVAEGAN, TFVAEGAN
+from tfvaegan.method.models import FVAEGAN, TFVAEGAN, FeatureGenerator
 
 HISTORY_LOSSES = ("loss_d", "loss_g", "wasserstein", "vae_loss")
 
 
-def make_optimizers(model: FVAEGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(model: FeatureGenerator, cfg: Config) -> dict[str, torch.optim.Optimizer]:
     """One Adam per module, as the official script builds them: lr for the encoder, generator and
-    critic, feed_lr for the feedback module, dec_lr for the decoder (f-VAEGAN has neither); betas
-    (beta1, 0.999) except for the encoder, which keeps Adam's default betas.
+    critic, feed_lr for the feedback module, dec_lr for the decoder (f-VAEGAN has neither, f-CLSWGAN no
+    encoder either); betas (beta1, 0.999) except for the encoder, which keeps Adam's default betas.
+    FREE and f-CLSWGAN's references build theirs the same way (method/free.py adds its own two).
 
     Fused Adam: one kernel per parameter group instead of a pass per operation; on a CPU it is ~5x
     faster than the default, which matters with ~160M parameter updates per step.
     """
     betas = (cfg.beta1, 0.999)
     adam = lambda module, **settings: torch.optim.Adam(getattr(model, module).parameters(), fused=True, **settings)
-    optimizers = {
-        "encoder": adam("encoder", lr=cfg.lr),
-        "generator": adam("generator", lr=cfg.lr, betas=betas),
-        "critic": adam("critic", lr=cfg.lr, betas=betas),
-    }
+    optimizers = {"encoder": adam("encoder", lr=cfg.lr)} if hasattr(model, "encoder") else {}
+    optimizers["generator"] = adam("generator", lr=cfg.lr, betas=betas)
+    optimizers["critic"] = adam("critic", lr=cfg.lr, betas=betas)
     if isinstance(model, TFVAEGAN):
         optimizers["feedback"] = adam("feedback", lr=cfg.feed_lr, betas=betas)
         optimizers["decoder"] = adam("decoder", lr=cfg.dec_lr, betas=betas)
@@ -129,18 +128,13 @@ class Trainer:
         return self.data.train_feature[index], self.data.attribute[labels], self.decoder_target[labels]
 
     def critic_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
-        """The decoder's step on real features (min recons_weight·L_R), then the critic's (max L_WGAN)."""
-        cfg = self.cfg
-        if self.decodes:  # with weight 0 the official decoder update is an Adam step on zero gradients
-            self.opt["decoder"].zero_grad(set_to_none=True)
-            self.decoder_update_loss(x, target).backward()
-            self.opt["decoder"].step()
-        noise = torch.randn(x.size(0), cfg.latent_size if cfg.encoded_noise else cfg.nz, device=self.device)
-        return self.critic_update(x, att, noise, feedback_pass)
+        """The decoder's step on real features (min recons_weight·L_R), then the critic's (max L_WGAN).
 
-    def critic_update(self, x: Tensor, att: Tensor, noise: Tensor, feedback_pass: bool) -> tuple[Tensor, ...]:
-        """The critic's step against the fakes G(z, a) of `noise` (max L_WGAN); (penalty, loss, wasserstein)."""
+        The fakes' noise is drawn first: the decoder's step draws nothing, and FREE's step in its place
+        (semantic_step) draws after it, as train_free.py does."""
         cfg = self.cfg
+        noise = torch.randn(x.size(0), cfg.latent_size if cfg.encoded_noise else cfg.nz, device=self.device)
+        self.semantic_step(x, att, target)
         with torch.no_grad():
             fake = self.fake_features(x, att, noise, feedback_pass)
         alpha = torch.rand(x.size(0), 1, device=self.device)
@@ -149,6 +143,13 @@ class Trainer:
                 self.model.critic, x, fake, att, alpha, cfg.gammaD, cfg.gammaD * self.lambda1)
         self.opt["critic"].step()
         return penalty, loss, wasserstein
+
+    def semantic_step(self, x: Tensor, att: Tensor, target: Tensor) -> None:
+        """The step a critic iteration makes on real features before the critic's: the decoder's."""
+        if self.decodes:  # with weight 0 the official decoder update is an Adam step on zero gradients
+            self.opt["decoder"].zero_grad(set_to_none=True)
+            self.decoder_update_loss(x, target).backward()
+            self.opt["decoder"].step()
 
     def generator_step(self, x: Tensor, att: Tensor, target: Tensor, feedback_pass: bool) -> tuple[Tensor, Tensor]:
         """min L_VAE − γG·E[D(x̃, a)] + recons_weight·L_R(x̃) over the encoder, generator, feedback
